@@ -1,0 +1,238 @@
+"""The stored schema: typed SQLAlchemy 2 models.
+
+Alembic migrations in ``migrations/`` create and change these tables; nothing calls
+``create_all``. Timestamps are stored as naive UTC; conversion to the configured time zone
+happens at the edges (import, send lists, display).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(14, 2)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ExperimentStatus(str, enum.Enum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    DECIDED = "decided"
+
+
+class ExperimentSource(str, enum.Enum):
+    """Where outcomes come from: events in this database, or per-customer results imported."""
+
+    DESIGNED = "designed"
+    IMPORTED = "imported"
+
+
+class MetricKind(str, enum.Enum):
+    BINARY = "binary"
+    CONTINUOUS = "continuous"
+
+
+class MetricRole(str, enum.Enum):
+    METRIC = "metric"
+    COVARIATE = "covariate"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # native_enum=False: a VARCHAR + CHECK on every backend, so PostgreSQL downgrades leave no types behind.
+    return Enum(cls, name=name, native_enum=False, values_callable=lambda e: [m.value for m in e], length=16)
+
+
+class Customer(Base):
+    """A customer of the client business. Phone is personal data: never shown in full."""
+
+    __tablename__ = "customers"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    city: Mapped[str | None] = mapped_column(String(64))
+    signup_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_order_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_active_at: Mapped[datetime | None] = mapped_column(DateTime)
+    orders_before: Mapped[int] = mapped_column(Integer, default=0)
+    spend_before: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    hypothesis: Mapped[str] = mapped_column(Text, default="")
+    cohort: Mapped[str] = mapped_column(String(64), default="all")
+    attribution_days: Mapped[int] = mapped_column(Integer, default=14)
+    primary_metric: Mapped[str] = mapped_column(String(64))
+    salt: Mapped[str] = mapped_column(String(64))
+    status: Mapped[ExperimentStatus] = mapped_column(_enum(ExperimentStatus, "experiment_status"))
+    source: Mapped[ExperimentSource] = mapped_column(_enum(ExperimentSource, "experiment_source"))
+    start_at: Mapped[datetime | None] = mapped_column(DateTime)
+    spec_json: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    launched_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    variants: Mapped[list[Variant]] = relationship(
+        back_populates="experiment", order_by="Variant.position", cascade="all, delete-orphan"
+    )
+    metrics: Mapped[list[MetricDefinition]] = relationship(
+        back_populates="experiment", order_by="MetricDefinition.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def control(self) -> Variant:
+        return next(v for v in self.variants if v.is_control)
+
+
+class Variant(Base):
+    __tablename__ = "variants"
+    __table_args__ = (UniqueConstraint("experiment_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(128))
+    share: Mapped[float] = mapped_column(Float)
+    is_control: Mapped[bool] = mapped_column(Boolean, default=False)
+    channel: Mapped[str | None] = mapped_column(String(16))
+    coupon: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    template: Mapped[str] = mapped_column(Text, default="")
+    send_hour: Mapped[int | None] = mapped_column(Integer)
+
+    experiment: Mapped[Experiment] = relationship(back_populates="variants")
+
+
+class MetricDefinition(Base):
+    """A metric (or covariate) of an experiment, with the kind that selects its test."""
+
+    __tablename__ = "metrics"
+
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[MetricKind] = mapped_column(_enum(MetricKind, "metric_kind"))
+    role: Mapped[MetricRole] = mapped_column(_enum(MetricRole, "metric_role"), default=MetricRole.METRIC)
+
+    experiment: Mapped[Experiment] = relationship(back_populates="metrics")
+
+
+class Assignment(Base):
+    """Which variant a customer is in; written once, never moved."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (Index("ix_assignments_experiment_variant", "experiment_id", "variant_id"),)
+
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    bucket: Mapped[int] = mapped_column(Integer)
+    assigned_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Send(Base):
+    """One scheduled touch of a send list (recorded so costs count what was really sent)."""
+
+    __tablename__ = "sends"
+    __table_args__ = (Index("ix_sends_experiment_variant", "experiment_id", "variant_id"),)
+
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True, default=0)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    scheduled_at: Mapped[datetime] = mapped_column(DateTime)
+    message: Mapped[str] = mapped_column(Text)
+
+
+class EventType(str, enum.Enum):
+    VISIT = "visit"
+    ORDER = "order"
+    COUPON_REDEEMED = "coupon_redeemed"
+    UNSUBSCRIBE = "unsubscribe"
+    COMPLAINT = "complaint"
+    DELIVERED = "delivered"
+    CLICK = "click"
+
+
+class Event(Base):
+    """Something a customer did. The natural key makes re-imports idempotent."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "event_type", "occurred_at", "value", name="uq_events_natural_key"),
+        Index("ix_events_customer_time", "customer_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[EventType] = mapped_column(_enum(EventType, "event_type"))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    value: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+
+
+class MetricValue(Base):
+    """Per-customer outcome imported from a test run elsewhere (long format: one row per metric)."""
+
+    __tablename__ = "metric_values"
+
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class SegmentValue(Base):
+    """A customer's label in a segment dimension (e.g. channel=Web) for an experiment."""
+
+    __tablename__ = "segment_values"
+
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+
+
+class ImportRecord(Base):
+    """A file imported once; the same content imported again is a no-op."""
+
+    __tablename__ = "imports"
+    __table_args__ = (UniqueConstraint("kind", "sha256", "target", name="uq_imports_content"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(128), default="")
+    file_name: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer)
+    imported_at: Mapped[datetime] = mapped_column(DateTime)

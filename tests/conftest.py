@@ -1,0 +1,56 @@
+"""Fixtures: a real, migrated database for every test that needs one.
+
+``RECALL_TEST_DATABASE_URL`` selects the backend (``make test TEST_DB=postgresql+psycopg://...``);
+without it each test gets its own SQLite file. Nothing is mocked: the tests run the same SQL the
+users' databases run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from experiments.db import make_engine, upgrade
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+HILLSTROM = PROJECT_ROOT / "experiments" / "data" / "hillstrom.csv.gz"
+
+
+def _test_url(tmp_path: Path) -> str:
+    return os.environ.get("RECALL_TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'recall-test.db'}"
+
+
+def _reset_postgres(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty, migrated database; also the default of the CLI and the app during the test."""
+    url = _test_url(tmp_path)
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        _reset_postgres(engine)
+    upgrade(engine)
+    engine.dispose()
+    monkeypatch.setenv("RECALL_DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def hillstrom_path() -> Path:
+    """The project's own compressed copy of the public Hillstrom e-mail test (see experiments/data)."""
+    return HILLSTROM
