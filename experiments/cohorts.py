@@ -1,0 +1,72 @@
+"""Lifecycle cohorts: who a recall experiment targets, as SQL filters over ``customers``.
+
+The stages are mutually exclusive so that a customer belongs to exactly one, which keeps
+segment breakdowns additive. Days are counted back from a reference date (the experiment's start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, true
+
+from experiments.models import Customer
+
+
+@dataclass(frozen=True)
+class Cohort:
+    name: str
+    label_zh: str
+    label_en: str
+    description: str
+
+
+COHORTS: dict[str, Cohort] = {
+    c.name: c
+    for c in (
+        Cohort("all", "全部客户", "All customers", "every customer"),
+        Cohort("new_inactive", "新客未转化", "New but inactive", "signed up 3-7 days ago, no order yet"),
+        Cohort("dormant_30d", "沉睡30天", "Dormant 30 days", "last active 30-44 days ago"),
+        Cohort("lapsed_1_3m", "流失1-3个月", "Lapsed 1-3 months", "last active 45-89 days ago"),
+        Cohort("silent_3m", "沉默3个月以上", "Silent 3+ months", "last active 90 or more days ago"),
+    )
+}
+
+
+def cohort_filter(name: str, as_of: datetime) -> ColumnElement[bool]:
+    """The WHERE clause selecting cohort ``name`` at ``as_of`` (naive UTC)."""
+    if name not in COHORTS:
+        raise ValueError(f"unknown cohort {name!r}; choose one of {', '.join(COHORTS)}")
+    days = lambda n: as_of - timedelta(days=n)  # noqa: E731 - reads like the definitions above
+    last = Customer.last_active_at
+    if name == "all":
+        return true()
+    if name == "new_inactive":
+        return and_(Customer.signup_at <= days(3), Customer.signup_at > days(8), Customer.first_order_at.is_(None))
+    if name == "dormant_30d":
+        return and_(last <= days(30), last > days(45))
+    if name == "lapsed_1_3m":
+        return and_(last <= days(45), last > days(90))
+    return last <= days(90)
+
+
+def lifecycle_stage(signup_at: datetime | None, first_order_at: datetime | None,
+                    last_active_at: datetime | None, as_of: datetime) -> str | None:
+    """The cohort a single customer falls in (same rules as :func:`cohort_filter`), or None if active."""
+    if signup_at is not None and first_order_at is None and days_between(signup_at, as_of) in range(3, 8):
+        return "new_inactive"
+    if last_active_at is None:
+        return None
+    inactive = days_between(last_active_at, as_of)
+    if inactive >= 90:
+        return "silent_3m"
+    if inactive >= 45:
+        return "lapsed_1_3m"
+    if inactive >= 30:
+        return "dormant_30d"
+    return None
+
+
+def days_between(earlier: datetime, later: datetime) -> int:
+    return (later - earlier).days

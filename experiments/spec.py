@@ -1,0 +1,190 @@
+"""Experiment specs: the TOML file a growth team writes, validated at the boundary.
+
+A spec names the experiment, its hypothesis, target cohort, attribution window, primary metric,
+and variants. Exactly one variant is the no-contact control: nobody in it is messaged, so its
+return rate is the natural return rate (自然回流率) every uplift is measured against.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from experiments.catalog import BUILTIN_METRICS, Channel
+from experiments.cohorts import COHORTS
+from experiments.messages import PLACEHOLDERS, unknown_placeholders
+
+SHARE_TOLERANCE = 1e-6
+# Our own messages already say what was given; pydantic's generic ones get "(got …)" appended.
+CUSTOM_ERRORS = {"control_contacted", "missing_contact", "unknown_cohort", "unknown_metric", "control_count",
+                 "duplicate_names", "shares_sum", "bad_template", "unknown_placeholder"}
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w][\w.\-]*$")]
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used, with every problem located by field."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {field}: {message}" if field else f"{source}: {message}" for field, message in problems]
+        super().__init__("\n".join(lines))
+
+
+class VariantSpec(BaseModel):
+    """One arm. Contacted arms need a channel, a message template and a send hour."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    share: float = Field(gt=0, le=1)
+    control: bool = False
+    channel: Channel | None = None
+    coupon: Decimal = Field(default=Decimal("0"), ge=0, max_digits=12, decimal_places=2)
+    template: str = ""
+    send_hour: int | None = Field(default=None, ge=0, le=23)
+
+    @model_validator(mode="after")
+    def _contact_fields(self) -> VariantSpec:
+        if self.control:
+            if self.channel is not None or self.template or self.coupon:
+                raise PydanticCustomError(
+                    "control_contacted",
+                    "the no-contact control is never messaged: remove channel, template and coupon",
+                )
+            return self
+        missing = [f for f in ("channel", "send_hour") if getattr(self, f) is None]
+        if not self.template.strip():
+            missing.append("template")
+        if missing:
+            raise PydanticCustomError(
+                "missing_contact", "a contacted variant needs {fields}", {"fields": ", ".join(missing)}
+            )
+        return self
+
+    @field_validator("template")
+    @classmethod
+    def _known_placeholders(cls, template: str) -> str:
+        try:
+            unknown = unknown_placeholders(template)
+        except ValueError as exc:
+            raise PydanticCustomError("bad_template", "template is malformed: {error}", {"error": str(exc)}) from None
+        if unknown:
+            raise PydanticCustomError(
+                "unknown_placeholder", "unknown placeholder {names}; available: {known}",
+                {"names": ", ".join("{" + u + "}" for u in unknown), "known": ", ".join("{" + p + "}" for p in PLACEHOLDERS)},
+            )
+        return template
+
+
+class CostSpec(BaseModel):
+    """Overrides of the default channel unit costs (¥ per contacted customer) and fixed costs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channels: dict[Channel, Annotated[Decimal, Field(ge=0)]] = Field(default_factory=dict)
+    fixed: Decimal = Field(default=Decimal("0"), ge=0)
+
+
+class ExperimentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    hypothesis: str = ""
+    cohort: str = "all"
+    attribution_days: int = Field(default=14, ge=1, le=90)
+    primary_metric: str = "returned"
+    start: date | None = None
+    variants: list[VariantSpec] = Field(min_length=2)
+    costs: CostSpec = Field(default_factory=CostSpec)
+
+    @field_validator("cohort")
+    @classmethod
+    def _known_cohort(cls, value: str) -> str:
+        if value not in COHORTS:
+            raise PydanticCustomError(
+                "unknown_cohort", "unknown cohort '{value}'; choose one of {known}",
+                {"value": value, "known": ", ".join(COHORTS)},
+            )
+        return value
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in BUILTIN_METRICS:
+            raise PydanticCustomError(
+                "unknown_metric", "unknown metric '{value}'; choose one of {known}",
+                {"value": value, "known": ", ".join(BUILTIN_METRICS)},
+            )
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _one_control_shares_unique(cls, variants: list[VariantSpec]) -> list[VariantSpec]:
+        controls = [v.name for v in variants if v.control]
+        if len(controls) != 1:
+            raise PydanticCustomError(
+                "control_count",
+                "exactly one variant must be the no-contact control (control = true); found {n}{names}",
+                {"n": len(controls), "names": f": {', '.join(controls)}" if controls else ""},
+            )
+        names = [v.name for v in variants]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise PydanticCustomError(
+                "duplicate_names", "variant names must be unique; repeated: {names}", {"names": ", ".join(duplicates)}
+            )
+        total = sum(v.share for v in variants)
+        if abs(total - 1) > SHARE_TOLERANCE:
+            raise PydanticCustomError(
+                "shares_sum", "variant shares must sum to 1; they sum to {total}", {"total": round(total, 6)}
+            )
+        return variants
+
+    @property
+    def control(self) -> VariantSpec:
+        return next(v for v in self.variants if v.control)
+
+    @property
+    def contacted(self) -> list[VariantSpec]:
+        return [v for v in self.variants if not v.control]
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_spec(data: dict[str, Any], source: str = "<spec>") -> ExperimentSpec:
+    """Validate a spec given as a mapping; raise :class:`SpecError` naming every bad field."""
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(p for p in err["loc"] if p not in ("function-after[_contact_fields(), VariantSpec]",))
+            message = err["msg"]
+            if err["type"] not in CUSTOM_ERRORS and "input" in err:
+                message = f"{message} (got {err['input']!r})"
+            problems.append((_location(loc), message))
+        raise SpecError(source, problems) from None
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and validate a TOML spec file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(str(path), [("", "file not found")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(str(path), [("", f"not valid TOML: {exc}")]) from None
+    return parse_spec(data, str(path))

@@ -1,0 +1,118 @@
+"""Storing experiments: a validated spec becomes rows; a launched design never changes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from experiments.catalog import BUILTIN_METRICS
+from experiments.config import settings
+from experiments.models import (
+    Assignment,
+    Experiment,
+    ExperimentSource,
+    ExperimentStatus,
+    MetricDefinition,
+    Variant,
+)
+from experiments.spec import ExperimentSpec
+
+
+class NotFound(LookupError):
+    pass
+
+
+class DesignLocked(ValueError):
+    """A launched experiment's design is immutable: results must be read against what was sent."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def local_midnight_utc(day) -> datetime:  # noqa: ANN001 - a datetime.date
+    """The UTC instant at which ``day`` starts in the configured time zone."""
+    tz = settings().timezone
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+
+
+def create_experiment(session: Session, spec: ExperimentSpec) -> Experiment:
+    """Store a spec as a draft experiment. The same spec stored twice is a no-op."""
+    spec_json = spec.model_dump_json()
+    existing = session.scalar(select(Experiment).where(Experiment.name == spec.name))
+    if existing is not None:
+        if json.loads(existing.spec_json) == json.loads(spec_json):
+            return existing
+        if existing.status != ExperimentStatus.DRAFT or _has_assignments(session, existing):
+            raise DesignLocked(f"experiment {spec.name!r} is {existing.status.value} and its design is locked")
+        session.delete(existing)
+        session.flush()
+    experiment = Experiment(
+        name=spec.name,
+        hypothesis=spec.hypothesis,
+        cohort=spec.cohort,
+        attribution_days=spec.attribution_days,
+        primary_metric=spec.primary_metric,
+        salt=spec.name,
+        status=ExperimentStatus.DRAFT,
+        source=ExperimentSource.DESIGNED,
+        start_at=local_midnight_utc(spec.start) if spec.start else None,
+        spec_json=spec_json,
+        created_at=utcnow(),
+    )
+    experiment.variants = [
+        Variant(
+            position=i,
+            name=v.name,
+            share=v.share,
+            is_control=v.control,
+            channel=v.channel.value if v.channel else None,
+            coupon=v.coupon,
+            template=v.template,
+            send_hour=v.send_hour,
+        )
+        for i, v in enumerate(spec.variants)
+    ]
+    experiment.metrics = [
+        MetricDefinition(position=i, name=m.name, kind=m.kind) for i, m in enumerate(BUILTIN_METRICS.values())
+    ]
+    session.add(experiment)
+    session.flush()
+    return experiment
+
+
+def _has_assignments(session: Session, experiment: Experiment) -> bool:
+    return bool(session.scalar(select(func.count()).select_from(Assignment).where(Assignment.experiment_id == experiment.id)))
+
+
+def get_experiment(session: Session, name: str) -> Experiment:
+    experiment = session.scalar(
+        select(Experiment)
+        .where(Experiment.name == name)
+        .options(selectinload(Experiment.variants), selectinload(Experiment.metrics))
+    )
+    if experiment is None:
+        known = session.scalars(select(Experiment.name).order_by(Experiment.name)).all()
+        hint = f"; known: {', '.join(known)}" if known else "; none exist yet (recall experiment create SPEC)"
+        raise NotFound(f"no experiment named {name!r}{hint}")
+    return experiment
+
+
+def list_experiments(session: Session) -> list[Experiment]:
+    return list(
+        session.scalars(
+            select(Experiment).order_by(Experiment.created_at.desc(), Experiment.id.desc()).options(
+                selectinload(Experiment.variants)
+            )
+        )
+    )
+
+
+def stored_spec(experiment: Experiment) -> ExperimentSpec | None:
+    """The spec a designed experiment was created from (None for imported results)."""
+    if experiment.source != ExperimentSource.DESIGNED:
+        return None
+    return ExperimentSpec.model_validate_json(experiment.spec_json)

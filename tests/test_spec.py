@@ -1,0 +1,131 @@
+"""Spec validation: every bad spec is rejected with a message naming the field."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from experiments.spec import SpecError, load_spec, parse_spec
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "winback-coupon.toml"
+
+
+@pytest.fixture
+def spec_data() -> dict:
+    return tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+
+
+def problems(data: dict) -> list[tuple[str, str]]:
+    with pytest.raises(SpecError) as info:
+        parse_spec(data, "bad.toml")
+    assert str(info.value).startswith("bad.toml: ")
+    return info.value.problems
+
+
+def test_example_spec_is_valid() -> None:
+    spec = load_spec(EXAMPLE)
+    assert spec.control.name == "holdout"
+    assert [v.name for v in spec.contacted] == ["coupon5_sms_10h", "coupon10_sms_10h"]
+    assert sum(v.share for v in spec.variants) == pytest.approx(1)
+
+
+def test_shares_must_sum_to_one(spec_data: dict) -> None:
+    spec_data["variants"][1]["share"] = 0.5
+    assert problems(spec_data) == [("variants", "variant shares must sum to 1; they sum to 1.05")]
+
+
+def test_no_control(spec_data: dict) -> None:
+    spec_data["variants"][0]["control"] = False
+    spec_data["variants"][0].update(channel="sms", template="回TD退订", send_hour=10)
+    [(field, message)] = problems(spec_data)
+    assert field == "variants" and "exactly one variant must be the no-contact control" in message and "found 0" in message
+
+
+def test_two_controls(spec_data: dict) -> None:
+    spec_data["variants"].append({"name": "holdout2", "share": 0.1, "control": True})
+    spec_data["variants"][1]["share"] = 0.35
+    [(field, message)] = problems(spec_data)
+    assert field == "variants" and "found 2: holdout, holdout2" in message
+
+
+def test_send_hour_out_of_range(spec_data: dict) -> None:
+    spec_data["variants"][1]["send_hour"] = 25
+    [(field, message)] = problems(spec_data)
+    assert field == "variants[1].send_hour" and "23" in message and "25" in message
+
+
+def test_negative_coupon(spec_data: dict) -> None:
+    spec_data["variants"][2]["coupon"] = -5
+    [(field, message)] = problems(spec_data)
+    assert field == "variants[2].coupon" and "-5" in message
+
+
+def test_duplicate_names(spec_data: dict) -> None:
+    spec_data["variants"][2]["name"] = "coupon5_sms_10h"
+    assert problems(spec_data) == [("variants", "variant names must be unique; repeated: coupon5_sms_10h")]
+
+
+def test_unknown_channel(spec_data: dict) -> None:
+    spec_data["variants"][1]["channel"] = "fax"
+    [(field, message)] = problems(spec_data)
+    assert field == "variants[1].channel" and "'sms'" in message and "fax" in message
+
+
+def test_unknown_cohort_and_metric(spec_data: dict) -> None:
+    spec_data["cohort"] = "vip"
+    spec_data["primary_metric"] = "happiness"
+    found = dict(problems(spec_data))
+    assert "unknown cohort 'vip'" in found["cohort"] and "lapsed_1_3m" in found["cohort"]
+    assert "unknown metric 'happiness'" in found["primary_metric"]
+
+
+def test_contacted_variant_needs_channel_template_and_hour(spec_data: dict) -> None:
+    for key in ("channel", "template", "send_hour"):
+        del spec_data["variants"][1][key]
+    [(field, message)] = problems(spec_data)
+    assert field == "variants[1]" and message == "a contacted variant needs channel, send_hour, template"
+
+
+def test_control_is_never_contacted(spec_data: dict) -> None:
+    spec_data["variants"][0]["channel"] = "sms"
+    [(field, message)] = problems(spec_data)
+    assert field == "variants[0]" and "never messaged" in message
+
+
+def test_unknown_placeholder(spec_data: dict) -> None:
+    spec_data["variants"][1]["template"] = "{name}您好 回TD退订"
+    [(field, message)] = problems(spec_data)
+    assert field == "variants[1].template" and "{name}" in message and "{coupon}" in message
+
+
+def test_unknown_field_and_missing_name(spec_data: dict) -> None:
+    del spec_data["name"]
+    spec_data["budget"] = 100
+    found = dict(problems(spec_data))
+    assert set(found) == {"name", "budget"}
+
+
+def test_several_problems_reported_together(spec_data: dict) -> None:
+    spec_data["attribution_days"] = 0
+    spec_data["variants"][1]["send_hour"] = -1
+    spec_data["variants"][2]["share"] = 2
+    fields = [field for field, _ in problems(spec_data)]
+    assert fields == ["attribution_days", "variants[1].send_hour", "variants[2].share"]
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="file not found"):
+        load_spec(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = [", encoding="utf-8")
+    with pytest.raises(SpecError, match=r"bad.toml: not valid TOML"):
+        load_spec(bad)
+
+
+def test_spec_is_immutable(spec_data: dict) -> None:
+    spec = parse_spec(copy.deepcopy(spec_data))
+    with pytest.raises(Exception):
+        spec.name = "other"  # type: ignore[misc]
