@@ -1,0 +1,68 @@
+"""Send lists: contacted variants only, never the control, never the unsubscribed."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from experiments.assignment import assign
+from experiments.db import session_scope
+from experiments.models import Assignment, Event, EventType, Send, Variant
+from tests.helpers import AS_OF, add_customers, example_spec, store_spec
+
+NAME = "winback-coupon-2026-12"
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_send_lists_exclude_control_and_unsubscribed(engine, tmp_path: Path) -> None:  # noqa: ANN001
+    from experiments.sendlist import write_send_lists
+
+    ids = [f"C{i:04d}" for i in range(600)]
+    add_customers(engine, ids)
+    store_spec(engine, example_spec())
+    assign(engine, NAME, as_of=AS_OF)
+    with session_scope(engine) as session:
+        by_variant = dict(session.execute(
+            select(Assignment.customer_id, Variant.name).join(Variant, Variant.id == Assignment.variant_id)
+        ).all())
+        contacted = sorted(c for c, v in by_variant.items() if v != "holdout")
+        gone = contacted[:7]
+        for c in gone:
+            session.add(Event(customer_id=c, event_type=EventType.UNSUBSCRIBE, occurred_at=AS_OF - timedelta(days=3)))
+        # An unsubscribe after the list is built does not (yet) remove anyone.
+        session.add(Event(customer_id=contacted[8], event_type=EventType.UNSUBSCRIBE,
+                          occurred_at=AS_OF + timedelta(days=30)))
+
+    files = write_send_lists(engine, NAME, tmp_path / "out", now=AS_OF + timedelta(hours=1))
+    assert sorted(f.variant for f in files) == ["coupon10_sms_10h", "coupon5_sms_10h"]
+    listed: dict[str, str] = {}
+    for f in files:
+        rows = read(f.path)
+        assert len(rows) == f.rows
+        assert list(rows[0]) == ["customer_id", "channel", "message", "send_at"]
+        for row in rows:
+            listed[row["customer_id"]] = f.variant
+            assert row["channel"] == "sms"
+            assert row["send_at"] == "2026-12-01T10:00:00+08:00"
+            assert "{" not in row["message"] and "回TD退订" in row["message"]
+        coupon = "10" if f.variant.startswith("coupon10") else "5"
+        assert f"为您预留{coupon}元礼金" in rows[0]["message"]
+
+    assert not any(by_variant[c] == "holdout" for c in listed)
+    assert not set(gone) & set(listed)
+    assert set(listed) == set(contacted) - set(gone)
+    assert sum(f.suppressed_unsubscribed for f in files) == 7
+    assert all(listed[c] == by_variant[c] for c in listed)
+
+    with session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Send)) == len(listed)
+    write_send_lists(engine, NAME, tmp_path / "again", now=AS_OF + timedelta(hours=2))
+    with session_scope(engine) as session:  # rebuilding a list records no send twice
+        assert session.scalar(select(func.count()).select_from(Send)) == len(listed)
