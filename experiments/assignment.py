@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import accumulate
 
-from sqlalchemy import Engine, exists, insert, select
+from sqlalchemy import Engine, exists, func, insert, select
+from sqlalchemy.orm import aliased
 
 from experiments.cohorts import cohort_filter
-from experiments.models import Assignment, Customer, ExperimentStatus
 from experiments.db import session_scope
+from experiments.models import Assignment, Customer, Experiment, ExperimentStatus
+from experiments.policy import ContactPolicy
 from experiments.store import get_experiment, utcnow
 
 BUCKETS = 10_000
@@ -46,15 +48,25 @@ class AssignmentSummary:
     experiment: str
     newly_assigned: int
     per_variant: dict[str, int]
+    in_other_experiment: int = 0
+    in_global_holdout: int = 0
 
 
-def assign(engine: Engine, name: str, as_of: datetime | None = None) -> AssignmentSummary:
+def in_global_holdout(policy: ContactPolicy, customer_id: str) -> bool:
+    """A stable share of all customers that no campaign ever contacts (the long-run natural rate)."""
+    return bucket(policy.global_holdout_salt, customer_id) < round(policy.global_holdout_share * BUCKETS)
+
+
+def assign(engine: Engine, name: str, as_of: datetime | None = None, policy: ContactPolicy | None = None
+           ) -> AssignmentSummary:
     """Assign every target customer not yet assigned; launch the experiment (its design locks).
 
     ``as_of`` (naive UTC) is the reference time for the cohort and the start of each new
-    customer's attribution window; it defaults to now.
+    customer's attribution window; it defaults to now. Customers in another running experiment of
+    the same layer, and those in the global holdout, are left out (see :mod:`experiments.policy`).
     """
     as_of = as_of or utcnow()
+    policy = policy or ContactPolicy.from_env()
     with session_scope(engine) as session:
         experiment = get_experiment(session, name)
         variants = experiment.variants
@@ -62,15 +74,29 @@ def assign(engine: Engine, name: str, as_of: datetime | None = None) -> Assignme
         already = exists().where(
             Assignment.experiment_id == experiment.id, Assignment.customer_id == Customer.customer_id
         )
+        other = aliased(Experiment)
+        in_other = exists().where(
+            Assignment.customer_id == Customer.customer_id,
+            Assignment.experiment_id == other.id,
+            other.id != experiment.id,
+            other.layer == experiment.layer,
+            other.status == ExperimentStatus.RUNNING,
+        )
+        eligible = (cohort_filter(experiment.cohort, as_of), ~already)
+        in_other_experiment = session.scalar(select(func.count()).select_from(Customer).where(*eligible, in_other))
         targets = session.execute(
             select(Customer.customer_id)
-            .where(cohort_filter(experiment.cohort, as_of), ~already)
+            .where(*eligible, ~in_other)
             .order_by(Customer.customer_id)
             .execution_options(yield_per=CHUNK)
         ).scalars()
         counts = {v.name: 0 for v in variants}
+        held_out = 0
         rows: list[dict] = []
         for customer_id in targets:
+            if policy.global_holdout_share and in_global_holdout(policy, customer_id):
+                held_out += 1
+                continue
             b = bucket(experiment.salt, customer_id)
             v = variants[variant_index(b, bounds)]
             counts[v.name] += 1
@@ -85,4 +111,4 @@ def assign(engine: Engine, name: str, as_of: datetime | None = None) -> Assignme
         if experiment.status == ExperimentStatus.DRAFT:
             experiment.status = ExperimentStatus.RUNNING
             experiment.launched_at = utcnow()
-        return AssignmentSummary(experiment.name, sum(counts.values()), counts)
+        return AssignmentSummary(experiment.name, sum(counts.values()), counts, in_other_experiment or 0, held_out)

@@ -96,6 +96,8 @@ class Experiment(Base):
     attribution_days: Mapped[int] = mapped_column(Integer, default=14)
     primary_metric: Mapped[str] = mapped_column(String(64))
     salt: Mapped[str] = mapped_column(String(64))
+    # Mutual exclusion: a customer is in at most one running experiment of a layer.
+    layer: Mapped[str] = mapped_column(String(64), default="recall", server_default="recall")
     status: Mapped[ExperimentStatus] = mapped_column(_enum(ExperimentStatus, "experiment_status"))
     source: Mapped[ExperimentSource] = mapped_column(_enum(ExperimentSource, "experiment_source"))
     start_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -173,6 +175,20 @@ class Send(Base):
     channel: Mapped[str] = mapped_column(String(16))
     scheduled_at: Mapped[datetime] = mapped_column(DateTime)
     message: Mapped[str] = mapped_column(Text)
+
+
+class ContactHold(Base):
+    """An assigned customer the contact policy did not message, and why (intention-to-treat keeps
+    them in their variant)."""
+
+    __tablename__ = "contact_holds"
+
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True, default=0)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(32))
+    held_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class EventType(str, enum.Enum):

@@ -57,6 +57,7 @@ def create_experiment(session: Session, spec: ExperimentSpec) -> Experiment:
         attribution_days=spec.attribution_days,
         primary_metric=spec.primary_metric,
         salt=spec.name,
+        layer=spec.layer,
         status=ExperimentStatus.DRAFT,
         source=ExperimentSource.DESIGNED,
         start_at=local_midnight_utc(spec.start) if spec.start else None,
