@@ -49,3 +49,12 @@ BUILTIN_METRICS: dict[str, BuiltinMetric] = {
         BuiltinMetric("complained", MetricKind.BINARY, "投诉率", "Complaint rate"),
     )
 }
+
+
+# Quiet hours (local time): no marketing touch may be scheduled from 21:00 until 08:00.
+QUIET_HOURS_START = 21
+QUIET_HOURS_END = 8
+
+
+def in_quiet_hours(hour: int) -> bool:
+    return hour >= QUIET_HOURS_START or hour < QUIET_HOURS_END

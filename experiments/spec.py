@@ -16,14 +16,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from experiments.catalog import BUILTIN_METRICS, Channel
+from experiments.catalog import BUILTIN_METRICS, QUIET_HOURS_END, QUIET_HOURS_START, Channel, in_quiet_hours
 from experiments.cohorts import COHORTS
+from experiments.message_checks import Severity, check_message
 from experiments.messages import PLACEHOLDERS, unknown_placeholders
 
 SHARE_TOLERANCE = 1e-6
 # Our own messages already say what was given; pydantic's generic ones get "(got …)" appended.
 CUSTOM_ERRORS = {"control_contacted", "missing_contact", "unknown_cohort", "unknown_metric", "control_count",
-                 "duplicate_names", "shares_sum", "bad_template", "unknown_placeholder"}
+                 "duplicate_names", "shares_sum", "bad_template", "unknown_placeholder", "message_check",
+                 "quiet_hours"}
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w][\w.\-]*$")]
 
 
@@ -66,7 +68,23 @@ class VariantSpec(BaseModel):
             raise PydanticCustomError(
                 "missing_contact", "a contacted variant needs {fields}", {"fields": ", ".join(missing)}
             )
+        errors = [f for f in check_message(self.template, self.channel.value).findings if f.severity == Severity.ERROR]
+        if errors:
+            raise PydanticCustomError(
+                "message_check", "template fails the message checks: {problems}",
+                {"problems": "; ".join(f"{f.code}: {f.message_en}" for f in errors)},
+            )
         return self
+
+    @field_validator("send_hour")
+    @classmethod
+    def _outside_quiet_hours(cls, hour: int | None) -> int | None:
+        if hour is not None and in_quiet_hours(hour):
+            raise PydanticCustomError(
+                "quiet_hours", "send hour {hour} falls in the quiet hours {quiet} (local time)",
+                {"hour": hour, "quiet": f"{QUIET_HOURS_START:02d}:00-{QUIET_HOURS_END:02d}:00"},
+            )
+        return hour
 
     @field_validator("template")
     @classmethod
@@ -101,6 +119,7 @@ class ExperimentSpec(BaseModel):
     attribution_days: int = Field(default=14, ge=1, le=90)
     primary_metric: str = "returned"
     start: date | None = None
+    layer: Name = "recall"  # mutual exclusion: one customer in at most one running experiment per layer
     variants: list[VariantSpec] = Field(min_length=2)
     costs: CostSpec = Field(default_factory=CostSpec)
 

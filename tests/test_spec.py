@@ -129,3 +129,23 @@ def test_spec_is_immutable(spec_data: dict) -> None:
     spec = parse_spec(copy.deepcopy(spec_data))
     with pytest.raises(Exception):
         spec.name = "other"  # type: ignore[misc]
+
+
+def test_template_must_pass_the_message_checks(spec_data: dict) -> None:
+    spec_data["variants"][1]["template"] = "【好物商城】稳赚不赔，{coupon}元礼金"
+    (field, message), *_ = problems(spec_data)
+    assert field == "variants[1]"
+    assert "UNSUBSCRIBE_MISSING" in message and "BANNED_PHRASE" in message
+
+
+@pytest.mark.parametrize("hour", [21, 23, 0, 7])
+def test_send_hour_in_quiet_hours_is_rejected(spec_data: dict, hour: int) -> None:
+    spec_data["variants"][1]["send_hour"] = hour
+    (field, message), = problems(spec_data)
+    assert field == "variants[1].send_hour" and "quiet hours 21:00-08:00" in message
+
+
+@pytest.mark.parametrize("hour", [8, 20])
+def test_send_hours_at_the_edges_of_quiet_hours_are_allowed(spec_data: dict, hour: int) -> None:
+    spec_data["variants"][1]["send_hour"] = hour
+    assert parse_spec(spec_data).variants[1].send_hour == hour

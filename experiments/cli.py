@@ -1,0 +1,335 @@
+"""The ``recall`` command line: design → assign → send list → import outcomes → report."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Column, Table
+
+from experiments.config import PROJECT_ROOT, database_url, settings
+
+app = typer.Typer(help="Recall Lab: randomized experiments for user-recall (win-back) campaigns.", no_args_is_help=True)
+experiment_app = typer.Typer(help="Create and inspect experiments.", no_args_is_help=True)
+import_app = typer.Typer(help="Import outcomes: events, or per-customer results of a test run elsewhere.",
+                         no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+app.add_typer(import_app, name="import")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: $RECALL_DATABASE_URL, else the SQLite file recall.db)."),
+]
+
+
+class ReportFormat(str, Enum):
+    markdown = "markdown"
+    json = "json"
+
+
+class Lang(str, Enum):
+    zh = "zh"
+    en = "en"
+
+
+class CorrectionOption(str, Enum):
+    holm = "holm"
+    bh = "bh"
+    bonferroni = "bonferroni"
+    none = "none"
+
+
+def fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def engine_for(db: str | None):  # noqa: ANN201 - sqlalchemy.Engine, imported lazily for a fast --help
+    from experiments.db import open_engine
+
+    return open_engine(db)
+
+
+def parse_local_time(value: str | None) -> datetime | None:
+    """An ISO date/time in the configured time zone (unless it has an offset), as naive UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--as-of: not an ISO date or date-time: {value!r}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=settings().timezone)
+    return parsed.astimezone(UTC).replace(tzinfo=None)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Apply all migrations (the app and every command also do this on first use)."""
+    from experiments.db import current_revision, make_engine, upgrade
+
+    engine = make_engine(db)
+    upgrade(engine)
+    out.print(f"database at revision {current_revision(engine)}: {mask_url(database_url(db))}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument("base"), db: DbOption = None) -> None:
+    """Revert migrations down to REVISION (default: base, i.e. drop every table)."""
+    from experiments.db import downgrade, make_engine
+
+    downgrade(make_engine(db), revision)
+    out.print(f"database downgraded to {revision}")
+
+
+def mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@experiment_app.command("create")
+def experiment_create(spec: Path, db: DbOption = None) -> None:
+    """Validate SPEC (a TOML file) and store it as a draft experiment."""
+    from experiments.db import session_scope
+    from experiments.spec import SpecError, load_spec
+    from experiments.store import DesignLocked, create_experiment
+
+    try:
+        parsed = load_spec(spec)
+        with session_scope(engine_for(db)) as session:
+            experiment = create_experiment(session, parsed)
+            status = experiment.status.value
+    except (SpecError, DesignLocked) as exc:
+        fail(str(exc))
+    out.print(f"experiment [bold]{parsed.name}[/] stored ({status}), {len(parsed.variants)} variants, "
+              f"control: {parsed.control.name}")
+
+
+@experiment_app.command("list")
+def experiment_list(db: DbOption = None) -> None:
+    """List experiments, newest first."""
+    from experiments.db import session_scope
+    from experiments.store import list_experiments
+
+    table = Table("status", "source", "cohort", "variants", "created (UTC)")
+    table.columns.insert(0, Column("name", no_wrap=True))
+    with session_scope(engine_for(db)) as session:
+        for e in list_experiments(session):
+            table.add_row(e.name, e.status.value, e.source.value, e.cohort, str(len(e.variants)),
+                          e.created_at.isoformat(timespec="minutes"))
+    out.print(table)
+
+
+@app.command()
+def assign(
+    name: str,
+    as_of: Annotated[str | None, typer.Option(help="Reference time for the cohort and attribution window "
+                                                   "(ISO; local time unless an offset is given). Default: now.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Assign the target customers of NAME to variants (deterministic; nobody already assigned moves)."""
+    from experiments.assignment import assign as run_assign
+    from experiments.store import NotFound
+
+    try:
+        summary = run_assign(engine_for(db), name, as_of=parse_local_time(as_of))
+    except (NotFound, ValueError) as exc:
+        fail(str(exc))
+    out.print(f"{summary.newly_assigned:,} customers newly assigned in [bold]{name}[/]")
+    for variant, count in summary.per_variant.items():
+        out.print(f"  {variant}: {count:,}")
+
+
+@app.command()
+def sendlist(
+    name: str,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the CSV files.")],
+    db: DbOption = None,
+) -> None:
+    """Write one CSV per contacted variant (never the control, never unsubscribed customers)."""
+    from experiments.sendlist import write_send_lists
+    from experiments.store import NotFound
+
+    try:
+        files = write_send_lists(engine_for(db), name, out_dir)
+    except NotFound as exc:
+        fail(str(exc))
+    for f in files:
+        note = f" ({f.suppressed_unsubscribed:,} unsubscribed left out)" if f.suppressed_unsubscribed else ""
+        out.print(f"{f.path}: {f.rows:,} customers{note}")
+
+
+def _import_outcome(result) -> None:  # noqa: ANN001 - experiments.importer.ImportResult
+    if result.already_imported:
+        out.print(f"{result.file}: already imported, nothing changed")
+        return
+    skipped = f", {result.skipped_duplicates:,} already present" if result.skipped_duplicates else ""
+    target = f" into experiment {result.experiment}" if result.experiment else ""
+    out.print(f"{result.file}: {result.rows:,} rows, {result.inserted:,} inserted{skipped}{target}")
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else []
+
+
+@import_app.command("events")
+def import_events(file: Path, db: DbOption = None) -> None:
+    """Import events (customer_id, event_type, occurred_at, value) from FILE.csv, atomically."""
+    from experiments.importer import ImportFailed
+    from experiments.importer import import_events as run_import
+
+    try:
+        _import_outcome(run_import(engine_for(db), file))
+    except ImportFailed as exc:
+        fail(str(exc))
+
+
+@import_app.command("results")
+def import_results(
+    file: Path,
+    experiment: Annotated[str, typer.Option(help="Name of the experiment to create.")],
+    variant_column: Annotated[str, typer.Option(help="Column holding each customer's variant label.")],
+    control: Annotated[str, typer.Option(help="Label of the no-contact control.")],
+    metrics: Annotated[str, typer.Option(help="Comma-separated outcome columns, e.g. visit,conversion,spend.")],
+    id_column: Annotated[str | None, typer.Option(help="Customer id column (default: the row number).")] = None,
+    covariates: Annotated[str | None, typer.Option(help="Comma-separated pre-period covariate columns.")] = None,
+    segments: Annotated[str | None, typer.Option(help="Comma-separated segment columns.")] = None,
+    shares: Annotated[str | None, typer.Option(help="Designed shares, e.g. 'A=0.45,B=0.45,Control=0.1' "
+                                                    "(default: equal).")] = None,
+    channel: Annotated[str | None, typer.Option(help="Channel the contacted variants used, for costs.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Import per-customer results of a test run elsewhere as a new experiment."""
+    from experiments.importer import ImportFailed
+    from experiments.importer import import_results as run_import
+
+    parsed_shares = None
+    if shares:
+        try:
+            parsed_shares = {k.strip(): float(v) for k, v in (p.split("=", 1) for p in _split(shares))}
+        except ValueError:
+            fail(f"--shares: expected LABEL=SHARE pairs separated by commas, got {shares!r}")
+    try:
+        result = run_import(
+            engine_for(db), file, experiment=experiment, variant_column=variant_column, control=control,
+            metrics=_split(metrics), id_column=id_column, covariates=_split(covariates),
+            segments=_split(segments), shares=parsed_shares, channel=channel,
+        )
+    except ImportFailed as exc:
+        fail(str(exc))
+    _import_outcome(result)
+
+
+@app.command()
+def report(
+    name: str,
+    format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.markdown,
+    correction: Annotated[CorrectionOption, typer.Option(help="Multiple-testing correction.")] = CorrectionOption.holm,
+    alpha: Annotated[float, typer.Option(min=1e-6, max=0.5)] = 0.05,
+    lang: Annotated[Lang, typer.Option(help="Language of the Markdown report.")] = Lang.zh,
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Significance report of NAME: uplift over the natural return rate, CIs, p-values, SRM, ROI."""
+    from analysis.render import render_markdown
+    from analysis.report import build_report
+    from experiments.store import NotFound
+
+    try:
+        result = build_report(engine_for(db), name, alpha=alpha, correction=correction.value)
+    except NotFound as exc:
+        fail(str(exc))
+    text = result.to_json() if format == ReportFormat.json else render_markdown(result, lang=lang.value)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+        out.print(f"report written to {output}")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+class CheckFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+@app.command("check-message")
+def check_message_command(
+    text: Annotated[str, typer.Argument(help="The message or template, e.g. '【好物商城】{coupon}元礼金已到账 回TD退订'.")],
+    channel: Annotated[str, typer.Option(help="sms | mms | push | email | wechat | phone")] = "sms",
+    vertical: Annotated[str | None, typer.Option(help="Business vertical, e.g. finance (needs a risk disclaimer).")] = None,
+    attachment: Annotated[Path | None, typer.Option(help="MMS attachment, counted in the 500 KB limit.")] = None,
+    format: Annotated[CheckFormat, typer.Option("--format", "-f")] = CheckFormat.text,
+    lang: Annotated[Lang, typer.Option(help="Language of the findings.")] = Lang.zh,
+) -> None:
+    """Check a message before it is sent: SMS length and parts, unsubscribe suffix, banned phrases,
+    personal data, placeholders, MMS size. Exit status 1 when any finding is an error."""
+    import json
+
+    from experiments.catalog import Channel
+    from experiments.message_checks import check_message
+
+    if channel not in {c.value for c in Channel}:
+        fail(f"--channel: unknown channel {channel!r}; choose one of {', '.join(c.value for c in Channel)}")
+    if attachment is not None and not attachment.is_file():
+        fail(f"--attachment: no such file: {attachment}")
+    result = check_message(text, channel, vertical=vertical,
+                           attachment_bytes=attachment.stat().st_size if attachment else 0)
+    if format == CheckFormat.json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        if result.sms:
+            out.print(f"SMS: {result.sms.characters} chars ({result.sms.encoding}), {result.sms.parts} part(s)")
+        for f in result.findings:
+            colour = {"error": "red", "warning": "yellow", "info": "cyan"}[f.severity.value]
+            out.print(f"[{colour}]{f.severity.value:7}[/] {f.code}: {f.message(lang.value)}",
+                      highlight=False, soft_wrap=True)
+        out.print("OK" if result.ok else "[bold red]blocked: fix the errors above[/]")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=1000, help="Number of simulated customers.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same campaign).")] = 20261123,
+    db: DbOption = None,
+) -> None:
+    """Build a realistic simulated recall campaign (idempotent)."""
+    from experiments.demo import build_demo
+
+    with out.status("building the demo campaign…"):
+        summary = build_demo(engine_for(db), customers=customers, seed=seed)
+    out.print(f"demo experiment [bold]{summary.experiment}[/]: {summary.customers:,} customers, "
+              f"{summary.sends:,} sends, {summary.events:,} events")
+
+
+@app.command("app")
+def run_app(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    db: DbOption = None,
+) -> None:
+    """Open the Streamlit app (builds the demo campaign on first start with an empty database)."""
+    env = {**os.environ, "RECALL_DATABASE_URL": database_url(db)}
+    command = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.port", str(port)]
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
