@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import accumulate
 
-from sqlalchemy import Engine, exists, func, insert, select
+from sqlalchemy import Engine, exists, func, insert, select, true
 from sqlalchemy.orm import aliased
 
 from experiments.cohorts import cohort_filter
 from experiments.db import session_scope
+from experiments.filters import compile_filter
 from experiments.models import Assignment, Customer, Experiment, ExperimentStatus
 from experiments.policy import ContactPolicy
-from experiments.store import get_experiment, utcnow
+from experiments.store import get_experiment, stored_spec, utcnow
 
 BUCKETS = 10_000
 CHUNK = 20_000
@@ -82,7 +83,9 @@ def assign(engine: Engine, name: str, as_of: datetime | None = None, policy: Con
             other.layer == experiment.layer,
             other.status == ExperimentStatus.RUNNING,
         )
-        eligible = (cohort_filter(experiment.cohort, as_of), ~already)
+        spec = stored_spec(experiment)
+        custom = compile_filter(spec.filter, as_of) if spec else true()
+        eligible = (cohort_filter(experiment.cohort, as_of), custom, ~already)
         in_other_experiment = session.scalar(select(func.count()).select_from(Customer).where(*eligible, in_other))
         targets = session.execute(
             select(Customer.customer_id)

@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from experiments.catalog import BUILTIN_METRICS, QUIET_HOURS_END, QUIET_HOURS_START, Channel, in_quiet_hours
 from experiments.cohorts import COHORTS
+from experiments.filters import FilterError, validate_filter
 from experiments.message_checks import Severity, check_message
 from experiments.messages import PLACEHOLDERS, unknown_placeholders
 
@@ -25,7 +26,7 @@ SHARE_TOLERANCE = 1e-6
 # Our own messages already say what was given; pydantic's generic ones get "(got …)" appended.
 CUSTOM_ERRORS = {"control_contacted", "missing_contact", "unknown_cohort", "unknown_metric", "control_count",
                  "duplicate_names", "shares_sum", "bad_template", "unknown_placeholder", "message_check",
-                 "quiet_hours"}
+                 "quiet_hours", "bad_filter"}
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w][\w.\-]*$")]
 
 
@@ -120,6 +121,7 @@ class ExperimentSpec(BaseModel):
     primary_metric: str = "returned"
     start: date | None = None
     layer: Name = "recall"  # mutual exclusion: one customer in at most one running experiment per layer
+    filter: str = ""  # custom cohort, e.g. "spend_before >= 200 and city in ('上海', '北京')"
     variants: list[VariantSpec] = Field(min_length=2)
     costs: CostSpec = Field(default_factory=CostSpec)
 
@@ -132,6 +134,14 @@ class ExperimentSpec(BaseModel):
                 {"value": value, "known": ", ".join(COHORTS)},
             )
         return value
+
+    @field_validator("filter")
+    @classmethod
+    def _valid_filter(cls, value: str) -> str:
+        try:
+            return validate_filter(value)
+        except FilterError as exc:
+            raise PydanticCustomError("bad_filter", "{error}", {"error": str(exc)}) from None
 
     @field_validator("primary_metric")
     @classmethod
