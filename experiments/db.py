@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, insert, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from experiments.config import PROJECT_ROOT, database_url
@@ -83,6 +85,31 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     factory = sessionmaker(engine, expire_on_commit=False)
     with factory() as session, session.begin():
         yield session
+
+
+def bulk_insert(session: Session, model: type, rows: list[dict[str, Any]], chunk: int = 20_000) -> None:
+    """Insert many rows in the session's transaction: COPY on PostgreSQL, chunked executemany elsewhere.
+
+    The one dialect-specific write path, kept here so bulk loads (imports, demo, simulation) share it.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        columns = list(rows[0])
+        table = model.__table__.name
+        with connection.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([_plain(row[c]) for c in columns])
+        return
+    for start in range(0, len(rows), chunk):
+        session.execute(insert(model), rows[start:start + chunk])
+
+
+def _plain(value: Any) -> Any:
+    # psycopg would write an Enum member's name; the schema stores its value.
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 def table_names(engine: Engine) -> set[str]:
