@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from analysis.report import Report, build_report
 from experiments.db import make_engine, upgrade
+from experiments.importer import import_results
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 HILLSTROM = PROJECT_ROOT / "experiments" / "data" / "hillstrom.csv.gz"
@@ -30,15 +32,21 @@ def _reset_postgres(engine: Engine) -> None:
         connection.execute(text("CREATE SCHEMA public"))
 
 
-@pytest.fixture
-def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """An empty, migrated database; also the default of the CLI and the app during the test."""
-    url = _test_url(tmp_path)
+def fresh_database(folder: Path) -> str:
+    """The URL of an empty, migrated test database (PostgreSQL: the schema is dropped first)."""
+    url = _test_url(folder)
     engine = make_engine(url)
     if engine.dialect.name == "postgresql":
         _reset_postgres(engine)
     upgrade(engine)
     engine.dispose()
+    return url
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty, migrated database; also the default of the CLI and the app during the test."""
+    url = fresh_database(tmp_path)
     monkeypatch.setenv("RECALL_DATABASE_URL", url)
     return url
 
@@ -54,3 +62,15 @@ def engine(database_url: str) -> Iterator[Engine]:
 def hillstrom_path() -> Path:
     """The project's own compressed copy of the public Hillstrom e-mail test (see experiments/data)."""
     return HILLSTROM
+
+
+@pytest.fixture(scope="session")
+def hillstrom_report(hillstrom_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Report:
+    """The report of the Hillstrom test imported once into its own database (kept as plain data)."""
+    engine = make_engine(fresh_database(tmp_path_factory.mktemp("hillstrom")))
+    import_results(engine, hillstrom_path, experiment="hillstrom", variant_column="segment", control="No E-Mail",
+                   metrics=["visit", "conversion", "spend"], covariates=["history", "recency"],
+                   segments=["channel", "zip_code", "newbie"])
+    report = build_report(engine, "hillstrom")
+    engine.dispose()
+    return report

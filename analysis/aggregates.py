@@ -1,0 +1,157 @@
+"""SQL aggregates: per-variant sufficient statistics computed inside the database.
+
+Python receives one row per variant (n, Σx, Σx² for each metric) and never the per-customer rows,
+which is what lets the same report run on a warehouse with tens of millions of customers.
+Two sources feed the same shape: outcomes derived from events inside each customer's
+attribution window (designed experiments), and per-customer results imported from elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Numeric, and_, case, cast, func, select
+from sqlalchemy.sql import ColumnElement
+
+from analysis.dialects import add_days
+from analysis.sufficient import SampleStats
+from experiments.models import (
+    Assignment,
+    Event,
+    EventType,
+    Experiment,
+    ExperimentSource,
+    MetricRole,
+    MetricValue,
+    Send,
+)
+
+
+@dataclass(frozen=True)
+class ArmStatistics:
+    """Everything the statistics need about one variant: its size and each metric's sums."""
+
+    variant_id: int
+    n: int
+    metrics: dict[str, SampleStats]
+    contacted: int = 0
+    redemptions: int = 0
+
+
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.max(case((condition, 1), else_=0))
+
+
+def _designed_customer_metrics(experiment: Experiment):  # noqa: ANN202 - a subquery
+    """One row per assigned customer with outcomes inside [assigned_at, assigned_at + window)."""
+    in_window = and_(
+        Event.customer_id == Assignment.customer_id,
+        Event.occurred_at >= Assignment.assigned_at,
+        Event.occurred_at < add_days(Assignment.assigned_at, experiment.attribution_days),
+    )
+    kind = Event.event_type
+    return (
+        select(
+            Assignment.variant_id,
+            Assignment.customer_id,
+            _flag(kind.in_([EventType.VISIT, EventType.ORDER])).label("returned"),
+            _flag(kind == EventType.ORDER).label("ordered"),
+            func.coalesce(func.sum(case((kind == EventType.ORDER, Event.value), else_=0)), 0).label("revenue"),
+            _flag(kind == EventType.COUPON_REDEEMED).label("redeemed"),
+            func.coalesce(func.sum(case((kind == EventType.COUPON_REDEEMED, 1), else_=0)), 0).label("redemptions"),
+            _flag(kind == EventType.UNSUBSCRIBE).label("unsubscribed"),
+            _flag(kind == EventType.COMPLAINT).label("complained"),
+        )
+        .select_from(Assignment)
+        .outerjoin(Event, in_window)
+        .where(Assignment.experiment_id == experiment.id)
+        .group_by(Assignment.variant_id, Assignment.customer_id)
+        .subquery("customer_metrics")
+    )
+
+
+def _designed_arms(conn: Connection, experiment: Experiment, metrics: Sequence[str]) -> list[ArmStatistics]:
+    per_customer = _designed_customer_metrics(experiment)
+    columns = []
+    for name in metrics:
+        x = cast(per_customer.c[name], Numeric(18, 4))
+        columns += [func.sum(x).label(f"{name}__sum"), func.sum(x * x).label(f"{name}__sum_sq")]
+    rows = conn.execute(
+        select(
+            per_customer.c.variant_id,
+            func.count().label("n"),
+            func.sum(per_customer.c.redemptions).label("redemptions"),
+            *columns,
+        ).group_by(per_customer.c.variant_id)
+    ).mappings()
+    contacted = _contacted(conn, experiment)
+    return [
+        ArmStatistics(
+            variant_id=row["variant_id"],
+            n=int(row["n"]),
+            metrics={
+                m: SampleStats(int(row["n"]), float(row[f"{m}__sum"] or 0), float(row[f"{m}__sum_sq"] or 0))
+                for m in metrics
+            },
+            contacted=contacted.get(row["variant_id"], 0),
+            redemptions=int(row["redemptions"] or 0),
+        )
+        for row in rows
+    ]
+
+
+def _contacted(conn: Connection, experiment: Experiment) -> dict[int, int]:
+    """Customers with at least one recorded send, per variant."""
+    rows = conn.execute(
+        select(Send.variant_id, func.count(func.distinct(Send.customer_id)))
+        .where(Send.experiment_id == experiment.id)
+        .group_by(Send.variant_id)
+    )
+    return {variant_id: int(count) for variant_id, count in rows}
+
+
+def _imported_arms(conn: Connection, experiment: Experiment, metrics: Sequence[str]) -> list[ArmStatistics]:
+    value = MetricValue.value
+    rows = conn.execute(
+        select(
+            Assignment.variant_id,
+            MetricValue.metric,
+            func.count().label("n"),
+            func.sum(value).label("sum"),
+            func.sum(value * value).label("sum_sq"),
+        )
+        .join(
+            MetricValue,
+            and_(MetricValue.experiment_id == Assignment.experiment_id, MetricValue.customer_id == Assignment.customer_id),
+        )
+        .where(Assignment.experiment_id == experiment.id, MetricValue.metric.in_(metrics))
+        .group_by(Assignment.variant_id, MetricValue.metric)
+    ).all()
+    sizes = dict(
+        conn.execute(
+            select(Assignment.variant_id, func.count())
+            .where(Assignment.experiment_id == experiment.id)
+            .group_by(Assignment.variant_id)
+        ).all()
+    )
+    by_variant: dict[int, dict[str, SampleStats]] = {v: {} for v in sizes}
+    for variant_id, metric, n, total, total_sq in rows:
+        by_variant[variant_id][metric] = SampleStats(int(n), float(total or 0), float(total_sq or 0))
+    contacted_all = {v.id: sizes.get(v.id, 0) for v in experiment.variants if not v.is_control}
+    return [
+        ArmStatistics(variant_id=v, n=int(sizes[v]), metrics=by_variant[v], contacted=contacted_all.get(v, 0))
+        for v in sizes
+    ]
+
+
+def arm_statistics(conn: Connection, experiment: Experiment) -> dict[int, ArmStatistics]:
+    """Sufficient statistics of every metric for every variant of ``experiment``, keyed by variant id."""
+    metrics = [m.name for m in experiment.metrics if m.role == MetricRole.METRIC]
+    if experiment.source == ExperimentSource.DESIGNED:
+        arms = _designed_arms(conn, experiment, metrics)
+    else:
+        arms = _imported_arms(conn, experiment, metrics)
+    found = {arm.variant_id: arm for arm in arms}
+    empty = {m: SampleStats(0, 0.0, 0.0) for m in metrics}
+    return {v.id: found.get(v.id, ArmStatistics(v.id, 0, dict(empty))) for v in experiment.variants}

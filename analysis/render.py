@@ -1,0 +1,128 @@
+"""Reports for people: the Markdown rendering of a :class:`~analysis.report.Report` (zh or en)."""
+
+from __future__ import annotations
+
+import math
+
+from analysis.report import Report
+from experiments.catalog import BUILTIN_METRICS
+from experiments.models import MetricKind
+
+LABELS = {
+    "zh": {
+        "title": "显著性报告", "hypothesis": "假设", "control": "无触达对照组", "primary": "主要指标",
+        "variants": "分组", "variant": "分组", "n": "样本量", "designed": "设计占比", "observed": "实际占比",
+        "srm": "样本比例检验 (SRM)", "srm_ok": "分组比例与设计一致", "srm_bad": "⚠️ 分组比例与设计不符：结果不可用于决策",
+        "metric": "指标", "natural": "对照组均值（自然回流率）", "mean": "实验组均值", "abs": "绝对提升 (95% CI)",
+        "rel": "相对提升 (95% CI)", "p": "p 值", "p_adj": "校正后 p 值", "sig": "显著", "yes": "是", "no": "否",
+        "method": "检验方法", "correction": "多重比较校正", "roi": "成本与 ROI", "contacted": "触达人数",
+        "inc_returns": "增量回流人数", "inc_revenue": "增量收入", "cost": "成本", "cpir": "每个增量回流客户成本",
+        "generated": "生成时间",
+    },
+    "en": {
+        "title": "Significance report", "hypothesis": "Hypothesis", "control": "No-contact control",
+        "primary": "Primary metric", "variants": "Variants", "variant": "Variant", "n": "n",
+        "designed": "Designed share", "observed": "Observed share", "srm": "Sample ratio mismatch (SRM)",
+        "srm_ok": "The observed split matches the design",
+        "srm_bad": "⚠️ The observed split does not match the design: do not act on these results",
+        "metric": "Metric", "natural": "Control mean (natural rate)", "mean": "Variant mean",
+        "abs": "Abs. uplift (95% CI)", "rel": "Rel. uplift (95% CI)", "p": "p-value", "p_adj": "Adj. p-value",
+        "sig": "Significant", "yes": "yes", "no": "no", "method": "Method", "correction": "Multiple-testing correction",
+        "roi": "Cost and ROI", "contacted": "Contacted", "inc_returns": "Incremental returns",
+        "inc_revenue": "Incremental revenue", "cost": "Cost", "cpir": "Cost per incremental return",
+        "generated": "Generated",
+    },
+}
+
+
+def fmt_p(p: float) -> str:
+    if not math.isfinite(p):
+        return "–"
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def fmt_value(x: float, kind: str, *, signed: bool = False) -> str:
+    if not math.isfinite(x):
+        return "∞" if x > 0 else ("-∞" if x < 0 else "–")
+    sign = "+" if signed else ""
+    if kind == MetricKind.BINARY.value:
+        return f"{x * 100:{sign}.2f}%"
+    return f"{x:{sign},.2f}"
+
+
+def fmt_ci(ci: tuple[float, float], kind: str) -> str:
+    return f"[{fmt_value(ci[0], kind, signed=True)}, {fmt_value(ci[1], kind, signed=True)}]"
+
+
+def fmt_money(x: float | None, currency: str = "¥") -> str:
+    if x is None or not math.isfinite(x):
+        return "–"
+    return f"-{currency}{-x:,.2f}" if x < 0 else f"{currency}{x:,.2f}"
+
+
+def metric_label(name: str, lang: str) -> str:
+    builtin = BUILTIN_METRICS.get(name)
+    if builtin is None:
+        return name
+    return f"{builtin.label_zh if lang == 'zh' else builtin.label_en} ({name})"
+
+
+def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> str:
+    """The report as Markdown: design and SRM, one table per metric, then cost and ROI."""
+    L = LABELS[lang]
+    out = [f"# {L['title']}: {report.experiment}", ""]
+    if report.hypothesis:
+        out += [f"**{L['hypothesis']}**: {report.hypothesis}", ""]
+    out += [
+        f"- {L['control']}: `{report.control}`",
+        f"- {L['primary']}: {metric_label(report.primary_metric, lang)}",
+        f"- {L['correction']}: {report.correction}, α = {report.alpha}",
+        f"- {L['generated']}: {report.generated_at}",
+        "",
+        f"## {L['variants']}",
+        "",
+        f"| {L['variant']} | {L['n']} | {L['designed']} | {L['observed']} |",
+        "|---|---:|---:|---:|",
+    ]
+    for v in report.variants:
+        name = f"{v.name} ({L['control']})" if v.is_control else v.name
+        out.append(f"| {name} | {v.n:,} | {v.designed_share:.2%} | {v.observed_share:.2%} |")
+    srm = report.srm
+    verdict = L["srm_bad"] if srm.mismatch else L["srm_ok"]
+    out += ["", f"## {L['srm']}", "", f"χ² = {srm.chi2:.4f}, p = {fmt_p(srm.p_value)}: {verdict}", ""]
+
+    metrics = list(dict.fromkeys(c.metric for c in report.comparisons))
+    for metric in metrics:
+        rows = [c for c in report.comparisons if c.metric == metric]
+        out += [
+            f"## {L['metric']}: {metric_label(metric, lang)}",
+            "",
+            f"| {L['variant']} | {L['n']} | {L['natural']} | {L['mean']} | {L['abs']} | {L['rel']} "
+            f"| {L['p']} | {L['p_adj']} | {L['sig']} |",
+            "|---|---:|---:|---:|---|---|---:|---:|:---:|",
+        ]
+        for c in rows:
+            out.append(
+                f"| {c.variant} | {c.n:,} | {fmt_value(c.control_mean, c.kind)} | {fmt_value(c.variant_mean, c.kind)} "
+                f"| {fmt_value(c.abs_uplift, c.kind, signed=True)} {fmt_ci(c.abs_ci, c.kind)} "
+                f"| {fmt_value(c.rel_uplift, 'binary', signed=True)} {fmt_ci(c.rel_ci, 'binary')} "
+                f"| {fmt_p(c.p_value)} | {fmt_p(c.p_value_adjusted)} | {L['yes'] if c.significant else L['no']} |"
+            )
+        out += ["", f"{L['method']}: {rows[0].method}", ""]
+
+    if report.roi:
+        out += [
+            f"## {L['roi']}",
+            "",
+            f"| {L['variant']} | {L['contacted']} | {L['inc_returns']} | {L['inc_revenue']} | {L['cost']} | ROI "
+            f"| {L['cpir']} |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in report.roi:
+            roi = "–" if r.roi is None else f"{r.roi:.2f}×"
+            out.append(
+                f"| {r.variant} | {r.contacted:,} | {r.incremental_returns:,.1f} | {fmt_money(r.incremental_revenue, currency)} "
+                f"| {fmt_money(r.cost, currency)} | {roi} | {fmt_money(r.cost_per_incremental_return, currency)} |"
+            )
+        out.append("")
+    return "\n".join(out)
