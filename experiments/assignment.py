@@ -113,5 +113,5 @@ def assign(engine: Engine, name: str, as_of: datetime | None = None, policy: Con
             session.execute(insert(Assignment), rows)
         if experiment.status == ExperimentStatus.DRAFT:
             experiment.status = ExperimentStatus.RUNNING
-            experiment.launched_at = utcnow()
+            experiment.launched_at = as_of
         return AssignmentSummary(experiment.name, sum(counts.values()), counts, in_other_experiment or 0, held_out)

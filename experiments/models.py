@@ -153,7 +153,10 @@ class Assignment(Base):
     """Which variant a customer is in; written once, never moved."""
 
     __tablename__ = "assignments"
-    __table_args__ = (Index("ix_assignments_experiment_variant", "experiment_id", "variant_id"),)
+    __table_args__ = (
+        Index("ix_assignments_experiment_variant", "experiment_id", "variant_id"),
+        Index("ix_assignments_customer", "customer_id"),
+    )
 
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -166,7 +169,10 @@ class Send(Base):
     """One scheduled touch of a send list (recorded so costs count what was really sent)."""
 
     __tablename__ = "sends"
-    __table_args__ = (Index("ix_sends_experiment_variant", "experiment_id", "variant_id"),)
+    __table_args__ = (
+        Index("ix_sends_experiment_variant", "experiment_id", "variant_id"),
+        Index("ix_sends_customer_time", "customer_id", "scheduled_at"),
+    )
 
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -1,4 +1,4 @@
-"""contact policy: experiment layers for mutual exclusion, held-back contacts
+"""contact policy: experiment layers for mutual exclusion, held-back contacts, customer indexes
 
 Revision ID: 0002
 Revises: 0001
@@ -31,9 +31,14 @@ def upgrade() -> None:
                                 name=op.f("fk_contact_holds_variant_id_variants"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("experiment_id", "customer_id", "step", name=op.f("pk_contact_holds")),
     )
+    # Policy checks look a customer up across experiments: index assignments and sends by customer.
+    op.create_index("ix_assignments_customer", "assignments", ["customer_id"])
+    op.create_index("ix_sends_customer_time", "sends", ["customer_id", "scheduled_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_sends_customer_time", table_name="sends")
+    op.drop_index("ix_assignments_customer", table_name="assignments")
     op.drop_table("contact_holds")
     with op.batch_alter_table("experiments") as batch:
         batch.drop_column("layer")
