@@ -1,0 +1,279 @@
+"""The demo: a realistic simulated recall programme, so the app opens on something worth looking at.
+
+100,000 customers at every lifecycle stage, and three campaigns run through the real path (spec →
+assignment → send lists), with outcomes drawn from true effects that differ by cohort:
+
+- ``demo-winback-2026`` (running, launched 10 days ago): a 10% no-contact holdout and eight SMS
+  variants, ¥5 vs ¥10 coupon × lively vs professional wording × 10:00 vs 20:00;
+- two finished campaigns for history: push vs SMS for dormant customers (60 days ago) and a
+  welcome coupon for new-but-inactive customers (45 days ago).
+
+Deterministic: the same seed and reference day give the same data. Idempotent: a second run with
+the demo already present changes nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+
+from experiments.assignment import assign
+from experiments.config import settings
+from experiments.db import bulk_insert, session_scope
+from experiments.models import Assignment, Customer, Event, EventType, Experiment, ExperimentStatus, Send, Variant
+from experiments.sendlist import write_send_lists
+from experiments.spec import ExperimentSpec, parse_spec
+from experiments.store import create_experiment, get_experiment, local_midnight_utc, utcnow
+
+MAIN = "demo-winback-2026"
+CITIES = ["上海", "北京", "广州", "深圳", "杭州", "成都", "武汉", "南京", "西安", "重庆"]
+LIVELY = "【好物商城】亲～好久不见！{coupon}元红包已到账，3天内下单立减，戳 m.haowu.cn/r 回TD退订"
+PROFESSIONAL = "【好物商城】尊敬的会员，为您预留{coupon}元礼金，3天内有效，详见 m.haowu.cn/r 回TD退订"
+
+# Lifecycle stage at the main launch: share of customers and days since last activity.
+STAGES = {  # stage: (share, inactive days low, high)
+    "new_inactive": (0.12, 3, 8),
+    "dormant_30d": (0.22, 30, 45),
+    "lapsed_1_3m": (0.33, 45, 90),
+    "silent_3m": (0.33, 90, 400),
+}
+NEVER_ORDERED_DORMANT = 0.3
+# Natural return rate within the 14-day window, and how strongly each stage responds to a touch.
+NATURAL_RATE = {"new_inactive": 0.08, "dormant_30d": 0.12, "lapsed_1_3m": 0.07, "silent_3m": 0.03}
+RESPONSIVENESS = {"new_inactive": 1.0, "dormant_30d": 1.2, "lapsed_1_3m": 0.8, "silent_3m": 0.5}
+# Absolute uplift in return rate of the main test's factors (before responsiveness).
+COUPON_UPLIFT = {5: 0.015, 10: 0.03}
+WORDING_UPLIFT = {  # lively works on the young lifecycle stages, professional on the long-gone
+    "lively": {"new_inactive": 0.012, "dormant_30d": 0.010, "lapsed_1_3m": 0.0, "silent_3m": -0.004},
+    "professional": {"new_inactive": 0.0, "dormant_30d": 0.0, "lapsed_1_3m": 0.006, "silent_3m": 0.008},
+}
+EVENING_UPLIFT = 0.005  # 20:00 beats 10:00 a little
+ORDER_SHARE = 0.6  # returned customers who also order
+REDEEM_SHARE = 0.7  # treated returners with an order who use the coupon
+UNSUBSCRIBE_RATE = {"lively": 0.010, "professional": 0.005}
+COMPLAINT_RATE = 0.0005
+DELIVERY_RATE = 0.97
+CLICK_RATE = 0.04
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    experiment: str
+    experiments: list[str]
+    customers: int
+    sends: int
+    events: int
+    already_built: bool
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A demo campaign: its spec, when it launched, its status now and each variant's true uplift."""
+
+    spec: ExperimentSpec
+    launch: datetime
+    status: ExperimentStatus
+    uplift: dict[str, dict[str, float]]  # variant → stage → absolute uplift in return rate
+    unsubscribe: dict[str, float]
+
+
+def build_demo(engine: Engine, *, customers: int = 100_000, seed: int = 20261123,
+               today: datetime | None = None) -> DemoSummary:
+    """Build the demo in ``engine``'s database unless it is already there (see the module docstring)."""
+    if _main_exists(engine):
+        return _summary(engine, already_built=True)
+    today = today or utcnow()
+    rng = np.random.default_rng(seed)
+    launch = local_midnight_utc(_local_day(today) - timedelta(days=10))
+    _add_customers(engine, rng, customers, launch)
+    for campaign in _campaigns(launch):
+        _run(engine, rng, campaign, today)
+    return _summary(engine, already_built=False)
+
+
+def _local_day(at: datetime):  # noqa: ANN202 - a datetime.date
+    return at.replace(tzinfo=UTC).astimezone(settings().timezone).date()
+
+
+def _main_exists(engine: Engine) -> bool:
+    with session_scope(engine) as session:
+        return bool(session.scalar(
+            select(func.count()).select_from(Assignment).join(Experiment, Experiment.id == Assignment.experiment_id)
+            .where(Experiment.name == MAIN)
+        ))
+
+
+def _add_customers(engine: Engine, rng: np.random.Generator, n: int, launch: datetime) -> None:
+    stages = list(STAGES)
+    stage = rng.choice(len(stages), size=n, p=[STAGES[s][0] for s in stages])
+    low = np.array([STAGES[s][1] for s in stages])[stage]
+    high = np.array([STAGES[s][2] for s in stages])[stage]
+    inactive_days = rng.uniform(low, high)
+    # Never ordered: the new-but-inactive, and some dormant sign-ups (last month's new-but-inactive).
+    never_ordered = (stage == stages.index("new_inactive")) | (
+        (stage == stages.index("dormant_30d")) & (rng.random(n) < NEVER_ORDERED_DORMANT))
+    tenure_days = np.where(never_ordered, 0, rng.uniform(30, 700, size=n))
+    orders = np.where(never_ordered, 0, 1 + rng.poisson(3, size=n))
+    spend = np.round(orders * rng.lognormal(np.log(80), 0.6, size=n), 2)
+    phones = rng.integers(0, 10**8, size=n)
+    prefixes = rng.choice(["138", "139", "158", "186", "177"], size=n)
+    cities = rng.choice(CITIES, size=n)
+    rows = []
+    with session_scope(engine) as session:
+        existing = session.scalar(select(func.count()).select_from(Customer).where(Customer.customer_id.like("D%")))
+        if existing:
+            raise RuntimeError("this database already holds demo customers from an interrupted build; "
+                               "use a fresh database for the demo")
+        for i in range(n):
+            last_active = launch - timedelta(days=float(inactive_days[i]))
+            signup = last_active - timedelta(days=float(tenure_days[i]))
+            rows.append(dict(
+                customer_id=f"D{i:07d}", phone=f"{prefixes[i]}{phones[i]:08d}", city=str(cities[i]),
+                signup_at=signup, first_order_at=None if never_ordered[i] else signup + timedelta(days=1),
+                last_active_at=last_active, orders_before=int(orders[i]), spend_before=Decimal(f"{spend[i]:.2f}"),
+            ))
+        bulk_insert(session, Customer, rows)
+
+
+def _main_campaign(launch: datetime) -> Campaign:
+    variants = [dict(name="holdout", share=0.1, control=True)]
+    uplift: dict[str, dict[str, float]] = {}
+    unsubscribe: dict[str, float] = {}
+    for coupon in (5, 10):
+        for wording, template in (("lively", LIVELY), ("professional", PROFESSIONAL)):
+            for hour in (10, 20):
+                name = f"c{coupon}_{wording}_{hour}h"
+                variants.append(dict(name=name, share=0.1125, channel="sms", coupon=coupon, template=template,
+                                     send_hour=hour))
+                uplift[name] = {
+                    stage: RESPONSIVENESS[stage] * (COUPON_UPLIFT[coupon] + (EVENING_UPLIFT if hour == 20 else 0))
+                    + WORDING_UPLIFT[wording][stage]
+                    for stage in STAGES
+                }
+                unsubscribe[name] = UNSUBSCRIBE_RATE[wording]
+    spec = parse_spec(dict(
+        name=MAIN, cohort="all", attribution_days=14, primary_metric="returned", start=_local_day(launch),
+        hypothesis="¥10 beats ¥5, lively wording wins the recently lapsed, 20:00 beats 10:00",
+        variants=variants, costs=dict(channels={"sms": 0.05}),
+    ))
+    return Campaign(spec, launch, ExperimentStatus.RUNNING, uplift, unsubscribe)
+
+
+def _campaigns(launch: datetime) -> list[Campaign]:
+    """Oldest first, so each finished campaign has freed its customers before the next one assigns."""
+    push_vs_sms = parse_spec(dict(
+        name="demo-dormant-push-vs-sms", cohort="dormant_30d", attribution_days=14, primary_metric="returned",
+        start=_local_day(launch - timedelta(days=50)), hypothesis="SMS with a ¥5 coupon beats a free push",
+        variants=[
+            dict(name="holdout", share=0.2, control=True),
+            dict(name="push_0_10h", share=0.4, channel="push", coupon=0, template="好物商城：好久不见，新品已上架，来逛逛吧",
+                 send_hour=10),
+            dict(name="sms_c5_10h", share=0.4, channel="sms", coupon=5, template=PROFESSIONAL, send_hour=10),
+        ],
+    ))
+    welcome = parse_spec(dict(
+        name="demo-welcome-coupon", cohort="new_inactive", attribution_days=14, primary_metric="ordered",
+        start=_local_day(launch - timedelta(days=35)), hypothesis="A ¥20 first-order coupon pays for itself",
+        variants=[
+            dict(name="holdout", share=0.2, control=True),
+            dict(name="c10_push_20h", share=0.4, channel="push", coupon=10, template="好物商城：首单立减{coupon}元，今晚有效",
+                 send_hour=20),
+            dict(name="c20_sms_10h", share=0.4, channel="sms", coupon=20, template=LIVELY, send_hour=10),
+        ],
+    ))
+    flat = lambda x: {stage: x for stage in STAGES}  # noqa: E731
+    return [
+        Campaign(push_vs_sms, launch - timedelta(days=50), ExperimentStatus.DECIDED,
+                 {"push_0_10h": flat(0.008), "sms_c5_10h": flat(0.022)}, {"push_0_10h": 0.0, "sms_c5_10h": 0.006}),
+        Campaign(welcome, launch - timedelta(days=35), ExperimentStatus.STOPPED,
+                 {"c10_push_20h": flat(0.02), "c20_sms_10h": flat(0.045)}, {"c10_push_20h": 0.0, "c20_sms_10h": 0.01}),
+        _main_campaign(launch),
+    ]
+
+
+def _run(engine: Engine, rng: np.random.Generator, campaign: Campaign, today: datetime) -> None:
+    """Create, assign and send through the real path, then simulate what customers did."""
+    name = campaign.spec.name
+    with session_scope(engine) as session:
+        create_experiment(session, campaign.spec)
+    assign(engine, name, as_of=campaign.launch)
+    with tempfile.TemporaryDirectory() as folder:
+        write_send_lists(engine, name, folder, now=campaign.launch)
+    with session_scope(engine) as session:
+        experiment = get_experiment(session, name)
+        rows = session.execute(
+            select(Assignment.customer_id, Variant.name, Variant.coupon, Assignment.assigned_at, Send.scheduled_at,
+                   Customer.last_active_at, Customer.signup_at, Customer.first_order_at)
+            .join(Variant, Variant.id == Assignment.variant_id)
+            .join(Customer, Customer.customer_id == Assignment.customer_id)
+            .outerjoin(Send, (Send.experiment_id == Assignment.experiment_id)
+                       & (Send.customer_id == Assignment.customer_id))
+            .where(Assignment.experiment_id == experiment.id)
+            .order_by(Assignment.customer_id)
+        ).all()
+        end = min(today, campaign.launch + timedelta(days=experiment.attribution_days))
+        bulk_insert(session, Event, _outcomes(rng, campaign, rows, end))
+        experiment.status = campaign.status
+
+
+def _stage(last_active: datetime, signup: datetime, first_order: datetime | None, at: datetime) -> str:
+    if first_order is None and (at - signup).days < 30:
+        return "new_inactive"
+    days = (at - last_active).days
+    return "silent_3m" if days >= 90 else "lapsed_1_3m" if days >= 45 else "dormant_30d"
+
+
+def _outcomes(rng: np.random.Generator, campaign: Campaign, rows: list, end: datetime) -> list[dict]:
+    """Events of the assigned customers until ``end`` (a running test only has events so far)."""
+    events: list[dict] = []
+
+    def add(customer: str, kind: EventType, at: datetime, value: float = 0.0) -> None:
+        if at < end:
+            events.append(dict(customer_id=customer, event_type=kind, occurred_at=at, value=Decimal(f"{value:.2f}")))
+
+    window = 14 * 24 * 3600
+    for customer, variant, coupon, assigned_at, sent_at, last_active, signup, first_order in rows:
+        stage = _stage(last_active, signup, first_order, campaign.launch)
+        u = rng.random(8)
+        natural = u[0] < NATURAL_RATE[stage]
+        delivered = sent_at is not None and u[1] < DELIVERY_RATE
+        treated = delivered and not natural and u[0] < NATURAL_RATE[stage] + campaign.uplift[variant][stage]
+        if delivered:
+            add(customer, EventType.DELIVERED, sent_at + timedelta(seconds=30))
+            if u[2] < CLICK_RATE or treated:
+                add(customer, EventType.CLICK, sent_at + timedelta(minutes=5 + 600 * u[3]))
+            if u[4] < campaign.unsubscribe[variant]:
+                add(customer, EventType.UNSUBSCRIBE, sent_at + timedelta(hours=2 * u[3]))
+            if u[5] < COMPLAINT_RATE:
+                add(customer, EventType.COMPLAINT, sent_at + timedelta(hours=3))
+        if not (natural or treated):
+            continue
+        start = sent_at if treated else assigned_at
+        at = start + timedelta(seconds=float(min(rng.exponential(3 * 24 * 3600), window - 60)))
+        add(customer, EventType.VISIT, at)
+        if u[6] < ORDER_SHARE:
+            order_at = at + timedelta(minutes=7)
+            add(customer, EventType.ORDER, order_at, float(rng.lognormal(np.log(80), 0.6)))
+            if treated and coupon and u[7] < REDEEM_SHARE:
+                add(customer, EventType.COUPON_REDEEMED, order_at)
+    return events
+
+
+def _summary(engine: Engine, *, already_built: bool) -> DemoSummary:
+    with session_scope(engine) as session:
+        names = list(session.scalars(select(Experiment.name).where(Experiment.name.like("demo-%"))
+                                     .order_by(Experiment.created_at, Experiment.id)))
+        count = lambda model, *where: session.scalar(select(func.count()).select_from(model).where(*where))  # noqa: E731
+        return DemoSummary(
+            experiment=MAIN,
+            experiments=names,
+            customers=count(Customer, Customer.customer_id.like("D%")),
+            sends=count(Send),
+            events=count(Event),
+            already_built=already_built,
+        )
