@@ -9,7 +9,7 @@ attribution window (designed experiments), and per-customer results imported fro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Numeric, and_, case, cast, func, select
 from sqlalchemy.sql import ColumnElement
@@ -37,6 +37,7 @@ class ArmStatistics:
     metrics: dict[str, SampleStats]
     contacted: int = 0
     redemptions: int = 0
+    sends: dict[str, int] = field(default_factory=dict)  # channel → touches sent (every step counts)
 
 
 def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -86,6 +87,7 @@ def _designed_arms(conn: Connection, experiment: Experiment, metrics: Sequence[s
         ).group_by(per_customer.c.variant_id)
     ).mappings()
     contacted = _contacted(conn, experiment)
+    sends = _sends(conn, experiment)
     return [
         ArmStatistics(
             variant_id=row["variant_id"],
@@ -96,6 +98,7 @@ def _designed_arms(conn: Connection, experiment: Experiment, metrics: Sequence[s
             },
             contacted=contacted.get(row["variant_id"], 0),
             redemptions=int(row["redemptions"] or 0),
+            sends=sends.get(row["variant_id"], {}),
         )
         for row in rows
     ]
@@ -109,6 +112,19 @@ def _contacted(conn: Connection, experiment: Experiment) -> dict[int, int]:
         .group_by(Send.variant_id)
     )
     return {variant_id: int(count) for variant_id, count in rows}
+
+
+def _sends(conn: Connection, experiment: Experiment) -> dict[int, dict[str, int]]:
+    """Touches sent per variant and channel: what the channels bill for."""
+    sends: dict[int, dict[str, int]] = {}
+    rows = conn.execute(
+        select(Send.variant_id, Send.channel, func.count())
+        .where(Send.experiment_id == experiment.id)
+        .group_by(Send.variant_id, Send.channel)
+    )
+    for variant_id, channel, count in rows:
+        sends.setdefault(variant_id, {})[channel] = int(count)
+    return sends
 
 
 def _imported_arms(conn: Connection, experiment: Experiment, metrics: Sequence[str]) -> list[ArmStatistics]:

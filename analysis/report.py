@@ -208,6 +208,12 @@ def _unit_costs(experiment: Experiment) -> tuple[dict[str, Decimal], Decimal]:
     return costs, spec.costs.fixed
 
 
+def _contact_cost(arm: ArmStatistics, variant: Variant, unit_costs: dict[str, Decimal]) -> float:
+    """Every recorded touch at its channel's unit cost; imported results: one touch per contacted customer."""
+    touches = arm.sends or {variant.channel or "": arm.contacted}
+    return float(sum(unit_costs.get(channel, Decimal("0")) * count for channel, count in touches.items()))
+
+
 def _roi(experiment: Experiment, arms: dict[int, ArmStatistics]) -> list[RoiResult]:
     """Cost and ROI per contacted variant, when the experiment has costs and the metrics for it."""
     returned, revenue = _return_and_revenue_metrics(experiment)
@@ -230,7 +236,7 @@ def _roi(experiment: Experiment, arms: dict[int, ArmStatistics]) -> list[RoiResu
                 control_revenue=control.metrics[revenue],
                 variant_revenue=arm.metrics[revenue],
                 contacted=arm.contacted,
-                unit_cost=float(unit_costs.get(v.channel or "", Decimal("0"))),
+                contact_cost=_contact_cost(arm, v, unit_costs),
                 redemptions=arm.redemptions,
                 coupon_value=float(v.coupon),
                 fixed_cost=fixed_share,

@@ -1,8 +1,9 @@
 """Return on investment of a recall variant: what it brought back beyond the natural return, per ¥.
 
 incremental returns = (return rate − natural return rate) × n, incremental revenue likewise on
-revenue per customer; cost = contacts × channel unit cost + redemptions × coupon face value + the
-variant's share of fixed costs; ROI = (incremental revenue − cost) / cost.
+revenue per customer; cost = the touches sent × their channel's unit cost (every step of a sequence)
++ redemptions × coupon face value + the variant's share of fixed costs; ROI = (incremental revenue −
+cost) / cost.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def roi(
     control_revenue: SampleStats,
     variant_revenue: SampleStats,
     contacted: int,
-    unit_cost: float,
+    contact_cost: float,
     redemptions: int,
     coupon_value: float,
     fixed_cost: float,
@@ -42,7 +43,6 @@ def roi(
     """Incremental outcomes over the control and ROI; None where a ratio is undefined."""
     incremental_returns = (variant_return.mean - control_return.mean) * n_variant
     incremental_revenue = (variant_revenue.mean - control_revenue.mean) * n_variant
-    contact_cost = contacted * unit_cost
     coupon_cost = redemptions * coupon_value
     cost = contact_cost + coupon_cost + fixed_cost
     return RoiResult(

@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, and_, exists, insert, select
+from sqlalchemy import Engine, and_, exists, select
 from sqlalchemy.orm import Session
 
 from experiments.config import settings
-from experiments.db import session_scope
+from experiments.db import bulk_insert, session_scope
 from experiments.messages import MessageContext, render
 from experiments.models import Assignment, ContactHold, Customer, Event, EventType, Experiment, Send, Variant
 from experiments.policy import ContactPolicy, HoldReason
-from experiments.store import get_experiment, utcnow
+from experiments.store import get_experiment, stored_spec, utcnow
 
-COLUMNS = ("customer_id", "channel", "message", "send_at")
+COLUMNS = ("customer_id", "step", "channel", "message", "send_at")
 CHUNK = 20_000
 
 
@@ -35,27 +35,48 @@ class SendListFile:
     held_by_caps: int = 0
 
 
-def send_time(experiment: Experiment, variant: Variant, assigned_at: datetime) -> datetime:
-    """Local send time: the spec's start day (or the day of assignment) at the variant's send hour.
+@dataclass(frozen=True)
+class Step:
+    """One touch of a variant: step 0 is the variant's own message, later steps its follow-ups."""
 
-    A send hour already past on the day of assignment moves to the next day.
+    step: int
+    day: int
+    channel: str
+    template: str
+    send_hour: int
+
+
+def steps(experiment: Experiment, variant: Variant) -> list[Step]:
+    first = Step(0, 0, variant.channel or "", variant.template, variant.send_hour or 0)
+    spec = stored_spec(experiment)
+    designed = next((v for v in spec.variants if v.name == variant.name), None) if spec else None
+    follow_ups = designed.touches if designed else []
+    return [first] + [Step(i, t.day, t.channel.value, t.template, t.send_hour) for i, t in enumerate(follow_ups, 1)]
+
+
+def send_time(experiment: Experiment, variant: Variant, assigned_at: datetime, step: Step | None = None) -> datetime:
+    """Local send time: the spec's start day (or the day of assignment) at the variant's send hour,
+    plus the step's day offset. A send hour already past on the day of assignment moves to the next day.
     """
     tz = settings().timezone
     assigned_local = assigned_at.replace(tzinfo=UTC).astimezone(tz)
     start_local = experiment.start_at.replace(tzinfo=UTC).astimezone(tz) if experiment.start_at else assigned_local
     day = max(start_local.date(), assigned_local.date())
-    at = datetime.combine(day, time(variant.send_hour or 0), tzinfo=tz)
-    if at < assigned_local:
-        at += timedelta(days=1)
-    return at
+    first = datetime.combine(day, time(variant.send_hour or 0), tzinfo=tz)
+    if first < assigned_local:
+        first += timedelta(days=1)
+    if step is None or step.step == 0:
+        return first
+    return datetime.combine(first.date() + timedelta(days=step.day), time(step.send_hour), tzinfo=tz)
 
 
 def write_send_lists(engine: Engine, name: str, out_dir: str | Path, now: datetime | None = None,
                      policy: ContactPolicy | None = None) -> list[SendListFile]:
     """Write ``<out>/<experiment>__<variant>.csv`` for each contacted variant and record the sends.
 
-    The contact policy applies across all experiments: customers who unsubscribed by ``now`` and
-    customers over a frequency cap are held back, recorded in ``contact_holds`` and stay assigned.
+    Each touch of a sequence is a row with its step and time. The contact policy applies across
+    all experiments and every step: customers who unsubscribed by ``now`` and touches over a
+    frequency cap are held back, recorded in ``contact_holds``, and the customers stay assigned.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,32 +90,31 @@ def write_send_lists(engine: Engine, name: str, out_dir: str | Path, now: dateti
             Event.event_type == EventType.UNSUBSCRIBE,
             Event.occurred_at <= now,
         )
-        already_sent = exists().where(
-            Send.experiment_id == Assignment.experiment_id, Send.customer_id == Assignment.customer_id
-        )
         other_sends = _other_sends(session, experiment, since=now - timedelta(days=_longest_cap_days(policy)))
-        held_before = set(session.scalars(
-            select(ContactHold.customer_id).where(ContactHold.experiment_id == experiment.id)
-        ))
+        sent = set(session.execute(select(Send.customer_id, Send.step).where(Send.experiment_id == experiment.id)))
+        held_before = set(session.execute(
+            select(ContactHold.customer_id, ContactHold.step).where(ContactHold.experiment_id == experiment.id)))
+        tz = settings().timezone
         for variant in experiment.variants:
             if variant.is_control:
                 continue
             of_variant = (Assignment.experiment_id == experiment.id, Assignment.variant_id == variant.id)
+            sequence = steps(experiment, variant)
             holds: list[dict] = []
 
-            def hold(customer_id: str, reason: str) -> None:
-                if customer_id not in held_before:
-                    holds.append(dict(experiment_id=experiment.id, customer_id=customer_id, step=0,
+            def hold(customer_id: str, step: int, reason: str) -> None:
+                if (customer_id, step) not in held_before:
+                    holds.append(dict(experiment_id=experiment.id, customer_id=customer_id, step=step,
                                       variant_id=variant.id, reason=reason, held_at=now))
 
-            suppressed = session.scalars(select(Assignment.customer_id).where(*of_variant, unsubscribed, ~already_sent))
             n_unsubscribed = 0
-            for customer_id in suppressed:
+            for customer_id in session.scalars(select(Assignment.customer_id).where(*of_variant, unsubscribed)):
                 n_unsubscribed += 1
-                hold(customer_id, HoldReason.UNSUBSCRIBED)
+                for s in sequence:
+                    if (customer_id, s.step) not in sent:
+                        hold(customer_id, s.step, HoldReason.UNSUBSCRIBED)
             rows = session.execute(
-                select(Assignment.customer_id, Assignment.assigned_at, already_sent.label("sent"),
-                       Customer.last_active_at)
+                select(Assignment.customer_id, Assignment.assigned_at, Customer.last_active_at)
                 .outerjoin(Customer, Customer.customer_id == Assignment.customer_id)
                 .where(*of_variant, ~unsubscribed)
                 .order_by(Assignment.customer_id)
@@ -106,27 +126,28 @@ def write_send_lists(engine: Engine, name: str, out_dir: str | Path, now: dateti
             with tmp.open("w", newline="", encoding="utf-8") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(COLUMNS)
-                for customer_id, assigned_at, sent, last_active_at in rows:
-                    at = send_time(experiment, variant, assigned_at)
-                    at_utc = at.astimezone(UTC).replace(tzinfo=None)
-                    if not sent:
-                        reason = policy.hold_reason(at_utc, at.date(), last_active_at, other_sends.get(customer_id, ()))
-                        if reason:
-                            capped += 1
-                            hold(customer_id, reason)
-                            continue
-                    message = render(variant.template, MessageContext(variant.coupon, customer_id, at))
-                    writer.writerow((customer_id, variant.channel, message, at.isoformat()))
-                    listed += 1
-                    if not sent:
-                        new_sends.append(dict(
-                            experiment_id=experiment.id, customer_id=customer_id, step=0, variant_id=variant.id,
-                            channel=variant.channel, scheduled_at=at_utc, message=message,
-                        ))
-            for start in range(0, len(new_sends), CHUNK):
-                session.execute(insert(Send), new_sends[start:start + CHUNK])
-            for start in range(0, len(holds), CHUNK):
-                session.execute(insert(ContactHold), holds[start:start + CHUNK])
+                for customer_id, assigned_at, last_active_at in rows:
+                    touches = list(other_sends.get(customer_id, ()))
+                    for s in sequence:
+                        at = send_time(experiment, variant, assigned_at, s)
+                        at_utc = at.astimezone(UTC).replace(tzinfo=None)
+                        if (customer_id, s.step) not in sent:
+                            reason = policy.hold_reason(at_utc, at.date(), last_active_at, touches)
+                            if reason:
+                                capped += 1
+                                hold(customer_id, s.step, reason)
+                                continue
+                            new_sends.append(dict(
+                                experiment_id=experiment.id, customer_id=customer_id, step=s.step,
+                                variant_id=variant.id, channel=s.channel, scheduled_at=at_utc,
+                                message=render(s.template, MessageContext(variant.coupon, customer_id, at)),
+                            ))
+                        touches.append((at_utc, at.astimezone(tz).date()))  # later steps count this one
+                        message = render(s.template, MessageContext(variant.coupon, customer_id, at))
+                        writer.writerow((customer_id, s.step, s.channel, message, at.isoformat()))
+                        listed += 1
+            bulk_insert(session, Send, new_sends)
+            bulk_insert(session, ContactHold, holds)
             tmp.replace(path)
             files.append(SendListFile(variant.name, path, listed, n_unsubscribed, capped))
     return files

@@ -26,7 +26,8 @@ SHARE_TOLERANCE = 1e-6
 # Our own messages already say what was given; pydantic's generic ones get "(got …)" appended.
 CUSTOM_ERRORS = {"control_contacted", "missing_contact", "unknown_cohort", "unknown_metric", "control_count",
                  "duplicate_names", "shares_sum", "bad_template", "unknown_placeholder", "message_check",
-                 "quiet_hours", "bad_filter"}
+                 "quiet_hours", "bad_filter", "touch_days",
+                 "touch_window"}
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w][\w.\-]*$")]
 
 
@@ -40,8 +41,59 @@ class SpecError(ValueError):
         super().__init__("\n".join(lines))
 
 
+def _outside_quiet_hours(hour: int | None) -> int | None:
+    if hour is not None and in_quiet_hours(hour):
+        raise PydanticCustomError(
+            "quiet_hours", "send hour {hour} falls in the quiet hours {quiet} (local time)",
+            {"hour": hour, "quiet": f"{QUIET_HOURS_START:02d}:00-{QUIET_HOURS_END:02d}:00"},
+        )
+    return hour
+
+
+def _known_placeholders(template: str) -> str:
+    try:
+        unknown = unknown_placeholders(template)
+    except ValueError as exc:
+        raise PydanticCustomError("bad_template", "template is malformed: {error}", {"error": str(exc)}) from None
+    if unknown:
+        raise PydanticCustomError(
+            "unknown_placeholder", "unknown placeholder {names}; available: {known}",
+            {"names": ", ".join("{" + u + "}" for u in unknown), "known": ", ".join("{" + p + "}" for p in PLACEHOLDERS)},
+        )
+    return template
+
+
+def _passes_message_checks(template: str, channel: Channel) -> None:
+    errors = [f for f in check_message(template, channel.value).findings if f.severity == Severity.ERROR]
+    if errors:
+        raise PydanticCustomError(
+            "message_check", "template fails the message checks: {problems}",
+            {"problems": "; ".join(f"{f.code}: {f.message_en}" for f in errors)},
+        )
+
+
+class TouchSpec(BaseModel):
+    """A follow-up touch of a multi-touch variant, ``day`` days after the first (e.g. a reminder)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    day: int = Field(ge=1, le=89)
+    channel: Channel
+    template: str = Field(min_length=1)
+    send_hour: int = Field(ge=0, le=23)
+
+    _quiet = field_validator("send_hour")(_outside_quiet_hours)
+    _placeholders = field_validator("template")(_known_placeholders)
+
+    @model_validator(mode="after")
+    def _checked(self) -> TouchSpec:
+        _passes_message_checks(self.template, self.channel)
+        return self
+
+
 class VariantSpec(BaseModel):
-    """One arm. Contacted arms need a channel, a message template and a send hour."""
+    """One arm. Contacted arms need a channel, a message template and a send hour; they may add
+    follow-up ``touches`` (a sequence such as MMS on day 0, SMS reminders on days 4 and 7)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -52,14 +104,18 @@ class VariantSpec(BaseModel):
     coupon: Decimal = Field(default=Decimal("0"), ge=0, max_digits=12, decimal_places=2)
     template: str = ""
     send_hour: int | None = Field(default=None, ge=0, le=23)
+    touches: list[TouchSpec] = Field(default_factory=list)
+
+    _quiet = field_validator("send_hour")(_outside_quiet_hours)
+    _placeholders = field_validator("template")(_known_placeholders)
 
     @model_validator(mode="after")
     def _contact_fields(self) -> VariantSpec:
         if self.control:
-            if self.channel is not None or self.template or self.coupon:
+            if self.channel is not None or self.template or self.coupon or self.touches:
                 raise PydanticCustomError(
                     "control_contacted",
-                    "the no-contact control is never messaged: remove channel, template and coupon",
+                    "the no-contact control is never messaged: remove channel, template, coupon and touches",
                 )
             return self
         missing = [f for f in ("channel", "send_hour") if getattr(self, f) is None]
@@ -69,37 +125,12 @@ class VariantSpec(BaseModel):
             raise PydanticCustomError(
                 "missing_contact", "a contacted variant needs {fields}", {"fields": ", ".join(missing)}
             )
-        errors = [f for f in check_message(self.template, self.channel.value).findings if f.severity == Severity.ERROR]
-        if errors:
-            raise PydanticCustomError(
-                "message_check", "template fails the message checks: {problems}",
-                {"problems": "; ".join(f"{f.code}: {f.message_en}" for f in errors)},
-            )
+        _passes_message_checks(self.template, self.channel)
+        days = [t.day for t in self.touches]
+        if days != sorted(set(days)):
+            raise PydanticCustomError("touch_days", "touches must be on increasing days; got days {days}",
+                                      {"days": ", ".join(map(str, days))})
         return self
-
-    @field_validator("send_hour")
-    @classmethod
-    def _outside_quiet_hours(cls, hour: int | None) -> int | None:
-        if hour is not None and in_quiet_hours(hour):
-            raise PydanticCustomError(
-                "quiet_hours", "send hour {hour} falls in the quiet hours {quiet} (local time)",
-                {"hour": hour, "quiet": f"{QUIET_HOURS_START:02d}:00-{QUIET_HOURS_END:02d}:00"},
-            )
-        return hour
-
-    @field_validator("template")
-    @classmethod
-    def _known_placeholders(cls, template: str) -> str:
-        try:
-            unknown = unknown_placeholders(template)
-        except ValueError as exc:
-            raise PydanticCustomError("bad_template", "template is malformed: {error}", {"error": str(exc)}) from None
-        if unknown:
-            raise PydanticCustomError(
-                "unknown_placeholder", "unknown placeholder {names}; available: {known}",
-                {"names": ", ".join("{" + u + "}" for u in unknown), "known": ", ".join("{" + p + "}" for p in PLACEHOLDERS)},
-            )
-        return template
 
 
 class CostSpec(BaseModel):
@@ -176,6 +207,16 @@ class ExperimentSpec(BaseModel):
             )
         return variants
 
+    @model_validator(mode="after")
+    def _touches_inside_the_window(self) -> ExperimentSpec:
+        late = [f"{v.name} day {t.day}" for v in self.variants for t in v.touches if t.day >= self.attribution_days]
+        if late:
+            raise PydanticCustomError(
+                "touch_window", "touches must fall inside the {days}-day attribution window: {late}",
+                {"days": self.attribution_days, "late": ", ".join(late)},
+            )
+        return self
+
     @property
     def control(self) -> VariantSpec:
         return next(v for v in self.variants if v.control)
@@ -199,7 +240,7 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> ExperimentSpec:
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
-            loc = tuple(p for p in err["loc"] if p not in ("function-after[_contact_fields(), VariantSpec]",))
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             message = err["msg"]
             if err["type"] not in CUSTOM_ERRORS and "input" in err:
                 message = f"{message} (got {err['input']!r})"

@@ -194,3 +194,22 @@ def test_designed_roi_uses_sends_redemptions_and_costs(engine: Engine, tmp_path:
     assert result.incremental_revenue == pytest.approx(80.0)  # the control has no revenue
     assert result.roi == pytest.approx((80.0 - result.cost) / result.cost)
     assert {v.name: v.contacted for v in report.variants}["holdout"] == 0
+
+
+def test_sequences_cost_every_touch_at_its_channel_price(engine: Engine, tmp_path: Path) -> None:
+    from experiments.sendlist import write_send_lists
+
+    spec = example_spec()
+    variants = [v.model_dump() for v in spec.variants]
+    variants[2]["channel"] = "mms"
+    variants[2]["touches"] = [dict(day=4, channel="sms", template="【好物商城】礼金3天后过期 回TD退订", send_hour=10)]
+    add_customers(engine, [f"C{i:04d}" for i in range(300)], inactive_days=50)
+    store_spec(engine, example_spec(variants=variants, costs={"channels": {"sms": 0.05, "mms": 0.15}, "fixed": 30}))
+    assign(engine, NAME, as_of=AS_OF)
+    write_send_lists(engine, NAME, tmp_path, now=AS_OF)
+    report = build_report(engine, NAME)
+    by_name = {r.variant: r for r in report.roi}
+    n5, n10 = by_name["coupon5_sms_10h"].contacted, by_name["coupon10_sms_10h"].contacted
+    assert by_name["coupon10_sms_10h"].contact_cost == pytest.approx(n10 * (0.15 + 0.05))  # MMS, then an SMS
+    assert by_name["coupon5_sms_10h"].contact_cost == pytest.approx(n5 * 0.05)
+    assert by_name["coupon10_sms_10h"].cost == pytest.approx(n10 * 0.20 + 30 * n10 / (n5 + n10))

@@ -46,7 +46,7 @@ def test_send_lists_exclude_control_and_unsubscribed(engine, tmp_path: Path) -> 
     for f in files:
         rows = read(f.path)
         assert len(rows) == f.rows
-        assert list(rows[0]) == ["customer_id", "channel", "message", "send_at"]
+        assert list(rows[0]) == ["customer_id", "step", "channel", "message", "send_at"]
         for row in rows:
             listed[row["customer_id"]] = f.variant
             assert row["channel"] == "sms"
@@ -66,3 +66,39 @@ def test_send_lists_exclude_control_and_unsubscribed(engine, tmp_path: Path) -> 
     write_send_lists(engine, NAME, tmp_path / "again", now=AS_OF + timedelta(hours=2))
     with session_scope(engine) as session:  # rebuilding a list records no send twice
         assert session.scalar(select(func.count()).select_from(Send)) == len(listed)
+
+
+REMINDER = "【好物商城】您的{coupon}元礼金{send_date}后过期 回TD退订"
+
+
+def test_a_sequence_lists_every_step_and_caps_count_every_step(engine, tmp_path: Path) -> None:  # noqa: ANN001
+    from experiments.policy import HoldReason
+    from experiments.models import ContactHold
+    from experiments.sendlist import write_send_lists
+
+    add_customers(engine, [f"C{i:04d}" for i in range(200)], inactive_days=60)  # dormant: 2 touches per 7 days
+    spec = example_spec()
+    variants = [v.model_dump() for v in spec.variants]
+    variants[2]["touches"] = [dict(day=3, channel="sms", template=REMINDER, send_hour=20),
+                              dict(day=5, channel="push", template="好物商城：礼金今天到期", send_hour=10)]
+    store_spec(engine, example_spec(variants=variants))
+    assign(engine, NAME, as_of=AS_OF)
+    files = {f.variant: f for f in write_send_lists(engine, NAME, tmp_path, now=AS_OF)}
+
+    sequence = read(files["coupon10_sms_10h"].path)
+    customers = {r["customer_id"] for r in sequence}
+    first = [r for r in sequence if r["step"] == "0"]
+    reminders = [r for r in sequence if r["step"] == "1"]
+    assert len(first) == len(reminders) == len(customers) > 50
+    assert {r["send_at"] for r in reminders} == {"2026-12-04T20:00:00+08:00"}
+    assert all("12月4日后过期" in r["message"] for r in reminders)
+    # The third touch would be the third in 7 days for a dormant customer: held back, recorded per step.
+    assert not [r for r in sequence if r["step"] == "2"]
+    assert files["coupon10_sms_10h"].held_by_caps == len(customers)
+    assert files["coupon5_sms_10h"].held_by_caps == 0
+    with session_scope(engine) as session:
+        steps = dict(session.execute(select(Send.step, func.count()).where(Send.customer_id.in_(customers))
+                                     .group_by(Send.step)).all())
+        holds = session.execute(select(ContactHold.step, ContactHold.reason).distinct()).all()
+    assert steps == {0: len(customers), 1: len(customers)}
+    assert holds == [(2, HoldReason.DORMANT_CAP)]

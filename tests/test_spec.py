@@ -149,3 +149,37 @@ def test_send_hour_in_quiet_hours_is_rejected(spec_data: dict, hour: int) -> Non
 def test_send_hours_at_the_edges_of_quiet_hours_are_allowed(spec_data: dict, hour: int) -> None:
     spec_data["variants"][1]["send_hour"] = hour
     assert parse_spec(spec_data).variants[1].send_hour == hour
+
+
+def _with_touches(spec_data: dict, touches: list[dict]) -> dict:
+    spec_data["variants"][1]["touches"] = touches
+    return spec_data
+
+
+REMINDER = {"day": 4, "channel": "sms", "template": "【好物商城】您的{coupon}元礼金3天后过期 回TD退订", "send_hour": 10}
+
+
+def test_a_sequence_of_touches_is_valid(spec_data: dict) -> None:
+    spec = parse_spec(_with_touches(spec_data, [REMINDER, {**REMINDER, "day": 7, "send_hour": 20}]))
+    assert [t.day for t in spec.variants[1].touches] == [4, 7]
+
+
+@pytest.mark.parametrize(
+    ("touches", "field", "fragment"),
+    [
+        ([{**REMINDER, "send_hour": 22}], "variants[1].touches[0].send_hour", "quiet hours"),
+        ([{**REMINDER, "template": "礼金过期提醒"}], "variants[1].touches[0]", "UNSUBSCRIBE_MISSING"),
+        ([{**REMINDER, "channel": "fax"}], "variants[1].touches[0].channel", "fax"),
+        ([REMINDER, REMINDER], "variants[1]", "increasing days"),
+        ([{**REMINDER, "day": 14}], "", "inside the 14-day attribution window"),
+    ],
+)
+def test_bad_touches_are_located(spec_data: dict, touches: list[dict], field: str, fragment: str) -> None:
+    (got_field, message), *_ = problems(_with_touches(spec_data, touches))
+    assert got_field == field and fragment in message
+
+
+def test_the_control_has_no_touches(spec_data: dict) -> None:
+    spec_data["variants"][0]["touches"] = [REMINDER]
+    (field, message), *_ = problems(spec_data)
+    assert field == "variants[0]" and "never messaged" in message
