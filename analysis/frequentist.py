@@ -7,15 +7,18 @@
 - Relative uplift (variant mean / control mean − 1): delta method on the log ratio of means,
   which accounts for the variance of the control mean as well as the variant's.
 
-p-values come from survival functions, so very small ones do not underflow to 0.
+p-values come from survival functions, so very small ones do not underflow to 0. Undefined
+quantities (an empty arm, no variance in either arm, a zero mean under a log) are nan, never an
+exception. The helpers work element-wise on :class:`SampleStats` whose fields are numpy arrays;
+:func:`compare` is the scalar entry point the report uses.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 from analysis.sufficient import SampleStats
@@ -23,6 +26,8 @@ from experiments.models import MetricKind
 
 BINARY_METHOD = "two-proportion z-test (pooled); Newcombe hybrid score CI"
 WELCH_METHOD = "Welch t-test"
+
+Interval = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -40,69 +45,94 @@ class Estimate:
     p_value: float
 
 
-def wilson_interval(successes: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
+def _z(alpha: float) -> float:
+    return float(stats.norm.isf(alpha / 2))
+
+
+def _arrays(s: SampleStats) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """n, mean, variance as float arrays."""
+    return (np.asarray(s.n, dtype=float), np.asarray(s.sum, dtype=float),
+            np.asarray(s.mean, dtype=float), np.asarray(s.variance, dtype=float))
+
+
+def wilson_interval(successes: ArrayLike, n: ArrayLike, alpha: float = 0.05) -> Interval:
     """Wilson score interval of a proportion (Wilson 1927); the same as statsmodels' ``wilson``."""
-    if n <= 0:
-        return math.nan, math.nan
-    z = stats.norm.isf(alpha / 2)
-    p = successes / n
-    denominator = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    x, n = np.asarray(successes, dtype=float), np.asarray(n, dtype=float)
+    z = _z(alpha)
+    z2 = z * z
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = np.where(n > 0, n, np.nan)
+        p = x / n
+        denominator = 1 + z2 / n
+        center = (p + z2 / (2 * n)) / denominator
+        half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
     return center - half, center + half
 
 
-def newcombe_interval(control: SampleStats, variant: SampleStats, alpha: float = 0.05) -> tuple[float, float]:
+def newcombe_interval(control: SampleStats, variant: SampleStats, alpha: float = 0.05) -> Interval:
     """Newcombe's hybrid score interval of ``p_variant − p_control`` (Newcombe 1998, method 10)."""
-    p_v, p_c = variant.mean, control.mean
-    lo_v, hi_v = wilson_interval(variant.sum, variant.n, alpha)
-    lo_c, hi_c = wilson_interval(control.sum, control.n, alpha)
+    n_c, x_c, p_c, _ = _arrays(control)
+    n_v, x_v, p_v, _ = _arrays(variant)
+    lo_v, hi_v = wilson_interval(x_v, n_v, alpha)
+    lo_c, hi_c = wilson_interval(x_c, n_c, alpha)
     diff = p_v - p_c
-    return (diff - math.sqrt((p_v - lo_v) ** 2 + (hi_c - p_c) ** 2),
-            diff + math.sqrt((hi_v - p_v) ** 2 + (p_c - lo_c) ** 2))
+    return (diff - np.sqrt((p_v - lo_v) ** 2 + (hi_c - p_c) ** 2),
+            diff + np.sqrt((hi_v - p_v) ** 2 + (p_c - lo_c) ** 2))
 
 
-def two_proportion_z(control: SampleStats, variant: SampleStats) -> tuple[float, float]:
+def two_proportion_z(control: SampleStats, variant: SampleStats) -> tuple[np.ndarray, np.ndarray]:
     """Pooled two-proportion z statistic and two-sided p-value (as statsmodels' ``proportions_ztest``)."""
-    pooled = (control.sum + variant.sum) / (control.n + variant.n)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / control.n + 1 / variant.n))
-    if se == 0:
-        return math.nan, math.nan
-    z = (variant.mean - control.mean) / se
-    return z, float(2 * stats.norm.sf(abs(z)))
+    n_c, x_c, p_c, _ = _arrays(control)
+    n_v, x_v, p_v, _ = _arrays(variant)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pooled = (x_c + x_v) / (n_c + n_v)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / n_c + 1 / n_v))
+        z = np.where(se > 0, (p_v - p_c) / se, np.nan)
+    return z, 2 * stats.norm.sf(np.abs(z))
 
 
 def welch(control: SampleStats, variant: SampleStats, alpha: float = 0.05
-          ) -> tuple[float, float, tuple[float, float]]:
-    """Welch's t statistic, two-sided p-value and interval of the difference of means."""
-    a, b = variant.variance / variant.n, control.variance / control.n
-    se = math.sqrt(a + b)
-    if not se > 0:
-        return math.nan, math.nan, (math.nan, math.nan)
-    df = (a + b) ** 2 / (a * a / (variant.n - 1) + b * b / (control.n - 1))
-    diff = variant.mean - control.mean
-    t = diff / se
-    half = stats.t.isf(alpha / 2, df) * se
-    return t, float(2 * stats.t.sf(abs(t), df)), (diff - half, diff + half)
+          ) -> tuple[np.ndarray, np.ndarray, Interval]:
+    """Welch's t statistic, two-sided p-value and interval of the difference of means, with
+    Welch–Satterthwaite degrees of freedom (Welch 1947; as scipy's ``ttest_ind(equal_var=False)``)."""
+    n_c, _, m_c, v_c = _arrays(control)
+    n_v, _, m_v, v_v = _arrays(variant)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a, b = v_v / n_v, v_c / n_c
+        se = np.where(a + b > 0, np.sqrt(a + b), np.nan)
+        df = (a + b) ** 2 / (a * a / (n_v - 1) + b * b / (n_c - 1))
+        diff = m_v - m_c
+        t = diff / se
+        half = stats.t.isf(alpha / 2, df) * se
+    return t, 2 * stats.t.sf(np.abs(t), df), (diff - half, diff + half)
 
 
-def relative_interval(control: SampleStats, variant: SampleStats, alpha: float = 0.05) -> tuple[float, float]:
-    """Delta-method interval of ``mean_v / mean_c − 1`` on the log scale (both means' variances)."""
-    m_v, m_c = variant.mean, control.mean
-    if not (m_v > 0 and m_c > 0):
-        return -math.inf if m_c > 0 else math.nan, math.inf if m_c > 0 else math.nan
-    se = math.sqrt(variant.variance / (variant.n * m_v * m_v) + control.variance / (control.n * m_c * m_c))
-    z = stats.norm.isf(alpha / 2)
-    log_ratio = math.log(m_v / m_c)
-    return float(np.expm1(log_ratio - z * se)), float(np.expm1(log_ratio + z * se))
+def relative_uplift(control: SampleStats, variant: SampleStats) -> np.ndarray:
+    """``mean_v / mean_c − 1``: ±inf when only the control mean is 0, nan when both are."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(variant.mean, dtype=float) / np.asarray(control.mean, dtype=float) - 1
+
+
+def relative_interval(control: SampleStats, variant: SampleStats, alpha: float = 0.05) -> Interval:
+    """Delta-method interval of ``mean_v / mean_c − 1`` on the log scale, with both means' variances:
+    var(log ratio) ≈ s_v²/(n_v m_v²) + s_c²/(n_c m_c²). nan unless both means are positive."""
+    n_c, _, m_c, v_c = _arrays(control)
+    n_v, _, m_v, v_v = _arrays(variant)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        positive = (m_c > 0) & (m_v > 0)
+        m_c, m_v = np.where(positive, m_c, np.nan), np.where(positive, m_v, np.nan)
+        se = np.sqrt(v_v / (n_v * m_v * m_v) + v_c / (n_c * m_c * m_c))
+        log_ratio = np.log(m_v / m_c)
+        z = _z(alpha)
+    return np.expm1(log_ratio - z * se), np.expm1(log_ratio + z * se)
+
+
+def _pair(interval: Interval) -> tuple[float, float]:
+    return float(interval[0]), float(interval[1])
 
 
 def compare(control: SampleStats, variant: SampleStats, kind: MetricKind, alpha: float = 0.05) -> Estimate:
-    """Variant against control on one metric: the test chosen by the metric's kind."""
-    if control.n < 2 or variant.n < 2:
-        nan2 = (math.nan, math.nan)
-        return Estimate("not enough data", control.mean, variant.mean, variant.mean - control.mean, nan2,
-                        math.nan, nan2, math.nan, math.nan)
+    """Variant against control on one metric: the test chosen by the metric's kind (see module doc)."""
     if kind == MetricKind.BINARY:
         method = BINARY_METHOD
         statistic, p_value = two_proportion_z(control, variant)
@@ -110,15 +140,14 @@ def compare(control: SampleStats, variant: SampleStats, kind: MetricKind, alpha:
     else:
         method = WELCH_METHOD
         statistic, p_value, abs_ci = welch(control, variant, alpha)
-    rel = variant.mean / control.mean - 1 if control.mean else math.nan
     return Estimate(
         method=method,
-        control_mean=control.mean,
-        variant_mean=variant.mean,
-        abs_uplift=variant.mean - control.mean,
-        abs_ci=abs_ci,
-        rel_uplift=rel,
-        rel_ci=relative_interval(control, variant, alpha),
-        statistic=statistic,
-        p_value=p_value,
+        control_mean=float(control.mean),
+        variant_mean=float(variant.mean),
+        abs_uplift=float(variant.mean - control.mean),
+        abs_ci=_pair(abs_ci),
+        rel_uplift=float(relative_uplift(control, variant)),
+        rel_ci=_pair(relative_interval(control, variant, alpha)),
+        statistic=float(statistic),
+        p_value=float(p_value),
     )

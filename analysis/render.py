@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from analysis.quality import verdict
 from analysis.report import Report
 from experiments.catalog import BUILTIN_METRICS
 from experiments.models import MetricKind
@@ -17,7 +18,11 @@ LABELS = {
         "rel": "相对提升 (95% CI)", "p": "p 值", "p_adj": "校正后 p 值", "sig": "显著", "yes": "是", "no": "否",
         "method": "检验方法", "correction": "多重比较校正", "roi": "成本与 ROI", "contacted": "触达人数",
         "inc_returns": "增量回流人数", "inc_revenue": "增量收入", "cost": "成本", "cpir": "每个增量回流客户成本",
-        "generated": "生成时间",
+        "generated": "生成时间", "quality": "回流质量：券带回的是一次访问，还是一个客户？",
+        "quality_note": "回流客户在回流后 1-7 天、1-30 天内再次活跃的比例、30 天内复购次数与消费，对比对照组自然回流的客户；只计入观察期已满的客户。",
+        "returned": "回流人数", "measure": "指标", "natural_returners": "自然回流客户", "variant_returners": "本组回流客户",
+        "verdict": "结论", "customer": "留住了客户", "one_visit": "只换来一次访问", "too_early": "观察期未满",
+        "retained_7d": "7 天留存", "retained_30d": "30 天留存", "repeat_orders_30d": "30 天复购次数", "spend_30d": "30 天消费",
     },
     "en": {
         "title": "Significance report", "hypothesis": "Hypothesis", "control": "No-contact control",
@@ -30,7 +35,14 @@ LABELS = {
         "sig": "Significant", "yes": "yes", "no": "no", "method": "Method", "correction": "Multiple-testing correction",
         "roi": "Cost and ROI", "contacted": "Contacted", "inc_returns": "Incremental returns",
         "inc_revenue": "Incremental revenue", "cost": "Cost", "cpir": "Cost per incremental return",
-        "generated": "Generated",
+        "generated": "Generated", "quality": "Recall quality: did the coupon buy one visit or a customer?",
+        "quality_note": "Returned customers active again 1-7 and 1-30 days after their return, and their orders and spend in "
+                        "those 30 days, against the control's customers who returned by themselves; only customers whose "
+                        "follow-up has passed count.",
+        "returned": "Returned", "measure": "Measure", "natural_returners": "Natural returners",
+        "variant_returners": "Variant's returners", "verdict": "Verdict", "customer": "kept a customer",
+        "one_visit": "bought one visit", "too_early": "too early to tell", "retained_7d": "7-day retention",
+        "retained_30d": "30-day retention", "repeat_orders_30d": "Repeat orders (30 d)", "spend_30d": "Spend (30 d)",
     },
 }
 
@@ -125,4 +137,22 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
                 f"| {fmt_money(r.cost, currency)} | {roi} | {fmt_money(r.cost_per_incremental_return, currency)} |"
             )
         out.append("")
+    if report.quality:
+        out += _quality_section(report, L, currency)
     return "\n".join(out)
+
+
+def _quality_section(report: Report, L: dict[str, str], currency: str) -> list[str]:
+    out = [f"## {L['quality']}", "", L["quality_note"], "",
+           f"| {L['variant']} | {L['measure']} | {L['returned']} | {L['natural_returners']} | {L['variant_returners']} "
+           f"| {L['abs']} | {L['p']} |",
+           "|---|---|---:|---:|---:|---|---:|"]
+    for q in report.quality:
+        out.append(f"| {q.variant} | {L[q.measure]} | {q.returned:,} | {fmt_value(q.control_mean, q.kind)} "
+                   f"| {fmt_value(q.variant_mean, q.kind)} | {fmt_value(q.abs_uplift, q.kind, signed=True)} "
+                   f"{fmt_ci(q.abs_ci, q.kind)} | {fmt_p(q.p_value)} |")
+    out += ["", f"| {L['variant']} | {L['verdict']} |", "|---|---|"]
+    for variant in dict.fromkeys(q.variant for q in report.quality):
+        out.append(f"| {variant} | {L[verdict(report.quality, variant)]} |")
+    out.append("")
+    return out

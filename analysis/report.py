@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from analysis.aggregates import ArmStatistics, arm_statistics
 from analysis.corrections import adjust_p_values
 from analysis.frequentist import compare
+from analysis.quality import QualityComparison, recall_quality
 from analysis.roi import RoiResult, roi
 from analysis.srm import SrmResult, srm_check
 from experiments.catalog import DEFAULT_CHANNEL_COSTS
@@ -79,6 +80,7 @@ class Report:
     variants: list[VariantSummary]
     comparisons: list[Comparison]
     roi: list[RoiResult] = field(default_factory=list)
+    quality: list[QualityComparison] = field(default_factory=list)
     generated_at: str = ""
 
     def comparison(self, variant: str, metric: str) -> Comparison:
@@ -117,10 +119,13 @@ def build_report(
     with session_scope(engine) as session:
         experiment = get_experiment(session, name)
         arms = arm_statistics(session.connection(), experiment)
-        return _report(experiment, arms, alpha=alpha, correction=correction)
+        quality = (recall_quality(session.connection(), experiment, utcnow(), alpha=alpha)
+                   if experiment.source == ExperimentSource.DESIGNED else [])
+        return _report(experiment, arms, alpha=alpha, correction=correction, quality=quality)
 
 
-def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float, correction: str) -> Report:
+def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float, correction: str,
+            quality: list[QualityComparison]) -> Report:
     variants = experiment.variants
     control = experiment.control
     total = sum(arm.n for arm in arms.values())
@@ -184,6 +189,7 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
         variants=summaries,
         comparisons=comparisons,
         roi=_roi(experiment, arms),
+        quality=quality,
         generated_at=utcnow().isoformat(timespec="seconds") + "Z",
     )
 

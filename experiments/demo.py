@@ -54,6 +54,8 @@ WORDING_UPLIFT = {  # lively works on the young lifecycle stages, professional o
 }
 EVENING_UPLIFT = 0.005  # 20:00 beats 10:00 a little
 ORDER_SHARE = 0.6  # returned customers who also order
+RETENTION_NATURAL = 0.40  # natural returners active again within 30 days
+RETENTION_TREATED = 0.30  # coupon-bought returners active again within 30 days
 REDEEM_SHARE = 0.7  # treated returners with an order who use the coupon
 UNSUBSCRIBE_RATE = {"lively": 0.010, "professional": 0.005}
 COMPLAINT_RATE = 0.0005
@@ -216,8 +218,7 @@ def _run(engine: Engine, rng: np.random.Generator, campaign: Campaign, today: da
             .where(Assignment.experiment_id == experiment.id)
             .order_by(Assignment.customer_id)
         ).all()
-        end = min(today, campaign.launch + timedelta(days=experiment.attribution_days))
-        bulk_insert(session, Event, _outcomes(rng, campaign, rows, end))
+        bulk_insert(session, Event, _outcomes(rng, campaign, rows, today))
         experiment.status = campaign.status
 
 
@@ -229,7 +230,7 @@ def _stage(last_active: datetime, signup: datetime, first_order: datetime | None
 
 
 def _outcomes(rng: np.random.Generator, campaign: Campaign, rows: list, end: datetime) -> list[dict]:
-    """Events of the assigned customers until ``end`` (a running test only has events so far)."""
+    """Events of the assigned customers until ``end`` (today: a running test only has events so far)."""
     events: list[dict] = []
 
     def add(customer: str, kind: EventType, at: datetime, value: float = 0.0) -> None:
@@ -239,7 +240,7 @@ def _outcomes(rng: np.random.Generator, campaign: Campaign, rows: list, end: dat
     window = 14 * 24 * 3600
     for customer, variant, coupon, assigned_at, sent_at, last_active, signup, first_order in rows:
         stage = _stage(last_active, signup, first_order, campaign.launch)
-        u = rng.random(8)
+        u = rng.random(10)
         natural = u[0] < NATURAL_RATE[stage]
         delivered = sent_at is not None and u[1] < DELIVERY_RATE
         treated = delivered and not natural and u[0] < NATURAL_RATE[stage] + campaign.uplift[variant][stage]
@@ -261,6 +262,12 @@ def _outcomes(rng: np.random.Generator, campaign: Campaign, rows: list, end: dat
             add(customer, EventType.ORDER, order_at, float(rng.lognormal(np.log(80), 0.6)))
             if treated and coupon and u[7] < REDEEM_SHARE:
                 add(customer, EventType.COUPON_REDEEMED, order_at)
+        # Customers the coupon brought back stay a little less often than those who came back anyway.
+        if u[8] < (RETENTION_TREATED if treated else RETENTION_NATURAL):
+            again = at + timedelta(days=1 + 28 * float(u[9]))
+            add(customer, EventType.VISIT, again)
+            if rng.random() < ORDER_SHARE:
+                add(customer, EventType.ORDER, again + timedelta(minutes=5), float(rng.lognormal(np.log(80), 0.6)))
     return events
 
 
