@@ -27,7 +27,7 @@ SHARE_TOLERANCE = 1e-6
 CUSTOM_ERRORS = {"control_contacted", "missing_contact", "unknown_cohort", "unknown_metric", "control_count",
                  "duplicate_names", "shares_sum", "bad_template", "unknown_placeholder", "message_check",
                  "quiet_hours", "bad_filter", "touch_days",
-                 "touch_window"}
+                 "touch_window", "unknown_tier"}
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w][\w.\-]*$")]
 
 
@@ -233,19 +233,24 @@ def _location(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def problems_of(exc: ValidationError) -> list[tuple[str, str]]:
+    """(field, message) for every error pydantic found, fields written like ``variants[1].send_hour``."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        message = err["msg"]
+        if err["type"] not in CUSTOM_ERRORS and "input" in err:
+            message = f"{message} (got {err['input']!r})"
+        problems.append((_location(loc), message))
+    return problems
+
+
 def parse_spec(data: dict[str, Any], source: str = "<spec>") -> ExperimentSpec:
     """Validate a spec given as a mapping; raise :class:`SpecError` naming every bad field."""
     try:
         return ExperimentSpec.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            message = err["msg"]
-            if err["type"] not in CUSTOM_ERRORS and "input" in err:
-                message = f"{message} (got {err['input']!r})"
-            problems.append((_location(loc), message))
-        raise SpecError(source, problems) from None
+        raise SpecError(source, problems_of(exc)) from None
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
