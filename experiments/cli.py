@@ -219,8 +219,9 @@ def sendlist(
     except NotFound as exc:
         fail(str(exc))
     for f in files:
-        note = f" ({f.suppressed_unsubscribed:,} unsubscribed left out)" if f.suppressed_unsubscribed else ""
-        out.print(f"{f.path}: {f.rows:,} customers{note}")
+        notes = [f"{f.suppressed_unsubscribed:,} unsubscribed left out"] if f.suppressed_unsubscribed else []
+        notes += [f"{f.held_by_caps:,} touches held back by frequency caps"] if f.held_by_caps else []
+        out.print(f"{f.path}: {f.rows:,} touches" + (f" ({'; '.join(notes)})" if notes else ""))
 
 
 def _import_outcome(result) -> None:  # noqa: ANN001 - experiments.importer.ImportResult
@@ -230,6 +231,9 @@ def _import_outcome(result) -> None:  # noqa: ANN001 - experiments.importer.Impo
     skipped = f", {result.skipped_duplicates:,} already present" if result.skipped_duplicates else ""
     target = f" into experiment {result.experiment}" if result.experiment else ""
     out.print(f"{result.file}: {result.rows:,} rows, {result.inserted:,} inserted{skipped}{target}")
+    if result.late_unsubscribes:
+        err.print(f"[yellow]warning:[/] {result.late_unsubscribes:,} send(s) were scheduled after the customer had "
+                  "already unsubscribed: these unsubscribes arrived late", highlight=False, soft_wrap=True)
 
 
 def _split(value: str | None) -> list[str]:

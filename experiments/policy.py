@@ -9,9 +9,10 @@ stays assigned (the analysis is intention-to-treat) and is recorded in ``contact
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 GLOBAL_HOLDOUT_SALT = "recall-lab-global-holdout"
 DORMANT_AFTER_DAYS = 30
@@ -25,6 +26,14 @@ HOLIDAY_RANGES = [
 DEFAULT_HOLIDAYS = frozenset(first + timedelta(days=d) for first, length in HOLIDAY_RANGES for d in range(length))
 
 
+class Touch(NamedTuple):
+    """A send already scheduled for a customer: when (naive UTC), which local day, which channel."""
+
+    at: datetime
+    local_day: date
+    channel: str
+
+
 class HoldReason:
     """Why an assigned customer was not contacted (values stored in ``contact_holds.reason``)."""
 
@@ -32,6 +41,7 @@ class HoldReason:
     DORMANT_CAP = "dormant_cap"
     ACTIVE_CAP = "active_cap"
     HOLIDAY_CAP = "holiday_cap"
+    CHANNEL_CAP = "channel_cap"
 
 
 @dataclass(frozen=True)
@@ -60,13 +70,14 @@ class ContactPolicy:
     active_cap: FrequencyCap = FrequencyCap(4, 30)
     holiday_daily_cap: int = 2
     holidays: frozenset[date] = DEFAULT_HOLIDAYS
+    channel_caps: Mapping[str, FrequencyCap] = field(default_factory=dict)  # e.g. phone: 1 per 30 days
     global_holdout_share: float = 0.0
     global_holdout_salt: str = GLOBAL_HOLDOUT_SALT
 
     @classmethod
     def from_env(cls) -> ContactPolicy:
         """``RECALL_CAP_DORMANT=2/7``, ``RECALL_CAP_ACTIVE=4/30``, ``RECALL_CAP_HOLIDAY=2``,
-        ``RECALL_GLOBAL_HOLDOUT=0.02`` override the defaults."""
+        ``RECALL_CAP_CHANNELS=phone=1/30,mms=1/7``, ``RECALL_GLOBAL_HOLDOUT=0.02`` override the defaults."""
         env = os.environ
         policy = cls()
         share = float(env.get("RECALL_GLOBAL_HOLDOUT", "0") or 0)
@@ -78,6 +89,7 @@ class ContactPolicy:
             active_cap=FrequencyCap.parse(env["RECALL_CAP_ACTIVE"], "RECALL_CAP_ACTIVE")
             if env.get("RECALL_CAP_ACTIVE") else policy.active_cap,
             holiday_daily_cap=int(env.get("RECALL_CAP_HOLIDAY", policy.holiday_daily_cap)),
+            channel_caps=_channel_caps(env.get("RECALL_CAP_CHANNELS", "")),
             global_holdout_share=share,
         )
 
@@ -86,14 +98,31 @@ class ContactPolicy:
             return self.dormant_cap, HoldReason.DORMANT_CAP
         return self.active_cap, HoldReason.ACTIVE_CAP
 
-    def hold_reason(self, at: datetime, at_local_day: date, last_active_at: datetime | None,
-                    other_sends: Sequence[tuple[datetime, date]]) -> str | None:
-        """Why a send at ``at`` (naive UTC) must be held back given the customer's other sends
-        (each as UTC time and local day), or None when it may go out."""
+    def hold_reason(self, at: datetime, at_local_day: date, channel: str, last_active_at: datetime | None,
+                    other_sends: Sequence[Touch]) -> str | None:
+        """Why a send at ``at`` (naive UTC) on ``channel`` must be held back given the customer's other
+        sends, or None when it may go out."""
         cap, reason = self.cap_for(last_active_at, at)
-        window = timedelta(days=cap.days)
-        if sum(1 for t, _ in other_sends if at - window < t < at + window) >= cap.max_sends:
+        if _in_window(other_sends, at, cap) >= cap.max_sends:
             return reason
-        if at_local_day in self.holidays and sum(1 for _, d in other_sends if d == at_local_day) >= self.holiday_daily_cap:
+        channel_cap = self.channel_caps.get(channel)
+        if channel_cap and _in_window([t for t in other_sends if t.channel == channel], at, channel_cap) >= \
+                channel_cap.max_sends:
+            return HoldReason.CHANNEL_CAP
+        if at_local_day in self.holidays and sum(1 for t in other_sends if t.local_day == at_local_day) >= \
+                self.holiday_daily_cap:
             return HoldReason.HOLIDAY_CAP
         return None
+
+
+def _in_window(sends: Sequence[Touch], at: datetime, cap: FrequencyCap) -> int:
+    window = timedelta(days=cap.days)
+    return sum(1 for t in sends if at - window < t.at < at + window)
+
+
+def _channel_caps(text: str) -> dict[str, FrequencyCap]:
+    caps = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        channel, _, cap = item.partition("=")
+        caps[channel.strip()] = FrequencyCap.parse(cap, f"RECALL_CAP_CHANNELS ({channel.strip()})")
+    return caps

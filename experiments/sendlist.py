@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, and_, exists, select
@@ -19,7 +19,7 @@ from experiments.config import settings
 from experiments.db import bulk_insert, session_scope
 from experiments.messages import MessageContext, render
 from experiments.models import Assignment, ContactHold, Customer, Event, EventType, Experiment, Send, Variant
-from experiments.policy import ContactPolicy, HoldReason
+from experiments.policy import ContactPolicy, HoldReason, Touch
 from experiments.store import get_experiment, stored_spec, utcnow
 
 COLUMNS = ("customer_id", "step", "channel", "message", "send_at")
@@ -94,7 +94,6 @@ def write_send_lists(engine: Engine, name: str, out_dir: str | Path, now: dateti
         sent = set(session.execute(select(Send.customer_id, Send.step).where(Send.experiment_id == experiment.id)))
         held_before = set(session.execute(
             select(ContactHold.customer_id, ContactHold.step).where(ContactHold.experiment_id == experiment.id)))
-        tz = settings().timezone
         for variant in experiment.variants:
             if variant.is_control:
                 continue
@@ -132,7 +131,7 @@ def write_send_lists(engine: Engine, name: str, out_dir: str | Path, now: dateti
                         at = send_time(experiment, variant, assigned_at, s)
                         at_utc = at.astimezone(UTC).replace(tzinfo=None)
                         if (customer_id, s.step) not in sent:
-                            reason = policy.hold_reason(at_utc, at.date(), last_active_at, touches)
+                            reason = policy.hold_reason(at_utc, at.date(), s.channel, last_active_at, touches)
                             if reason:
                                 capped += 1
                                 hold(customer_id, s.step, reason)
@@ -142,7 +141,7 @@ def write_send_lists(engine: Engine, name: str, out_dir: str | Path, now: dateti
                                 variant_id=variant.id, channel=s.channel, scheduled_at=at_utc,
                                 message=render(s.template, MessageContext(variant.coupon, customer_id, at)),
                             ))
-                        touches.append((at_utc, at.astimezone(tz).date()))  # later steps count this one
+                        touches.append(Touch(at_utc, at.date(), s.channel))  # later steps count this one
                         message = render(s.template, MessageContext(variant.coupon, customer_id, at))
                         writer.writerow((customer_id, s.step, s.channel, message, at.isoformat()))
                         listed += 1
@@ -154,18 +153,19 @@ def write_send_lists(engine: Engine, name: str, out_dir: str | Path, now: dateti
 
 
 def _longest_cap_days(policy: ContactPolicy) -> int:
-    return max(policy.dormant_cap.days, policy.active_cap.days) + 1
+    caps = [policy.dormant_cap, policy.active_cap, *policy.channel_caps.values()]
+    return max(cap.days for cap in caps) + 1
 
 
-def _other_sends(session: Session, experiment: Experiment, since: datetime) -> dict[str, list[tuple[datetime, date]]]:
-    """Sends of other experiments to this experiment's customers since ``since``: (UTC time, local day)."""
+def _other_sends(session: Session, experiment: Experiment, since: datetime) -> dict[str, list[Touch]]:
+    """Sends of other experiments to this experiment's customers since ``since``."""
     tz = settings().timezone
     rows = session.execute(
-        select(Send.customer_id, Send.scheduled_at)
+        select(Send.customer_id, Send.scheduled_at, Send.channel)
         .join(Assignment, and_(Assignment.customer_id == Send.customer_id, Assignment.experiment_id == experiment.id))
         .where(Send.experiment_id != experiment.id, Send.scheduled_at >= since)
     )
-    sends: dict[str, list[tuple[datetime, date]]] = defaultdict(list)
-    for customer_id, at in rows:
-        sends[customer_id].append((at, at.replace(tzinfo=UTC).astimezone(tz).date()))
+    sends: dict[str, list[Touch]] = defaultdict(list)
+    for customer_id, at, channel in rows:
+        sends[customer_id].append(Touch(at, at.replace(tzinfo=UTC).astimezone(tz).date(), channel))
     return sends

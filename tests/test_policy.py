@@ -152,3 +152,29 @@ def test_default_policy() -> None:
     assert (policy.dormant_cap, policy.active_cap, policy.holiday_daily_cap) == (FrequencyCap(2, 7),
                                                                                  FrequencyCap(4, 30), 2)
     assert date(2026, 10, 1) in policy.holidays and date(2026, 12, 1) not in policy.holidays
+
+
+def test_channel_cap_counts_only_that_channel(engine: Engine, tmp_path: Path) -> None:
+    add_customers(engine, IDS, inactive_days=60)
+    policy = ContactPolicy(dormant_cap=FrequencyCap(10, 7), channel_caps={"sms": FrequencyCap(1, 30)})
+    launch(engine, "a", tmp_path, start="2026-12-01", layer="a", policy=policy)
+    launch(engine, "b", tmp_path, start="2026-12-10", layer="b", policy=policy)
+    expected = contacted_ids(engine, "a") & assigned_contacted_variant(engine, "b")
+    assert holds(engine, "b") == {c: HoldReason.CHANNEL_CAP for c in expected}
+    # A push campaign is not held by the SMS cap.
+    spec = example_spec(name="c", layer="c", start="2026-12-12")
+    variants = [v.model_dump() for v in spec.variants]
+    for v in variants[1:]:
+        v["channel"] = "push"
+    store_spec(engine, example_spec(name="c", layer="c", start="2026-12-12", variants=variants))
+    assign(engine, "c", as_of=AS_OF, policy=policy)
+    write_send_lists(engine, "c", tmp_path / "c", now=AS_OF, policy=policy)
+    assert holds(engine, "c") == {}
+
+
+def test_channel_caps_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECALL_CAP_CHANNELS", "phone=1/30, mms=2/7")
+    assert ContactPolicy.from_env().channel_caps == {"phone": FrequencyCap(1, 30), "mms": FrequencyCap(2, 7)}
+    monkeypatch.setenv("RECALL_CAP_CHANNELS", "phone=often")
+    with pytest.raises(ValueError, match=r"RECALL_CAP_CHANNELS \(phone\)"):
+        ContactPolicy.from_env()
