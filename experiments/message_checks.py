@@ -8,6 +8,7 @@ stable code, a severity and a message in Chinese and English; any ``error`` bloc
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -91,6 +92,19 @@ class CheckPolicy:
     max_sms_parts: int = 3
     extra_banned: Sequence[str] = field(default_factory=tuple)
 
+    @classmethod
+    def from_env(cls) -> CheckPolicy:
+        """``RECALL_UNSUBSCRIBE_SUFFIXES`` replaces the accepted unsubscribe instructions and
+        ``RECALL_BANNED_PHRASES`` adds banned phrases (comma-separated), ``RECALL_MAX_SMS_PARTS``."""
+        env = os.environ
+        suffixes = _list(env.get("RECALL_UNSUBSCRIBE_SUFFIXES", "")) or DEFAULT_UNSUBSCRIBE_SUFFIXES
+        return cls(unsubscribe_suffixes=suffixes, extra_banned=_list(env.get("RECALL_BANNED_PHRASES", "")),
+                   max_sms_parts=int(env.get("RECALL_MAX_SMS_PARTS", 3)))
+
+
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
 
 def sms_length(text: str) -> SmsLength:
     """Characters and parts as billed: GSM-7 160/153, else UCS-2 70/67 (3GPP TS 23.038/23.040)."""
@@ -120,7 +134,7 @@ def check_message(
     policy: CheckPolicy | None = None,
 ) -> CheckResult:
     """Run every rule on a message (or template) for ``channel``; see the module docstring."""
-    policy = policy or CheckPolicy()
+    policy = policy or CheckPolicy.from_env()
     findings: list[Finding] = []
     try:
         unknown = unknown_placeholders(text)

@@ -27,7 +27,8 @@ SHARE_TOLERANCE = 1e-6
 CUSTOM_ERRORS = {"control_contacted", "missing_contact", "unknown_cohort", "unknown_metric", "control_count",
                  "duplicate_names", "shares_sum", "bad_template", "unknown_placeholder", "message_check",
                  "quiet_hours", "bad_filter", "touch_days",
-                 "touch_window", "unknown_tier"}
+                 "touch_window", "unknown_tier",
+                 "vertical_rules"}
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w][\w.\-]*$")]
 
 
@@ -153,6 +154,7 @@ class ExperimentSpec(BaseModel):
     start: date | None = None
     layer: Name = "recall"  # mutual exclusion: one customer in at most one running experiment per layer
     filter: str = ""  # custom cohort, e.g. "spend_before >= 200 and city in ('上海', '北京')"
+    vertical: str | None = None  # e.g. "finance": its messages need a risk disclaimer
     variants: list[VariantSpec] = Field(min_length=2)
     costs: CostSpec = Field(default_factory=CostSpec)
 
@@ -214,6 +216,23 @@ class ExperimentSpec(BaseModel):
             raise PydanticCustomError(
                 "touch_window", "touches must fall inside the {days}-day attribution window: {late}",
                 {"days": self.attribution_days, "late": ", ".join(late)},
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _vertical_rules(self) -> ExperimentSpec:
+        if self.vertical is None:
+            return self
+        failing = [
+            v.name for v in self.contacted for template, channel in [(v.template, v.channel)]
+            + [(t.template, t.channel) for t in v.touches]
+            if any(f.severity == Severity.ERROR and f.code == "RISK_DISCLAIMER_MISSING"
+                   for f in check_message(template, channel.value, vertical=self.vertical).findings)
+        ]
+        if failing:
+            raise PydanticCustomError(
+                "vertical_rules", "{vertical} messages need a risk disclaimer (e.g. 投资有风险): {names}",
+                {"vertical": self.vertical, "names": ", ".join(dict.fromkeys(failing))},
             )
         return self
 

@@ -183,3 +183,22 @@ def test_the_control_has_no_touches(spec_data: dict) -> None:
     spec_data["variants"][0]["touches"] = [REMINDER]
     (field, message), *_ = problems(spec_data)
     assert field == "variants[0]" and "never messaged" in message
+
+
+def test_finance_vertical_needs_a_risk_disclaimer(spec_data: dict) -> None:
+    spec_data["vertical"] = "finance"
+    (field, message), = problems(spec_data)
+    assert field == "" and "coupon5_sms_10h, coupon10_sms_10h" in message and "risk disclaimer" in message
+    for v in spec_data["variants"][1:]:
+        v["template"] = v["template"].replace("回TD退订", "理财有风险 回TD退订")
+    assert parse_spec(spec_data).vertical == "finance"
+
+
+def test_configured_unsubscribe_suffix_and_banned_phrases(spec_data: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECALL_UNSUBSCRIBE_SUFFIXES", "退订回N")
+    (field, message), *_ = problems(spec_data)
+    assert field == "variants[1]" and "UNSUBSCRIBE_MISSING" in message and "退订回N" in message
+    monkeypatch.delenv("RECALL_UNSUBSCRIBE_SUFFIXES")
+    monkeypatch.setenv("RECALL_BANNED_PHRASES", "好久不见")
+    (field, message), *_ = problems(spec_data)
+    assert field == "variants[1]" and "BANNED_PHRASE" in message
