@@ -50,7 +50,7 @@ def _z(alpha: float) -> float:
 
 
 def _arrays(s: SampleStats) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """n, mean, variance as float arrays."""
+    """n, Σx, mean and variance as float arrays."""
     return (np.asarray(s.n, dtype=float), np.asarray(s.sum, dtype=float),
             np.asarray(s.mean, dtype=float), np.asarray(s.variance, dtype=float))
 
@@ -115,13 +115,15 @@ def relative_uplift(control: SampleStats, variant: SampleStats) -> np.ndarray:
 
 def relative_interval(control: SampleStats, variant: SampleStats, alpha: float = 0.05) -> Interval:
     """Delta-method interval of ``mean_v / mean_c − 1`` on the log scale, with both means' variances:
-    var(log ratio) ≈ s_v²/(n_v m_v²) + s_c²/(n_c m_c²). nan unless both means are positive."""
+    var(log ratio) ≈ s_v²/(n_v m_v²) + s_c²/(n_c m_c²). nan unless both means are
+    positive and the log ratio has a positive variance."""
     n_c, _, m_c, v_c = _arrays(control)
     n_v, _, m_v, v_v = _arrays(variant)
     with np.errstate(divide="ignore", invalid="ignore"):
         positive = (m_c > 0) & (m_v > 0)
         m_c, m_v = np.where(positive, m_c, np.nan), np.where(positive, m_v, np.nan)
-        se = np.sqrt(v_v / (n_v * m_v * m_v) + v_c / (n_c * m_c * m_c))
+        var = v_v / (n_v * m_v * m_v) + v_c / (n_c * m_c * m_c)
+        se = np.where(var > 0, np.sqrt(var), np.nan)
         log_ratio = np.log(m_v / m_c)
         z = _z(alpha)
     return np.expm1(log_ratio - z * se), np.expm1(log_ratio + z * se)
