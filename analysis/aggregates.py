@@ -44,7 +44,7 @@ def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.max(case((condition, 1), else_=0))
 
 
-def _designed_customer_metrics(experiment: Experiment):  # noqa: ANN202 - a subquery
+def designed_customer_metrics(experiment: Experiment):  # noqa: ANN202 - a subquery
     """One row per assigned customer with outcomes inside [assigned_at, assigned_at + window)."""
     in_window = and_(
         Event.customer_id == Assignment.customer_id,
@@ -73,7 +73,7 @@ def _designed_customer_metrics(experiment: Experiment):  # noqa: ANN202 - a subq
 
 
 def _designed_arms(conn: Connection, experiment: Experiment, metrics: Sequence[str]) -> list[ArmStatistics]:
-    per_customer = _designed_customer_metrics(experiment)
+    per_customer = designed_customer_metrics(experiment)
     columns = []
     for name in metrics:
         x = cast(per_customer.c[name], Numeric(18, 4))

@@ -11,7 +11,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 
 class add_days(FunctionElement):  # noqa: N801 - reads as a SQL function
-    """``timestamp + n days`` for a literal integer ``n``."""
+    """``timestamp + n days`` for a literal integer ``n`` (negative goes back)."""
 
     type = DateTime()
     inherit_cache = True
@@ -32,5 +32,5 @@ def _add_days_sqlite(element: add_days, compiler, **kw) -> str:  # noqa: ANN001
     # SQLAlchemy stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff'; keep that format so
     # the comparison with stored values stays a correct string comparison.
     (timestamp,) = element.clauses
-    return f"strftime('%Y-%m-%d %H:%M:%f000', {compiler.process(timestamp, **kw)}, '+{element.days} days')"
+    return f"strftime('%Y-%m-%d %H:%M:%f000', {compiler.process(timestamp, **kw)}, '{element.days:+d} days')"
 

@@ -15,6 +15,7 @@ exception. The helpers work element-wise on :class:`SampleStats` whose fields ar
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,3 +154,34 @@ def compare(control: SampleStats, variant: SampleStats, kind: MetricKind, alpha:
         statistic=float(statistic),
         p_value=float(p_value),
     )
+
+
+@dataclass(frozen=True)
+class OneSided:
+    """Is the variant's rate worse (higher) than the control's by more than ``margin``?"""
+
+    control_mean: float
+    variant_mean: float
+    difference: float
+    upper_bound: float
+    p_value: float
+    worse: bool
+
+
+def worse_than(control: SampleStats, variant: SampleStats, *, margin: float = 0.0, alpha: float = 0.05) -> OneSided:
+    """One-sided z-test of H0: p_v − p_c ≤ margin against H1: p_v − p_c > margin (a guardrail).
+
+    Unpooled standard error (the hypotheses are not "equal rates" unless the margin is 0); the upper
+    bound is the one-sided 1 − α confidence bound of the difference.
+    """
+    n_c, _, m_c, v_c = _arrays(control)
+    n_v, _, m_v, v_v = _arrays(variant)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(v_v / n_v + v_c / n_c)
+        diff = m_v - m_c
+        z = np.where(se > 0, (diff - margin) / se, np.nan)
+        p = stats.norm.sf(z)
+        upper = diff + stats.norm.isf(alpha) * se
+    p_value = float(p)
+    return OneSided(float(m_c), float(m_v), float(diff), float(upper), p_value,
+                    bool(p_value < alpha) if math.isfinite(p_value) else False)

@@ -18,7 +18,9 @@ LABELS = {
         "rel": "相对提升 (95% CI)", "p": "p 值", "p_adj": "校正后 p 值", "sig": "显著", "yes": "是", "no": "否",
         "method": "检验方法", "correction": "多重比较校正", "roi": "成本与 ROI", "contacted": "触达人数",
         "inc_returns": "增量回流人数", "inc_revenue": "增量收入", "cost": "成本", "cpir": "每个增量回流客户成本",
-        "generated": "生成时间", "quality": "回流质量：券带回的是一次访问，还是一个客户？",
+        "generated": "生成时间", "segments": "分群效果（主要指标）", "segment": "分群",
+        "guardrails": "护栏指标（单侧检验）", "margin": "容忍上限", "breached": "越界", "upper": "单侧上界",
+        "unsubscribed": "退订率", "complained": "投诉率", "quality": "回流质量：券带回的是一次访问，还是一个客户？",
         "quality_note": "回流客户在回流后 1-7 天、1-30 天内再次活跃的比例、30 天内复购次数与消费，对比对照组自然回流的客户；只计入观察期已满的客户。",
         "returned": "回流人数", "measure": "指标", "natural_returners": "自然回流客户", "variant_returners": "本组回流客户",
         "verdict": "结论", "customer": "留住了客户", "one_visit": "只换来一次访问", "too_early": "观察期未满",
@@ -35,7 +37,9 @@ LABELS = {
         "sig": "Significant", "yes": "yes", "no": "no", "method": "Method", "correction": "Multiple-testing correction",
         "roi": "Cost and ROI", "contacted": "Contacted", "inc_returns": "Incremental returns",
         "inc_revenue": "Incremental revenue", "cost": "Cost", "cpir": "Cost per incremental return",
-        "generated": "Generated", "quality": "Recall quality: did the coupon buy one visit or a customer?",
+        "generated": "Generated", "segments": "Segments (primary metric)", "segment": "Segment",
+        "guardrails": "Guardrails (one-sided)", "margin": "Tolerated increase", "breached": "Breached",
+        "upper": "Upper bound", "unsubscribed": "Unsubscribe rate", "complained": "Complaint rate", "quality": "Recall quality: did the coupon buy one visit or a customer?",
         "quality_note": "Returned customers active again 1-7 and 1-30 days after their return, and their orders and spend in "
                         "those 30 days, against the control's customers who returned by themselves; only customers whose "
                         "follow-up has passed count.",
@@ -137,6 +141,10 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
                 f"| {fmt_money(r.cost, currency)} | {roi} | {fmt_money(r.cost_per_incremental_return, currency)} |"
             )
         out.append("")
+    if report.guardrails:
+        out += _guardrail_section(report, L)
+    if report.segments:
+        out += _segment_section(report, L)
     if report.quality:
         out += _quality_section(report, L, currency)
     return "\n".join(out)
@@ -156,3 +164,28 @@ def _quality_section(report: Report, L: dict[str, str], currency: str) -> list[s
         out.append(f"| {variant} | {L[verdict(report.quality, variant)]} |")
     out.append("")
     return out
+
+
+def _guardrail_section(report: Report, L: dict[str, str]) -> list[str]:
+    out = [f"## {L['guardrails']}", "",
+           f"| {L['variant']} | {L['metric']} | {L['natural']} | {L['mean']} | {L['upper']} | {L['margin']} "
+           f"| {L['p']} | {L['breached']} |",
+           "|---|---|---:|---:|---:|---:|---:|:---:|"]
+    for g in report.guardrails:
+        out.append(f"| {g.variant} | {L[g.metric]} | {fmt_value(g.control_rate, 'binary')} "
+                   f"| {fmt_value(g.variant_rate, 'binary')} | {fmt_value(g.upper_bound, 'binary', signed=True)} "
+                   f"| {fmt_value(g.margin, 'binary', signed=True)} | {fmt_p(g.p_value)} "
+                   f"| {'⚠️ ' + L['yes'] if g.breached else L['no']} |")
+    return out + [""]
+
+
+def _segment_section(report: Report, L: dict[str, str]) -> list[str]:
+    out = [f"## {L['segments']}", "",
+           f"| {L['segment']} | {L['variant']} | {L['n']} | {L['natural']} | {L['mean']} | {L['abs']} "
+           f"| {L['p_adj']} | {L['sig']} |",
+           "|---|---|---:|---:|---:|---|---:|:---:|"]
+    for c in report.segments:
+        out.append(f"| {c.segment} | {c.variant} | {c.n:,} | {fmt_value(c.control_mean, c.kind)} "
+                   f"| {fmt_value(c.variant_mean, c.kind)} | {fmt_value(c.abs_uplift, c.kind, signed=True)} "
+                   f"{fmt_ci(c.abs_ci, c.kind)} | {fmt_p(c.p_value_adjusted)} | {L['yes'] if c.significant else L['no']} |")
+    return out + [""]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -20,16 +21,21 @@ from sqlalchemy import Engine
 
 from analysis.aggregates import ArmStatistics, arm_statistics
 from analysis.corrections import adjust_p_values
-from analysis.frequentist import compare
+from analysis.frequentist import compare, worse_than
 from analysis.quality import QualityComparison, recall_quality
 from analysis.roi import RoiResult, roi
+from analysis.segments import segment_statistics
 from analysis.srm import SrmResult, srm_check
+from analysis.sufficient import SampleStats
 from experiments.catalog import DEFAULT_CHANNEL_COSTS
 from experiments.db import session_scope
-from experiments.models import Experiment, ExperimentSource, MetricKind, MetricRole, Variant
+from experiments.models import Experiment, ExperimentSource, MetricDefinition, MetricKind, MetricRole, Variant
 from experiments.store import get_experiment, stored_spec, utcnow
 
 DEFAULT_ALPHA = 0.05
+# Guardrail → the largest increase over the control that is tolerated (absolute, as a rate).
+GUARDRAIL_MARGINS = {"unsubscribed": 0.01, "complained": 0.001}
+EMPTY = SampleStats(0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,22 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class Guardrail:
+    """A harm the campaign must not cause (unsubscribes, complaints): flagged when the variant's rate
+    is significantly above the control's plus the margin (one-sided)."""
+
+    variant: str
+    metric: str
+    control_rate: float
+    variant_rate: float
+    difference: float
+    upper_bound: float
+    margin: float
+    p_value: float
+    breached: bool
+
+
+@dataclass(frozen=True)
 class Report:
     experiment: str
     source: str
@@ -79,6 +101,8 @@ class Report:
     srm: SrmResult
     variants: list[VariantSummary]
     comparisons: list[Comparison]
+    segments: list[Comparison] = field(default_factory=list)
+    guardrails: list[Guardrail] = field(default_factory=list)
     roi: list[RoiResult] = field(default_factory=list)
     quality: list[QualityComparison] = field(default_factory=list)
     generated_at: str = ""
@@ -113,19 +137,71 @@ def _json_safe(value: Any) -> Any:
 
 
 def build_report(
-    engine: Engine, name: str, *, alpha: float = DEFAULT_ALPHA, correction: str = "holm"
+    engine: Engine, name: str, *, alpha: float = DEFAULT_ALPHA, correction: str = "holm",
+    guardrail_margins: Mapping[str, float] | None = None,
 ) -> Report:
     """Compute the significance report of experiment ``name`` from database aggregates."""
     with session_scope(engine) as session:
         experiment = get_experiment(session, name)
         arms = arm_statistics(session.connection(), experiment)
-        quality = (recall_quality(session.connection(), experiment, utcnow(), alpha=alpha)
+        conn = session.connection()
+        quality = (recall_quality(conn, experiment, utcnow(), alpha=alpha)
                    if experiment.source == ExperimentSource.DESIGNED else [])
-        return _report(experiment, arms, alpha=alpha, correction=correction, quality=quality)
+        primary = experiment.primary_metric if experiment.source == ExperimentSource.DESIGNED else next(
+            m.name for m in experiment.metrics if m.role == MetricRole.METRIC)
+        segments = segment_statistics(conn, experiment, primary)
+        return _report(experiment, arms, alpha=alpha, correction=correction, quality=quality, segments=segments,
+                       guardrail_margins={**GUARDRAIL_MARGINS, **(guardrail_margins or {})})
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """What one comparison compares: a variant against the control on a metric, maybe in a segment."""
+
+    variant: Variant
+    metric: MetricDefinition
+    segment: str | None
+    control: SampleStats
+    treated: SampleStats
+
+
+def _compare_all(pairs: list[_Pair], *, alpha: float, correction: str) -> list[Comparison]:
+    """Test every pair and adjust the p-values across all of them (one family)."""
+    estimates = [compare(p.control, p.treated, p.metric.kind, alpha=alpha) for p in pairs]
+    adjusted = adjust_p_values([e.p_value for e in estimates], correction)
+    return [
+        Comparison(
+            variant=p.variant.name, metric=p.metric.name, kind=p.metric.kind.value, segment=p.segment,
+            method=e.method, n=p.treated.n, control_n=p.control.n, control_mean=e.control_mean,
+            variant_mean=e.variant_mean, abs_uplift=e.abs_uplift, abs_ci=e.abs_ci, rel_uplift=e.rel_uplift,
+            rel_ci=e.rel_ci, p_value=e.p_value, p_value_adjusted=float(p_adj), significant=bool(p_adj < alpha),
+        )
+        for p, e, p_adj in zip(pairs, estimates, adjusted, strict=True)
+    ]
+
+
+def _guardrails(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float,
+                margins: Mapping[str, float]) -> list[Guardrail]:
+    """Unsubscribe and complaint rates of each contacted variant against the control, one-sided."""
+    names = [m.name for m in experiment.metrics if m.name in margins]
+    control = arms[experiment.control.id]
+    out = []
+    for v in experiment.variants:
+        if v.is_control:
+            continue
+        for name in names:
+            margin = margins[name]
+            result = worse_than(control.metrics[name], arms[v.id].metrics[name], margin=margin, alpha=alpha)
+            out.append(Guardrail(variant=v.name, metric=name, control_rate=result.control_mean,
+                                 variant_rate=result.variant_mean, difference=result.difference,
+                                 upper_bound=result.upper_bound, margin=margin, p_value=result.p_value,
+                                 breached=result.worse))
+    return out
 
 
 def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float, correction: str,
-            quality: list[QualityComparison]) -> Report:
+            quality: list[QualityComparison], segments: dict[tuple[str, str], dict[int, SampleStats]],
+            guardrail_margins: Mapping[str, float]) -> Report:
     variants = experiment.variants
     control = experiment.control
     total = sum(arm.n for arm in arms.values())
@@ -144,38 +220,16 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
     ]
     srm = srm_check([arms[v.id].n for v in variants], [v.share for v in variants])
     metrics = [m for m in experiment.metrics if m.role == MetricRole.METRIC]
-
-    raw = []
-    for variant in variants:
-        if variant.is_control:
-            continue
-        for metric in metrics:
-            estimate = compare(
-                arms[control.id].metrics[metric.name], arms[variant.id].metrics[metric.name], metric.kind, alpha=alpha
-            )
-            raw.append((variant, metric, estimate))
-    adjusted = adjust_p_values([e.p_value for _, _, e in raw], correction)
-    comparisons = [
-        Comparison(
-            variant=variant.name,
-            metric=metric.name,
-            kind=metric.kind.value,
-            segment=None,
-            method=estimate.method,
-            n=arms[variant.id].n,
-            control_n=arms[control.id].n,
-            control_mean=estimate.control_mean,
-            variant_mean=estimate.variant_mean,
-            abs_uplift=estimate.abs_uplift,
-            abs_ci=estimate.abs_ci,
-            rel_uplift=estimate.rel_uplift,
-            rel_ci=estimate.rel_ci,
-            p_value=estimate.p_value,
-            p_value_adjusted=float(p_adj),
-            significant=bool(p_adj < alpha),
-        )
-        for (variant, metric, estimate), p_adj in zip(raw, adjusted, strict=True)
-    ]
+    contacted = [v for v in variants if not v.is_control]
+    comparisons = _compare_all([
+        _Pair(v, m, None, arms[control.id].metrics[m.name], arms[v.id].metrics[m.name])
+        for v in contacted for m in metrics
+    ], alpha=alpha, correction=correction)
+    primary = next((m for m in metrics if m.name == experiment.primary_metric), metrics[0])
+    segment_comparisons = _compare_all([
+        _Pair(v, primary, f"{dimension}={value}", by_variant.get(control.id, EMPTY), by_variant.get(v.id, EMPTY))
+        for (dimension, value), by_variant in segments.items() for v in contacted
+    ], alpha=alpha, correction=correction)
     return Report(
         experiment=experiment.name,
         source=experiment.source.value,
@@ -188,6 +242,8 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
         srm=srm,
         variants=summaries,
         comparisons=comparisons,
+        segments=segment_comparisons,
+        guardrails=_guardrails(experiment, arms, alpha=alpha, margins=guardrail_margins),
         roi=_roi(experiment, arms),
         quality=quality,
         generated_at=utcnow().isoformat(timespec="seconds") + "Z",

@@ -296,6 +296,8 @@ def report(
     alpha: Annotated[float, typer.Option(min=1e-6, max=0.5)] = 0.05,
     lang: Annotated[Lang, typer.Option(help="Language of the Markdown report.")] = Lang.zh,
     output: Annotated[Path | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
+    guardrail_margin: Annotated[list[str] | None, typer.Option(
+        help="Tolerated increase of a guardrail rate, e.g. unsubscribed=0.005 (repeatable).")] = None,
     db: DbOption = None,
 ) -> None:
     """Significance report of NAME: uplift over the natural return rate, CIs, p-values, SRM, ROI."""
@@ -304,7 +306,15 @@ def report(
     from experiments.store import NotFound
 
     try:
-        result = build_report(engine_for(db), name, alpha=alpha, correction=correction.value)
+        margins = {}
+        for item in guardrail_margin or []:
+            metric, _, value = item.partition("=")
+            try:
+                margins[metric.strip()] = float(value)
+            except ValueError:
+                fail(f"--guardrail-margin: expected METRIC=RATE such as unsubscribed=0.005, got {item!r}")
+        result = build_report(engine_for(db), name, alpha=alpha, correction=correction.value,
+                              guardrail_margins=margins)
     except NotFound as exc:
         fail(str(exc))
     text = result.to_json() if format == ReportFormat.json else render_markdown(result, lang=lang.value)
