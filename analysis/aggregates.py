@@ -8,6 +8,7 @@ attribution window (designed experiments), and per-customer results imported fro
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -77,7 +78,8 @@ def _designed_arms(conn: Connection, experiment: Experiment, metrics: Sequence[s
     columns = []
     for name in metrics:
         x = cast(per_customer.c[name], Numeric(18, 4))
-        columns += [func.sum(x).label(f"{name}__sum"), func.sum(x * x).label(f"{name}__sum_sq")]
+        columns += [func.sum(x).label(f"{name}__sum"), func.sum(x * x).label(f"{name}__sum_sq"),
+                    func.sum(x * x * x).label(f"{name}__sum_cu")]
     rows = conn.execute(
         select(
             per_customer.c.variant_id,
@@ -93,7 +95,8 @@ def _designed_arms(conn: Connection, experiment: Experiment, metrics: Sequence[s
             variant_id=row["variant_id"],
             n=int(row["n"]),
             metrics={
-                m: SampleStats(int(row["n"]), float(row[f"{m}__sum"] or 0), float(row[f"{m}__sum_sq"] or 0))
+                m: SampleStats(int(row["n"]), float(row[f"{m}__sum"] or 0), float(row[f"{m}__sum_sq"] or 0),
+                               float(row[f"{m}__sum_cu"] or 0))
                 for m in metrics
             },
             contacted=contacted.get(row["variant_id"], 0),
@@ -136,6 +139,7 @@ def _imported_arms(conn: Connection, experiment: Experiment, metrics: Sequence[s
             func.count().label("n"),
             func.sum(value).label("sum"),
             func.sum(value * value).label("sum_sq"),
+            func.sum(value * value * value).label("sum_cu"),
         )
         .join(
             MetricValue,
@@ -152,8 +156,9 @@ def _imported_arms(conn: Connection, experiment: Experiment, metrics: Sequence[s
         ).all()
     )
     by_variant: dict[int, dict[str, SampleStats]] = {v: {} for v in sizes}
-    for variant_id, metric, n, total, total_sq in rows:
-        by_variant[variant_id][metric] = SampleStats(int(n), float(total or 0), float(total_sq or 0))
+    for variant_id, metric, n, total, total_sq, total_cu in rows:
+        by_variant[variant_id][metric] = SampleStats(int(n), float(total or 0), float(total_sq or 0),
+                                                     float(total_cu or 0))
     contacted_all = {v.id: sizes.get(v.id, 0) for v in experiment.variants if not v.is_control}
     return [
         ArmStatistics(variant_id=v, n=int(sizes[v]), metrics=by_variant[v], contacted=contacted_all.get(v, 0))
@@ -171,3 +176,49 @@ def arm_statistics(conn: Connection, experiment: Experiment) -> dict[int, ArmSta
     found = {arm.variant_id: arm for arm in arms}
     empty = {m: SampleStats(0, 0.0, 0.0) for m in metrics}
     return {v.id: found.get(v.id, ArmStatistics(v.id, 0, dict(empty))) for v in experiment.variants}
+
+
+def metric_values(experiment: Experiment, metric: str):  # noqa: ANN201 - a subquery
+    """(variant_id, customer_id, value) of one metric for every assigned customer, as a subquery."""
+    if experiment.source == ExperimentSource.DESIGNED:
+        per_customer = designed_customer_metrics(experiment)
+        return select(per_customer.c.variant_id, per_customer.c.customer_id,
+                      cast(per_customer.c[metric], Numeric(18, 4)).label("value")).subquery("values")
+    return (
+        select(Assignment.variant_id, Assignment.customer_id, MetricValue.value)
+        .join(MetricValue, and_(MetricValue.experiment_id == Assignment.experiment_id,
+                                MetricValue.customer_id == Assignment.customer_id))
+        .where(Assignment.experiment_id == experiment.id, MetricValue.metric == metric)
+        .subquery("values")
+    )
+
+
+def positive_percentile(conn: Connection, values, q: float) -> float | None:  # noqa: ANN001 - a subquery
+    """The ``q`` quantile (nearest rank) of the positive values, computed in the database with
+    ORDER BY … OFFSET, which every SQL dialect has (unlike percentile_cont). Positive values only:
+    revenue is mostly zeros, and a percentile over all customers would cap every order to 0."""
+    positive = values.c.value > 0
+    n = conn.scalar(select(func.count()).select_from(values).where(positive))
+    if not n:
+        return None
+    rank = max(math.ceil(q * n) - 1, 0)
+    return float(conn.scalar(select(values.c.value).where(positive).order_by(values.c.value).offset(rank).limit(1)))
+
+
+def capped_statistics(conn: Connection, experiment: Experiment, metric: str, q: float
+                      ) -> tuple[float | None, dict[int, SampleStats]]:
+    """Sufficient statistics of ``metric`` capped at the pooled ``q`` quantile of its positive values.
+
+    Capping (winsorizing) a heavy tail at a percentile keeps a few huge orders from dominating the
+    variance, and is what makes a small holdout's revenue testable (see analysis.frequentist).
+    """
+    values = metric_values(experiment, metric)
+    cap = positive_percentile(conn, values, q)
+    if cap is None:
+        return None, {}
+    x = case((values.c.value > cap, cap), else_=values.c.value)
+    rows = conn.execute(
+        select(values.c.variant_id, func.count(), func.sum(x), func.sum(x * x), func.sum(x * x * x))
+        .group_by(values.c.variant_id)
+    )
+    return cap, {v: SampleStats(int(n), float(a or 0), float(b or 0), float(c or 0)) for v, n, a, b, c in rows}

@@ -22,19 +22,32 @@ def _scalar_or_array(x: np.ndarray) -> float | np.ndarray:
 
 @dataclass(frozen=True)
 class SampleStats:
-    """n, Σx and Σx² of one metric in one arm."""
+    """n, Σx and Σx² (and optionally Σx³) of one metric in one arm."""
 
     n: int
     sum: float
     sum_sq: float
+    sum_cu: float | None = None  # Σx³, for the skewness of revenue-like metrics (optional)
 
     @classmethod
     def from_values(cls, values: ArrayLike, axis: int | None = None) -> SampleStats:
         """From raw values; with ``axis``, one statistic per slice along the other axes (arrays)."""
         x = np.asarray(values, dtype=float)
         if axis is None:
-            return cls(int(x.size), float(x.sum()), float((x * x).sum()))
-        return cls(np.full(np.delete(x.shape, axis), x.shape[axis]), x.sum(axis=axis), (x * x).sum(axis=axis))
+            return cls(int(x.size), float(x.sum()), float((x * x).sum()), float((x * x * x).sum()))
+        return cls(np.full(np.delete(x.shape, axis), x.shape[axis]), x.sum(axis=axis), (x * x).sum(axis=axis),
+                   (x * x * x).sum(axis=axis))
+
+    @property
+    def third_moment(self) -> float:
+        """Central third moment E[(x − mean)³] (the 1/n form); nan without Σx³."""
+        if self.sum_cu is None:
+            return float("nan")
+        n = np.asarray(self.n, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m = np.divide(self.sum, n)
+            mu3 = np.asarray(self.sum_cu) / n - 3 * m * np.asarray(self.sum_sq) / n + 2 * m ** 3
+        return _scalar_or_array(mu3)
 
     @property
     def mean(self) -> float:
