@@ -292,7 +292,7 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
         comparisons=comparisons,
         segments=segment_comparisons,
         guardrails=_guardrails(experiment, arms, alpha=alpha, margins=guardrail_margins),
-        roi=_roi(experiment, arms),
+        roi=_roi(experiment, arms, alpha=alpha),
         quality=quality,
         generated_at=utcnow().isoformat(timespec="seconds") + "Z",
     )
@@ -324,7 +324,7 @@ def _contact_cost(arm: ArmStatistics, variant: Variant, unit_costs: dict[str, De
     return float(sum(unit_costs.get(channel, Decimal("0")) * count for channel, count in touches.items()))
 
 
-def _roi(experiment: Experiment, arms: dict[int, ArmStatistics]) -> list[RoiResult]:
+def _roi(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float) -> list[RoiResult]:
     """Cost and ROI per contacted variant, when the experiment has costs and the metrics for it."""
     returned, revenue = _return_and_revenue_metrics(experiment)
     contacted_variants: list[Variant] = [v for v in experiment.variants if not v.is_control]
@@ -350,6 +350,7 @@ def _roi(experiment: Experiment, arms: dict[int, ArmStatistics]) -> list[RoiResu
                 redemptions=arm.redemptions,
                 coupon_value=float(v.coupon),
                 fixed_cost=fixed_share,
+                alpha=alpha,
             )
         )
     return results

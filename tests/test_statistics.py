@@ -449,3 +449,41 @@ def test_cost_per_incremental_return_is_none_without_incremental_returns(variant
     assert r.incremental_returns <= 0
     assert r.cost_per_incremental_return is None
     assert r.roi is not None
+
+
+def test_roi_intervals_and_cannibalization_follow_from_the_differences() -> None:
+    control_return = SampleStats.from_values(np.r_[np.ones(70), np.zeros(930)])
+    variant_return = SampleStats.from_values(np.r_[np.ones(100), np.zeros(900)])
+    rng = np.random.default_rng(3)
+    control_values, variant_values = np.r_[rng.lognormal(4, 0.5, 70), np.zeros(930)], np.r_[rng.lognormal(4, 0.5, 100),
+                                                                                             np.zeros(900)]
+    control_revenue, variant_revenue = SampleStats.from_values(control_values), SampleStats.from_values(variant_values)
+    result = roi(variant="v", n_variant=1000, control_return=control_return, variant_return=variant_return,
+                 control_revenue=control_revenue, variant_revenue=variant_revenue, contacted=1000,
+                 contact_cost=50.0, redemptions=60, coupon_value=10.0, fixed_cost=0.0)
+    welch_ci = stats.ttest_ind(variant_values, control_values, equal_var=False).confidence_interval(0.95)
+    lo, hi = result.incremental_revenue_ci
+    assert (lo, hi) == pytest.approx((welch_ci.low * 1000, welch_ci.high * 1000))
+    assert result.roi_ci == pytest.approx(((lo - 650.0) / 650.0, (hi - 650.0) / 650.0))
+    newcombe = confint_proportions_2indep(100, 1000, 70, 1000, method="newcomb")
+    assert result.incremental_returns_ci == pytest.approx((newcombe[0] * 1000, newcombe[1] * 1000))
+    assert result.natural_share_of_redemptions == pytest.approx(0.07 / 0.10)
+    assert result.cannibalized_coupon_cost == pytest.approx(600.0 * 0.7)
+
+
+def test_roi_interval_covers_the_true_roi() -> None:
+    """Seeded simulation: the ROI interval (known cost, Welch on revenue) covers the true ROI ~95%."""
+    rng = np.random.default_rng(11)
+    n, p_c, p_v, cost = 2000, 0.06, 0.09, 400.0
+    true_roi = ((p_v - p_c) * n * math.exp(4 + 0.5 ** 2 / 2) - cost) / cost
+    reps, covered = 1500, 0
+    for _ in range(reps):
+        buyers_c, buyers_v = rng.random(n) < p_c, rng.random(n) < p_v
+        rev_c = np.where(buyers_c, rng.lognormal(4, 0.5, n), 0.0)
+        rev_v = np.where(buyers_v, rng.lognormal(4, 0.5, n), 0.0)
+        result = roi(variant="v", n_variant=n, control_return=SampleStats.from_values(buyers_c),
+                     variant_return=SampleStats.from_values(buyers_v), control_revenue=SampleStats.from_values(rev_c),
+                     variant_revenue=SampleStats.from_values(rev_v), contacted=n, contact_cost=cost,
+                     redemptions=0, coupon_value=0.0, fixed_cost=0.0)
+        covered += result.roi_ci[0] <= true_roi <= result.roi_ci[1]
+    assert abs(covered / reps - 0.95) < 3 * math.sqrt(0.95 * 0.05 / reps)
