@@ -270,7 +270,7 @@ def duration_days(required_total: float, eligible_per_day: float) -> int:
 
 
 def experiment_cost(n_contacted: int, unit_cost: float, coupon_value: float,
-              expected_redemption_rate: float) -> CostEstimate:
+                    expected_redemption_rate: float) -> CostEstimate:
     """Expected cost in ¥: n_contacted × unit_cost + n_contacted × redemption rate × coupon face value.
 
     Only contacted arms cost money (the no-contact control is free), so n_contacted = variants ×
@@ -285,5 +285,3 @@ def experiment_cost(n_contacted: int, unit_cost: float, coupon_value: float,
     messages = n_contacted * unit_cost
     coupons = n_contacted * expected_redemption_rate * coupon_value
     return CostEstimate(n_contacted, messages, coupons, messages + coupons)
-
-

@@ -18,7 +18,8 @@ LABELS = {
         "rel": "相对提升 (95% CI)", "p": "p 值", "p_adj": "校正后 p 值", "sig": "显著", "yes": "是", "no": "否",
         "method": "检验方法", "correction": "多重比较校正", "roi": "成本与 ROI", "contacted": "触达人数",
         "inc_returns": "增量回流人数", "inc_revenue": "增量收入", "cost": "成本", "cpir": "每个增量回流客户成本",
-        "generated": "生成时间", "segments": "分群效果（主要指标）", "segment": "分群",
+        "generated": "生成时间", "sequential": "持续监测（随时有效的置信区间）", "may_act": "可行动",
+        "always_valid": "随时有效 95% 区间", "p_av": "随时有效 p 值", "segments": "分群效果（主要指标）", "segment": "分群",
         "guardrails": "护栏指标（单侧检验）", "margin": "容忍上限", "breached": "越界", "upper": "单侧上界",
         "unsubscribed": "退订率", "complained": "投诉率", "quality": "回流质量：券带回的是一次访问，还是一个客户？",
         "quality_note": "回流客户在回流后 1-7 天、1-30 天内再次活跃的比例、30 天内复购次数与消费，对比对照组自然回流的客户；只计入观察期已满的客户。",
@@ -37,7 +38,8 @@ LABELS = {
         "sig": "Significant", "yes": "yes", "no": "no", "method": "Method", "correction": "Multiple-testing correction",
         "roi": "Cost and ROI", "contacted": "Contacted", "inc_returns": "Incremental returns",
         "inc_revenue": "Incremental revenue", "cost": "Cost", "cpir": "Cost per incremental return",
-        "generated": "Generated", "segments": "Segments (primary metric)", "segment": "Segment",
+        "generated": "Generated", "sequential": "Sequential monitoring (always-valid intervals)",
+        "may_act": "May act", "always_valid": "Always-valid 95% interval", "p_av": "Always-valid p", "segments": "Segments (primary metric)", "segment": "Segment",
         "guardrails": "Guardrails (one-sided)", "margin": "Tolerated increase", "breached": "Breached",
         "upper": "Upper bound", "unsubscribed": "Unsubscribe rate", "complained": "Complaint rate", "quality": "Recall quality: did the coupon buy one visit or a customer?",
         "quality_note": "Returned customers active again 1-7 and 1-30 days after their return, and their orders and spend in "
@@ -140,6 +142,15 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
                 f"| {r.variant} | {r.contacted:,} | {r.incremental_returns:,.1f} | {fmt_money(r.incremental_revenue, currency)} "
                 f"| {fmt_money(r.cost, currency)} | {roi} | {fmt_money(r.cost_per_incremental_return, currency)} |"
             )
+        out.append("")
+    if report.sequential:
+        out += [f"## {L['sequential']}", "",
+                f"| {L['variant']} | {L['abs']} | {L['always_valid']} | {L['p_av']} | {L['may_act']} |",
+                "|---|---:|---|---:|:---:|"]
+        for q in report.sequential:
+            kind = next(c.kind for c in report.comparisons if c.metric == q.metric)
+            out.append(f"| {q.variant} | {fmt_value(q.abs_uplift, kind, signed=True)} | {fmt_ci(q.ci, kind)} "
+                       f"| {fmt_p(q.p_value_always_valid)} | {L['yes'] if q.may_act else L['no']} |")
         out.append("")
     if report.guardrails:
         out += _guardrail_section(report, L)

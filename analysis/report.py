@@ -25,6 +25,7 @@ from analysis.frequentist import compare, skewness_lambda, worse_than
 from analysis.quality import QualityComparison, recall_quality
 from analysis.roi import RoiResult, roi
 from analysis.segments import segment_statistics
+from analysis.sequential import confidence_sequence
 from analysis.srm import SrmResult, srm_check
 from analysis.sufficient import SampleStats
 from experiments.catalog import DEFAULT_CHANNEL_COSTS
@@ -93,6 +94,19 @@ class Guardrail:
 
 
 @dataclass(frozen=True)
+class SequentialResult:
+    """The primary metric under continuous monitoring: an always-valid interval and whether to act."""
+
+    variant: str
+    metric: str
+    abs_uplift: float
+    ci: tuple[float, float]
+    p_value_always_valid: float
+    may_act: bool
+    method: str
+
+
+@dataclass(frozen=True)
 class Report:
     experiment: str
     source: str
@@ -109,6 +123,7 @@ class Report:
     guardrails: list[Guardrail] = field(default_factory=list)
     roi: list[RoiResult] = field(default_factory=list)
     quality: list[QualityComparison] = field(default_factory=list)
+    sequential: list[SequentialResult] = field(default_factory=list)
     generated_at: str = ""
 
     def comparison(self, variant: str, metric: str) -> Comparison:
@@ -142,7 +157,7 @@ def _json_safe(value: Any) -> Any:
 
 def build_report(
     engine: Engine, name: str, *, alpha: float = DEFAULT_ALPHA, correction: str = "holm",
-    guardrail_margins: Mapping[str, float] | None = None,
+    guardrail_margins: Mapping[str, float] | None = None, sequential: bool = False,
 ) -> Report:
     """Compute the significance report of experiment ``name`` from database aggregates."""
     with session_scope(engine) as session:
@@ -155,8 +170,9 @@ def build_report(
             m.name for m in experiment.metrics if m.role == MetricRole.METRIC)
         segments = segment_statistics(conn, experiment, primary)
         robust = _skew_handling(conn, experiment, arms)
+        monitoring = _sequential(experiment, arms, primary, alpha=alpha) if sequential else []
         return _report(experiment, arms, alpha=alpha, correction=correction, quality=quality, segments=segments,
-                       robust=robust,
+                       robust=robust, monitoring=monitoring,
                        guardrail_margins={**GUARDRAIL_MARGINS, **(guardrail_margins or {})})
 
 
@@ -206,6 +222,22 @@ def _skew_handling(conn: Connection, experiment: Experiment, arms: dict[int, Arm
     return out
 
 
+def _sequential(experiment: Experiment, arms: dict[int, ArmStatistics], metric: str, *, alpha: float
+                ) -> list[SequentialResult]:
+    """Always-valid confidence sequences on the primary metric, tuned for the assigned sample size
+    (known at launch, so the tuning does not look at the outcomes)."""
+    planned = sum(arm.n for arm in arms.values())
+    control = arms[experiment.control.id].metrics[metric]
+    out = []
+    for v in experiment.variants:
+        if v.is_control:
+            continue
+        cs = confidence_sequence(control, arms[v.id].metrics[metric], alpha=alpha, planned_n=max(planned, 2))
+        out.append(SequentialResult(v.name, metric, cs.abs_uplift, (cs.ci_lo, cs.ci_hi), cs.p_value_always_valid,
+                                    bool(cs.ci_lo > 0 or cs.ci_hi < 0), cs.method))
+    return out
+
+
 def _compare_all(pairs: list[_Pair], *, alpha: float, correction: str) -> list[Comparison]:
     """Test every pair and adjust the p-values across all of them (one family)."""
     estimates = [
@@ -228,14 +260,16 @@ def _compare_all(pairs: list[_Pair], *, alpha: float, correction: str) -> list[C
 def _guardrails(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float,
                 margins: Mapping[str, float]) -> list[Guardrail]:
     """Unsubscribe and complaint rates of each contacted variant against the control, one-sided."""
-    names = [m.name for m in experiment.metrics if m.name in margins]
+    spec = stored_spec(experiment)
+    chosen = set(spec.guardrails) if spec else set(margins)
+    names = [m.name for m in experiment.metrics if m.name in chosen]
     control = arms[experiment.control.id]
     out = []
     for v in experiment.variants:
         if v.is_control:
             continue
         for name in names:
-            margin = margins[name]
+            margin = margins.get(name, 0.0)
             result = worse_than(control.metrics[name], arms[v.id].metrics[name], margin=margin, alpha=alpha)
             out.append(Guardrail(variant=v.name, metric=name, control_rate=result.control_mean,
                                  variant_rate=result.variant_mean, difference=result.difference,
@@ -246,7 +280,8 @@ def _guardrails(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha
 
 def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float, correction: str,
             quality: list[QualityComparison], segments: dict[tuple[str, str], dict[int, SampleStats]],
-            guardrail_margins: Mapping[str, float], robust: dict[str, SkewHandling]) -> Report:
+            guardrail_margins: Mapping[str, float], robust: dict[str, SkewHandling],
+            monitoring: list[SequentialResult]) -> Report:
     variants = experiment.variants
     control = experiment.control
     total = sum(arm.n for arm in arms.values())
@@ -294,6 +329,7 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
         guardrails=_guardrails(experiment, arms, alpha=alpha, margins=guardrail_margins),
         roi=_roi(experiment, arms, alpha=alpha),
         quality=quality,
+        sequential=monitoring,
         generated_at=utcnow().isoformat(timespec="seconds") + "Z",
     )
 

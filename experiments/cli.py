@@ -296,6 +296,7 @@ def report(
     alpha: Annotated[float, typer.Option(min=1e-6, max=0.5)] = 0.05,
     lang: Annotated[Lang, typer.Option(help="Language of the Markdown report.")] = Lang.zh,
     output: Annotated[Path | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
+    sequential: Annotated[bool, typer.Option(help="Add always-valid intervals for monitoring a running test.")] = False,
     guardrail_margin: Annotated[list[str] | None, typer.Option(
         help="Tolerated increase of a guardrail rate, e.g. unsubscribed=0.005 (repeatable).")] = None,
     db: DbOption = None,
@@ -314,7 +315,7 @@ def report(
             except ValueError:
                 fail(f"--guardrail-margin: expected METRIC=RATE such as unsubscribed=0.005, got {item!r}")
         result = build_report(engine_for(db), name, alpha=alpha, correction=correction.value,
-                              guardrail_margins=margins)
+                              guardrail_margins=margins, sequential=sequential)
     except NotFound as exc:
         fail(str(exc))
     text = result.to_json() if format == ReportFormat.json else render_markdown(result, lang=lang.value)

@@ -155,6 +155,7 @@ class ExperimentSpec(BaseModel):
     layer: Name = "recall"  # mutual exclusion: one customer in at most one running experiment per layer
     filter: str = ""  # custom cohort, e.g. "spend_before >= 200 and city in ('上海', '北京')"
     vertical: str | None = None  # e.g. "finance": its messages need a risk disclaimer
+    guardrails: list[str] = Field(default_factory=lambda: ["unsubscribed", "complained"])
     variants: list[VariantSpec] = Field(min_length=2)
     costs: CostSpec = Field(default_factory=CostSpec)
 
@@ -175,6 +176,13 @@ class ExperimentSpec(BaseModel):
             return validate_filter(value)
         except FilterError as exc:
             raise PydanticCustomError("bad_filter", "{error}", {"error": str(exc)}) from None
+
+    @field_validator("guardrails")
+    @classmethod
+    def _known_guardrails(cls, values: list[str]) -> list[str]:
+        for value in values:
+            cls._known_metric(value)
+        return values
 
     @field_validator("primary_metric")
     @classmethod
