@@ -1,0 +1,120 @@
+"""Charts of a report, as Altair specifications (pure: no Streamlit, testable on their own).
+
+- :func:`variant_rates`: each variant's rate with its 95% interval against the natural rate,
+- :func:`uplift_forest`: a forest plot of absolute uplifts with intervals around 0,
+- :func:`recall_vs_natural`: per campaign, the contacted customers' rate next to the natural rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import altair as alt
+import pandas as pd
+from statsmodels.stats.proportion import proportion_confint
+
+from analysis.report import Report
+
+CONTROL_COLOUR = "#8c8c8c"
+SIGNIFICANT_COLOUR = "#d62728"
+NEUTRAL_COLOUR = "#1f77b4"
+ROW_HEIGHT = 34
+
+
+def variant_rate_frame(report: Report, metric: str) -> pd.DataFrame:
+    """One row per variant: its mean and, for a rate, its Wilson 95% interval."""
+    rows = []
+    comparisons = [c for c in report.comparisons if c.metric == metric]
+    if not comparisons:
+        return pd.DataFrame(columns=["variant", "mean", "lo", "hi", "is_control", "significant"])
+    first = comparisons[0]
+    binary = first.kind == "binary"
+
+    def interval(mean: float, n: int) -> tuple[float, float]:
+        if not binary or n == 0 or not math.isfinite(mean):
+            return mean, mean
+        lo, hi = proportion_confint(round(mean * n), n, alpha=1 - 0.95, method="wilson")
+        return float(lo), float(hi)
+
+    rows.append(dict(variant=report.control, mean=first.control_mean, is_control=True, significant=False,
+                     **dict(zip(("lo", "hi"), interval(first.control_mean, first.control_n), strict=True))))
+    for c in comparisons:
+        rows.append(dict(variant=c.variant, mean=c.variant_mean, is_control=False, significant=c.significant,
+                         **dict(zip(("lo", "hi"), interval(c.variant_mean, c.n), strict=True))))
+    return pd.DataFrame(rows)
+
+
+def variant_rates(report: Report, metric: str, *, label: str = "", natural_label: str = "natural") -> alt.LayerChart:
+    """Points with 95% intervals per variant and a dashed rule at the control's (natural) level."""
+    frame = variant_rate_frame(report, metric)
+    axis_format = ".1%" if _is_binary(report, metric) else ",.2f"
+    frame["role"] = ["control" if c else ("significant" if s else "not significant")
+                     for c, s in zip(frame["is_control"], frame["significant"], strict=True)]
+    colour = alt.Color("role:N", legend=None, scale=alt.Scale(
+        domain=["control", "significant", "not significant"],
+        range=[CONTROL_COLOUR, SIGNIFICANT_COLOUR, NEUTRAL_COLOUR]))
+    base = alt.Chart(frame).encode(y=_variant_axis())
+    bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", title=label or metric, axis=alt.Axis(format=axis_format)),
+                                                x2="hi:Q", color=colour)
+    points = base.mark_point(filled=True, size=80).encode(
+        x="mean:Q", color=colour,
+        tooltip=[alt.Tooltip("variant:N"), alt.Tooltip("mean:Q", format=axis_format),
+                 alt.Tooltip("lo:Q", format=axis_format), alt.Tooltip("hi:Q", format=axis_format)])
+    natural = frame[frame.is_control]["mean"].iloc[0] if len(frame) else 0.0
+    rule = alt.Chart(pd.DataFrame({"natural": [natural], "label": [natural_label]})).mark_rule(
+        strokeDash=[6, 4], color=CONTROL_COLOUR).encode(x="natural:Q", tooltip=["label:N"])
+    return alt.layer(bars, points, rule).properties(height=max(120, ROW_HEIGHT * len(frame)))
+
+
+def uplift_frame(report: Report, metric: str, segment: str | None = None) -> pd.DataFrame:
+    source = report.comparisons if segment is None else report.segments
+    return pd.DataFrame([
+        dict(variant=c.variant if segment is None else f"{c.segment} · {c.variant}", uplift=c.abs_uplift,
+             lo=c.abs_ci[0], hi=c.abs_ci[1], significant=c.significant, p_adj=c.p_value_adjusted)
+        for c in source if c.metric == metric and (segment is None or c.segment.startswith(segment))
+    ], columns=["variant", "uplift", "lo", "hi", "significant", "p_adj"])
+
+
+def uplift_forest(report: Report, metric: str, *, segment: str | None = None, label: str = "") -> alt.LayerChart:
+    """Absolute uplift over the control with 95% intervals; the zero line is 'no effect'."""
+    frame = uplift_frame(report, metric, segment)
+    axis_format = "+.1%" if _is_binary(report, metric) else "+,.2f"
+    colour = alt.condition("datum.significant", alt.value(SIGNIFICANT_COLOUR), alt.value(NEUTRAL_COLOUR))
+    base = alt.Chart(frame).encode(y=_variant_axis())
+    interval = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("lo:Q", title=label or metric, axis=alt.Axis(format=axis_format)), x2="hi:Q", color=colour)
+    point = base.mark_point(filled=True, size=80, shape="diamond").encode(
+        x="uplift:Q", color=colour,
+        tooltip=[alt.Tooltip("variant:N"), alt.Tooltip("uplift:Q", format=axis_format),
+                 alt.Tooltip("lo:Q", format=axis_format), alt.Tooltip("hi:Q", format=axis_format),
+                 alt.Tooltip("p_adj:Q", format=".4f")])
+    zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="black").encode(x="zero:Q")
+    return alt.layer(interval, point, zero).properties(height=max(120, ROW_HEIGHT * len(frame)))
+
+
+def recall_vs_natural(rows: Sequence[dict], *, recall_label: str, natural_label: str) -> alt.LayerChart:
+    """Grouped bars per campaign: the contacted customers' return rate next to the natural rate."""
+    frame = pd.DataFrame(
+        [dict(campaign=r["campaign"], series=recall_label, rate=r["recall_rate"]) for r in rows]
+        + [dict(campaign=r["campaign"], series=natural_label, rate=r["natural_rate"]) for r in rows],
+        columns=["campaign", "series", "rate"],
+    )
+    bars = alt.Chart(frame).mark_bar(cornerRadiusEnd=3).encode(
+        x=alt.X("rate:Q", axis=alt.Axis(format=".0%"), title=None),
+        y=alt.Y("campaign:N", title=None, sort=None, axis=alt.Axis(labelOverlap=False, labelLimit=260)),
+        yOffset=alt.YOffset("series:N", sort=[recall_label, natural_label]),
+        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top"),
+                        scale=alt.Scale(domain=[recall_label, natural_label], range=[NEUTRAL_COLOUR, CONTROL_COLOUR])),
+        tooltip=["campaign:N", "series:N", alt.Tooltip("rate:Q", format=".2%")],
+    )
+    labels = bars.mark_text(align="left", dx=4).encode(text=alt.Text("rate:Q", format=".1%"), color=alt.value("#333"))
+    return alt.layer(bars, labels).properties(height=max(160, 80 * len(rows)))
+
+
+def _variant_axis() -> alt.Y:
+    return alt.Y("variant:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=260))
+
+
+def _is_binary(report: Report, metric: str) -> bool:
+    return any(c.kind == "binary" for c in report.comparisons if c.metric == metric)

@@ -1,0 +1,170 @@
+"""The Streamlit app, page by page, with streamlit.testing (a real database, no mocks)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from sqlalchemy import Engine
+from streamlit.testing.v1 import AppTest
+
+from analysis import charts
+from analysis.report import build_report
+from experiments.demo import MAIN, build_demo
+from experiments.importer import import_results
+from views.common import mask_phone, masked_url
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TODAY = datetime(2026, 11, 23, 4, 0)
+PAGES = ["overview", "experiments", "design", "results", "settings"]
+FULL_PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+
+
+@pytest.fixture
+def demo(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    monkeypatch.setenv("RECALL_NO_DEMO", "1")
+    build_demo(engine, customers=4_000, today=TODAY)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield engine
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def open_page(page: str, lang: str = "zh", **state: object) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["lang"] = lang
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    if page != "overview":
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "title", "subheader", "success", "error", "warning", "info")
+             for e in at.get(kind)]
+    parts += [str(m.value) + str(m.label) for m in at.metric]
+    for frame in at.dataframe:
+        parts.append(frame.value.to_csv())
+    return "\n".join(map(str, parts))
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_in_both_languages(demo: Engine, page: str, lang: str) -> None:
+    at = open_page(page, lang)
+    title = at.title[0].value
+    assert bool(re.search(r"[\u4e00-\u9fff]", title)) == (lang == "zh"), title
+    assert not FULL_PHONE.search(texts(at)), "a full phone number is on the page"
+
+
+def test_overview_compares_recall_with_the_natural_rate(demo: Engine) -> None:
+    at = open_page("overview", "en")
+    content = texts(at)
+    for name in (MAIN, "demo-dormant-push-vs-sms", "demo-welcome-coupon"):
+        assert name in content
+    assert "more customers than would have returned anyway" in content
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    bars = spec["layer"][0]
+    assert bars["mark"]["type"] == "bar" and bars["encoding"]["yOffset"]["field"] == "series"
+    assert bars["encoding"]["color"]["scale"]["domain"] == ["Recall rate (contacted)", "Natural return rate"]
+
+
+def test_experiments_filter_by_status_and_search(demo: Engine) -> None:
+    at = open_page("experiments", "en")
+    assert len(at.dataframe[0].value) == 3
+    at.multiselect(key="status_filter").set_value(["running"]).run()
+    assert list(at.dataframe[0].value["Name"]) == [MAIN]
+    at.multiselect(key="status_filter").set_value(["running", "stopped", "decided", "draft"]).run()
+    at.text_input(key="search").set_value("welcome").run()
+    assert list(at.dataframe[0].value["Name"]) == ["demo-welcome-coupon"]
+
+
+def test_results_show_significance_charts_and_downloads(demo: Engine) -> None:
+    at = open_page("results", "en", experiment=MAIN)
+    table = at.dataframe[0].value
+    assert len(table) == 8 and {"Variant", "Adj. p-value", "Abs. uplift [95% CI]"} <= set(table.columns)
+    specs = [str(c.proto.spec) for c in at.get("vega_lite_chart")]
+    assert any("strokeDash" in spec for spec in specs)  # the natural-rate rule
+    assert [b.proto.label for b in at.get("download_button")] == [
+        "Download report (Markdown)", "Download table (CSV)", "Download report (JSON)"]
+    assert any("Sequential monitoring" in s.value for s in at.subheader)  # the test is running
+
+
+def test_results_warn_on_sample_ratio_mismatch(demo: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "lopsided.csv"
+    path.write_text("arm,returned\n" + "A,1\n" * 900 + "B,0\n" * 100, encoding="utf-8")
+    import_results(demo, path, experiment="lopsided", variant_column="arm", control="A", metrics=["returned"],
+                   shares={"A": 0.5, "B": 0.5})
+    at = open_page("results", "en", experiment="lopsided")
+    assert at.error and "Sample ratio mismatch" in at.error[0].value
+
+
+def test_design_saves_a_draft_and_rejects_a_bad_one(demo: Engine) -> None:
+    at = open_page("design", "en")
+    at.text_input(key="design_name").set_value("browserless-draft")
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception
+    assert any("browserless-draft" in s.value for s in at.success), [e.value for e in at.error]
+    assert "browserless-draft" in open_page("experiments", "en").dataframe[0].value["Name"].tolist()
+
+    bad = pd.DataFrame([dict(name="late_sms", channel="sms", coupon=5.0, send_hour=22, weight=1.0,
+                             template="【好物商城】{coupon}元礼金 回TD退订")])
+    at = open_page("design", "en", design_variants=bad)
+    at.text_input(key="design_name").set_value("bad-draft")
+    at.get("form_submit_button")[0].click().run()
+    assert at.error and "quiet hours" in at.error[0].value and "variants[1].send_hour" in at.error[0].value
+
+
+def test_design_launch_locks_and_offers_send_lists(demo: Engine) -> None:
+    at = open_page("design", "en")
+    at.text_input(key="design_name").set_value("launch-me")
+    at.get("form_submit_button")[0].click().run()
+    at.button(key="launch").click().run()
+    assert any("Launched" in s.value for s in at.success)
+    at = open_page("design", "en")
+    assert any(b.proto.label == "Download send lists (ZIP)" for b in at.get("download_button"))
+
+
+def test_settings_show_the_database_masked(demo: Engine) -> None:
+    at = open_page("settings", "en")
+    assert at.code and at.code[0].value.startswith(("sqlite", "postgresql"))
+    assert masked_url("postgresql+psycopg://recall:s3cret@db:5432/prod") == "postgresql+psycopg://recall:***@db:5432/prod"
+    at.radio(key="settings_lang").set_value("zh").run()
+    assert at.title[0].value == "设置"
+
+
+def test_empty_database_explains_what_to_do(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECALL_NO_DEMO", "1")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = open_page("overview", "en")
+    assert at.info and "No experiments yet" in at.info[0].value
+    assert any("recall demo" in m.value for m in at.markdown)
+
+
+def test_phone_numbers_are_masked() -> None:
+    assert mask_phone("客户 13812345678 已回流") == "客户 138****5678 已回流"
+    assert mask_phone("订单 202612010000123") == "订单 202612010000123"
+
+
+def test_chart_builders(demo: Engine) -> None:
+    report = build_report(demo, MAIN)
+    frame = charts.variant_rate_frame(report, "returned")
+    assert frame["is_control"].tolist() == [True] + [False] * 8
+    assert (frame["lo"] <= frame["mean"]).all() and (frame["mean"] <= frame["hi"]).all()
+    spec = charts.variant_rates(report, "returned").to_dict()
+    assert len(spec["layer"]) == 3 and spec["layer"][2]["mark"]["strokeDash"] == [6, 4]
+    forest = charts.uplift_frame(report, "returned")
+    assert forest["uplift"].tolist() == pytest.approx([c.abs_uplift for c in report.comparisons
+                                                       if c.metric == "returned"])
+    assert len(charts.uplift_frame(report, "returned", segment="cohort=")) > 0

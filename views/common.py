@@ -1,0 +1,147 @@
+"""What every page shares: the engine, cached queries, formatting and the privacy rules.
+
+Pages stay thin: they call these functions (cached, so a click does not recompute a report) and
+the chart builders in :mod:`analysis.charts`, and lay out the result.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable
+import re
+from dataclasses import dataclass
+from datetime import UTC
+
+import streamlit as st
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import make_url
+
+from analysis.render import fmt_money, metric_label
+from analysis.report import Report, build_report
+from experiments.cohorts import COHORTS, cohort_filter
+from experiments.config import database_url, settings
+from experiments.db import open_engine, session_scope
+from experiments.models import Customer
+from experiments.store import list_experiments, utcnow
+from views.i18n import lang, t
+
+DEFAULT_NATURAL_RATE = 0.08
+DEFAULT_ACQUISITION_COST = 30.0
+PHONE = re.compile(r"(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)")
+
+
+def current_url() -> str:
+    return database_url()
+
+
+@st.cache_resource(show_spinner=False)
+def engine_for(url: str) -> Engine:
+    """One engine per database URL for the whole app (migrated on first use)."""
+    return open_engine(url)
+
+
+def engine() -> Engine:
+    return engine_for(current_url())
+
+
+def masked_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def mask_phone(text: str | None) -> str:
+    """138****1234: personal data is never shown in full."""
+    return PHONE.sub(r"\1****\2", text or "")
+
+
+@dataclass(frozen=True)
+class ExperimentRow:
+    name: str
+    status: str
+    source: str
+    cohort: str
+    variants: int
+    launched: str
+    hypothesis: str
+    primary_metric: str
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def experiment_rows(url: str) -> list[ExperimentRow]:
+    tz = settings().timezone
+    with session_scope(engine_for(url)) as session:
+        return [
+            ExperimentRow(
+                name=e.name, status=e.status.value, source=e.source.value, cohort=e.cohort,
+                variants=len(e.variants),
+                launched=e.launched_at.replace(tzinfo=UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+                if e.launched_at else "",
+                hypothesis=e.hypothesis, primary_metric=e.primary_metric,
+            )
+            for e in list_experiments(session)
+        ]
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def report_for(url: str, name: str, correction: str = "holm", sequential: bool = False) -> Report:
+    return build_report(engine_for(url), name, correction=correction, sequential=sequential)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def eligible_customers(url: str, cohort: str) -> int:
+    with session_scope(engine_for(url)) as session:
+        return int(session.scalar(select(func.count()).select_from(Customer).where(cohort_filter(cohort, utcnow()))))
+
+
+def natural_rate(url: str, cohort: str) -> float:
+    """The cohort's natural return rate: the no-contact controls of its past designed experiments."""
+    n = returned = 0.0
+    for row in experiment_rows(url):
+        if row.source != "designed" or row.status == "draft" or (row.cohort != cohort and cohort != "all"):
+            continue
+        c = next((c for c in report_for(url, row.name).comparisons if c.metric == "returned"), None)
+        if c is not None and c.control_n:
+            n += c.control_n
+            returned += c.control_mean * c.control_n
+    return returned / n if n else DEFAULT_NATURAL_RATE
+
+
+def acquisition_cost() -> float:
+    return float(st.session_state.get("acquisition_cost", os.environ.get("RECALL_ACQUISITION_COST",
+                                                                         DEFAULT_ACQUISITION_COST)))
+
+
+def currency() -> str:
+    return settings().currency
+
+
+def labels(options: Iterable[str], label: Callable[[str], str]) -> dict[str, str]:
+    """Option → label in the current language, computed now: widgets' ``format_func`` must not read
+    the session later (tests and reruns call it outside the page's run)."""
+    return {option: label(option) for option in options}
+
+
+def cohort_label(cohort: str) -> str:
+    c = COHORTS[cohort]
+    return c.label_zh if lang() == "zh" else c.label_en
+
+
+def status_label(status: str) -> str:
+    return t(f"status_{status}")
+
+
+def metric_name(metric: str) -> str:
+    return metric_label(metric, lang())
+
+
+def pct(x: float) -> str:
+    return "–" if not math.isfinite(x) else f"{x * 100:.2f}%"
+
+
+def money(x: float | None) -> str:
+    return fmt_money(x, currency())
+
+
+def roi_text(x: float | None) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{x:.1f}×"
+

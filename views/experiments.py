@@ -1,0 +1,62 @@
+"""Experiments: every test with its status, cohort, dates and primary result; filter, search, open."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analysis.render import fmt_value
+from views.common import current_url, labels, experiment_rows, metric_name, report_for, status_label
+from views.i18n import t
+
+STATUSES = ["draft", "running", "stopped", "decided"]
+
+
+def primary_result(url: str, name: str, status: str, primary: str) -> str:
+    """The best variant's uplift on the primary metric, marked ✓ when significant."""
+    if status == "draft":
+        return "–"
+    comparisons = [c for c in report_for(url, name).comparisons if c.metric == primary]
+    if not comparisons:
+        return "–"
+    best = max(comparisons, key=lambda c: c.abs_uplift)
+    mark = " ✓" if best.significant else ""
+    return f"{best.variant}: {fmt_value(best.abs_uplift, best.kind, signed=True)}{mark}"
+
+
+st.title(t("experiments_title"))
+url = current_url()
+rows = experiment_rows(url)
+if not rows:
+    st.info(t("no_experiments"))
+    st.markdown(t("no_experiments_help"))
+    st.stop()
+
+left, right = st.columns([2, 3])
+statuses = left.multiselect(t("filter_status"), STATUSES, default=STATUSES, format_func=labels(STATUSES, status_label).get,
+                            key="status_filter")
+query = right.text_input(t("search"), key="search").strip().lower()
+shown = [r for r in rows if r.status in statuses and (not query or query in r.name.lower()
+                                                       or query in r.hypothesis.lower())]
+st.caption(t("shown", n=len(shown), total=len(rows)))
+table = pd.DataFrame([
+    {
+        t("name"): r.name,
+        t("status"): status_label(r.status),
+        t("source"): t(f"source_{r.source}"),
+        t("cohort"): r.cohort,
+        t("variants"): r.variants,
+        t("launched"): r.launched,
+        t("primary_metric"): metric_name(r.primary_metric),
+        t("primary_result"): primary_result(url, r.name, r.status, r.primary_metric),
+    }
+    for r in shown
+])
+st.dataframe(table, hide_index=True, width="stretch")
+
+if shown:
+    names = [r.name for r in shown]
+    choice = st.selectbox(t("experiment"), names, key="open_experiment")
+    if st.button(t("open_results"), type="primary"):
+        st.session_state["experiment"] = choice
+        st.switch_page("views/results.py")
