@@ -6,9 +6,10 @@ assigned customer with its segment and returns sufficient statistics per variant
 statistics are the same as for the whole population, and the p-values are adjusted across all
 variants × segments, since many segments are many chances to be fooled.
 
-Designed experiments have two dimensions computed at assignment time: ``cohort`` (the lifecycle
-stage: new_inactive, dormant_30d, lapsed_1_3m, silent_3m or active) and ``value_tier`` (spend
-tercile). Imported results have the segment columns given at import.
+Designed experiments have three dimensions computed at assignment time: ``cohort`` (the lifecycle
+stage: new_inactive, dormant_30d, lapsed_1_3m, silent_3m or active), ``value_tier`` (spend tercile)
+and ``rfm_tier`` (R + F + M quintile scores: high 12-15, mid 8-11, low 3-7). Imported results have the
+segment columns given at import.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from analysis.sufficient import SampleStats
 from experiments.cohorts import rfm_scores
 from experiments.models import Assignment, Customer, Experiment, ExperimentSource, MetricValue, SegmentValue
 
-DESIGNED_DIMENSIONS = ("cohort", "value_tier")
+DESIGNED_DIMENSIONS = ("cohort", "value_tier", "rfm_tier")
 
 SegmentKey = tuple[str, str]  # (dimension, value)
 
@@ -51,6 +52,12 @@ def _designed_labels(experiment: Experiment, dimension: str):  # noqa: ANN202 - 
         tiers = rfm_scores(experiment.launched_at).subquery()
         source = select(Assignment.customer_id, tiers.c.value_tier.label("segment")).join(
             tiers, tiers.c.customer_id == Assignment.customer_id)
+    elif dimension == "rfm_tier":
+        scores = rfm_scores(experiment.launched_at).subquery()
+        total = scores.c.recency + scores.c.frequency + scores.c.monetary
+        tier = case((total >= 12, literal("high")), (total >= 8, literal("mid")), else_=literal("low"))
+        source = select(Assignment.customer_id, tier.label("segment")).join(
+            scores, scores.c.customer_id == Assignment.customer_id)
     else:
         raise ValueError(f"unknown segment dimension {dimension!r}; designed experiments have "
                          f"{', '.join(DESIGNED_DIMENSIONS)}")

@@ -64,6 +64,9 @@ def test_designed_segments_by_lifecycle_stage_at_assignment(engine: Engine) -> N
     assert silent.variant_mean == 0
     tiers = {c.segment for c in report.segments if c.segment.startswith("value_tier=")}
     assert tiers == {"value_tier=low", "value_tier=mid", "value_tier=high"}
+    rfm = [c for c in report.segments if c.segment.startswith("rfm_tier=") and c.variant == "coupon10_sms_10h"]
+    assert {c.segment for c in rfm} <= {"rfm_tier=low", "rfm_tier=mid", "rfm_tier=high"}
+    assert sum(c.n for c in rfm) == sum(1 for _, v in assigned if v == "coupon10_sms_10h")
 
 
 def test_guardrail_one_sided_test_against_a_margin() -> None:
