@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import Connection, Numeric, and_, case, cast, func, select
+from sqlalchemy import Connection, Numeric, and_, case, cast, func, literal, select
 from sqlalchemy.sql import ColumnElement
 
 from analysis.dialects import add_days
@@ -45,12 +46,13 @@ def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.max(case((condition, 1), else_=0))
 
 
-def designed_customer_metrics(experiment: Experiment):  # noqa: ANN202 - a subquery
+def designed_customer_metrics(experiment: Experiment, until: datetime | None = None):  # noqa: ANN202 - a subquery
     """One row per assigned customer with outcomes inside [assigned_at, assigned_at + window)."""
     in_window = and_(
         Event.customer_id == Assignment.customer_id,
         Event.occurred_at >= Assignment.assigned_at,
         Event.occurred_at < add_days(Assignment.assigned_at, experiment.attribution_days),
+        *([Event.occurred_at < literal(until)] if until is not None else []),
     )
     kind = Event.event_type
     return (
@@ -73,8 +75,9 @@ def designed_customer_metrics(experiment: Experiment):  # noqa: ANN202 - a subqu
     )
 
 
-def _designed_arms(conn: Connection, experiment: Experiment, metrics: Sequence[str]) -> list[ArmStatistics]:
-    per_customer = designed_customer_metrics(experiment)
+def _designed_arms(conn: Connection, experiment: Experiment, metrics: Sequence[str],
+                   until: datetime | None = None) -> list[ArmStatistics]:
+    per_customer = designed_customer_metrics(experiment, until)
     columns = []
     for name in metrics:
         x = cast(per_customer.c[name], Numeric(18, 4))
@@ -166,11 +169,13 @@ def _imported_arms(conn: Connection, experiment: Experiment, metrics: Sequence[s
     ]
 
 
-def arm_statistics(conn: Connection, experiment: Experiment) -> dict[int, ArmStatistics]:
-    """Sufficient statistics of every metric for every variant of ``experiment``, keyed by variant id."""
+def arm_statistics(conn: Connection, experiment: Experiment, until: datetime | None = None
+                   ) -> dict[int, ArmStatistics]:
+    """Sufficient statistics of every metric for every variant of ``experiment``, keyed by variant id;
+    ``until`` counts only events before that time (what a look on that day saw; designed experiments)."""
     metrics = [m.name for m in experiment.metrics if m.role == MetricRole.METRIC]
     if experiment.source == ExperimentSource.DESIGNED:
-        arms = _designed_arms(conn, experiment, metrics)
+        arms = _designed_arms(conn, experiment, metrics, until)
     else:
         arms = _imported_arms(conn, experiment, metrics)
     found = {arm.variant_id: arm for arm in arms}

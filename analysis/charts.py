@@ -118,3 +118,17 @@ def _variant_axis() -> alt.Y:
 
 def _is_binary(report: Report, metric: str) -> bool:
     return any(c.kind == "binary" for c in report.comparisons if c.metric == metric)
+
+
+def monitoring_path(looks: Sequence, *, label: str = "", day_label: str = "day") -> alt.LayerChart:
+    """Always-valid intervals of each variant over the daily looks, around the zero line."""
+    frame = pd.DataFrame([dict(day=k.day, variant=k.variant, uplift=k.abs_uplift, lo=k.ci_lo, hi=k.ci_hi)
+                          for k in looks], columns=["day", "variant", "uplift", "lo", "hi"])
+    base = alt.Chart(frame).encode(x=alt.X("day:Q", title=day_label, axis=alt.Axis(tickMinStep=1)),
+                                   color=alt.Color("variant:N", title=None))
+    band = base.mark_area(opacity=0.12).encode(y=alt.Y("lo:Q", title=label, axis=alt.Axis(format="+.1%")), y2="hi:Q")
+    line = base.mark_line(point=True).encode(
+        y="uplift:Q", tooltip=["day:Q", "variant:N", alt.Tooltip("uplift:Q", format="+.2%"),
+                               alt.Tooltip("lo:Q", format="+.2%"), alt.Tooltip("hi:Q", format="+.2%")])
+    zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="black").encode(y="zero:Q")
+    return alt.layer(band, line, zero).properties(height=320)

@@ -98,6 +98,7 @@ def test_results_show_significance_charts_and_downloads(demo: Engine) -> None:
     assert [b.proto.label for b in at.get("download_button")] == [
         "Download report (Markdown)", "Download table (CSV)", "Download report (JSON)"]
     assert any("Sequential monitoring" in s.value for s in at.subheader)  # the test is running
+    assert any('"day"' in spec and "area" in spec for spec in specs)  # its daily always-valid intervals
 
 
 def test_results_warn_on_sample_ratio_mismatch(demo: Engine, tmp_path: Path) -> None:

@@ -17,13 +17,14 @@ import streamlit as st
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
+from analysis.monitoring import Look, daily_looks
 from analysis.render import fmt_money, metric_label
 from analysis.report import Report, build_report
 from experiments.cohorts import COHORTS, cohort_filter
 from experiments.config import database_url, settings
 from experiments.db import open_engine, session_scope
 from experiments.models import Customer
-from experiments.store import list_experiments, utcnow
+from experiments.store import get_experiment, list_experiments, utcnow
 from views.i18n import lang, t
 
 DEFAULT_NATURAL_RATE = 0.08
@@ -85,6 +86,12 @@ def experiment_rows(url: str) -> list[ExperimentRow]:
 @st.cache_data(ttl=300, show_spinner=False)
 def report_for(url: str, name: str, correction: str = "holm", sequential: bool = False) -> Report:
     return build_report(engine_for(url), name, correction=correction, sequential=sequential)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def daily_looks_for(url: str, name: str, metric: str) -> list[Look]:
+    with session_scope(engine_for(url)) as session:
+        return daily_looks(session.connection(), get_experiment(session, name), metric, utcnow())
 
 
 @st.cache_data(ttl=300, show_spinner=False)

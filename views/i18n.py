@@ -82,6 +82,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "quality_title": {"zh": "回流质量", "en": "Recall quality"},
     "sequential_title": {"zh": "持续监测（随时可看的置信区间）", "en": "Sequential monitoring (always-valid intervals)"},
     "sequential_caption": {"zh": "置信序列在任何时刻查看都有效：区间不含 0 时才可据此行动。", "en": "Confidence sequences stay valid whenever you look: act only when the interval excludes 0."},
+    "day": {"zh": "启动后天数", "en": "days since launch"},
     "may_act": {"zh": "可据此行动", "en": "may act"},
     "keep_running": {"zh": "继续运行", "en": "keep running"},
     "download_md": {"zh": "下载报告（Markdown）", "en": "Download report (Markdown)"},

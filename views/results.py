@@ -8,11 +8,11 @@ import math
 import pandas as pd
 import streamlit as st
 
-from analysis.charts import uplift_forest, variant_rates
+from analysis.charts import monitoring_path, uplift_forest, variant_rates
 from analysis.quality import verdict
 from analysis.render import fmt_ci, fmt_p, fmt_value, render_markdown
 from analysis.report import Comparison, Report
-from views.common import currency, current_url, labels, experiment_rows, metric_name, money, pct, report_for, roi_text
+from views.common import currency, current_url, daily_looks_for, labels, experiment_rows, metric_name, money, pct, report_for, roi_text
 from views.i18n import lang, t
 
 
@@ -120,6 +120,10 @@ if report.sequential:
     st.subheader(t("sequential_title"))
     st.caption(t("sequential_caption"))
     kind = next(c.kind for c in report.comparisons if c.metric == report.sequential[0].metric)
+    looks = daily_looks_for(url, name, report.sequential[0].metric)
+    if looks:
+        st.altair_chart(monitoring_path(looks, label=metric_name(report.sequential[0].metric), day_label=t("day")),
+                        width="stretch")
     st.dataframe(pd.DataFrame([
         {t("variant"): q.variant, t("abs_uplift"): f"{fmt_value(q.abs_uplift, kind, signed=True)} {fmt_ci(q.ci, kind)}",
          t("p"): fmt_p(q.p_value_always_valid), "": t("may_act") if q.may_act else t("keep_running")}
