@@ -13,13 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 from sqlalchemy import Connection, Numeric, and_, case, cast, func, literal, select
 from sqlalchemy.sql import ColumnElement
 
+from analysis.cuped import CovariateStats
 from analysis.dialects import add_days
 from analysis.sufficient import SampleStats
 from experiments.models import (
     Assignment,
+    Customer,
     Event,
     EventType,
     Experiment,
@@ -227,3 +230,53 @@ def capped_statistics(conn: Connection, experiment: Experiment, metric: str, q: 
         .group_by(values.c.variant_id)
     )
     return cap, {v: SampleStats(int(n), float(a or 0), float(b or 0), float(c or 0)) for v, n, a, b, c in rows}
+
+
+DESIGNED_COVARIATES = ("spend_before", "orders_before")  # pre-period, from the customers table
+
+
+def covariates_of(experiment: Experiment) -> list[str]:
+    """Pre-period covariates for regression adjustment: imported covariate columns, or the customer's
+    spend and orders before the experiment for designed tests."""
+    if experiment.source == ExperimentSource.DESIGNED:
+        return list(DESIGNED_COVARIATES)
+    return [m.name for m in experiment.metrics if m.role == MetricRole.COVARIATE]
+
+
+def _covariate_columns(experiment: Experiment, covariates: Sequence[str], values):  # noqa: ANN001, ANN202
+    """(join target, covariate expressions) for the per-customer values subquery."""
+    if experiment.source == ExperimentSource.DESIGNED:
+        return (Customer, Customer.customer_id == values.c.customer_id,
+                [cast(getattr(Customer, c), Numeric(18, 4)) for c in covariates])
+    pivot = (
+        select(MetricValue.customer_id, *[
+            func.max(case((MetricValue.metric == c, MetricValue.value))).label(c) for c in covariates])
+        .where(MetricValue.experiment_id == experiment.id, MetricValue.metric.in_(covariates))
+        .group_by(MetricValue.customer_id)
+        .subquery("covariates")
+    )
+    return pivot, pivot.c.customer_id == values.c.customer_id, [pivot.c[c] for c in covariates]
+
+
+def covariate_statistics(conn: Connection, experiment: Experiment, metric: str, covariates: Sequence[str]
+                         ) -> dict[int, CovariateStats]:
+    """Per variant id: n, Σy, Σy², Σx, Σxxᵀ and Σxy of ``metric`` (y) and the covariates (x), in SQL."""
+    values = metric_values(experiment, metric)
+    target, on, xs = _covariate_columns(experiment, covariates, values)
+    y = values.c.value
+    k = len(xs)
+    columns = [func.count(), func.sum(y), func.sum(y * y)]
+    columns += [func.sum(x) for x in xs] + [func.sum(x * y) for x in xs]
+    columns += [func.sum(xs[i] * xs[j]) for i in range(k) for j in range(i, k)]
+    out = {}
+    for row in conn.execute(select(values.c.variant_id, *columns).join(target, on).group_by(values.c.variant_id)):
+        variant_id, n, sy, syy, *rest = row
+        rest = [float(r or 0) for r in rest]
+        sum_x, sum_xy, upper = np.array(rest[:k]), np.array(rest[k:2 * k]), rest[2 * k:]
+        sum_xx = np.zeros((k, k))
+        it = iter(upper)
+        for i in range(k):
+            for j in range(i, k):
+                sum_xx[i, j] = sum_xx[j, i] = next(it)
+        out[variant_id] = CovariateStats(int(n), float(sy or 0), float(syy or 0), sum_x, sum_xx, sum_xy)
+    return out

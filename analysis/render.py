@@ -18,7 +18,9 @@ LABELS = {
         "rel": "相对提升 (95% CI)", "p": "p 值", "p_adj": "校正后 p 值", "sig": "显著", "yes": "是", "no": "否",
         "method": "检验方法", "correction": "多重比较校正", "roi": "成本与 ROI", "contacted": "触达人数",
         "inc_returns": "增量回流人数", "inc_revenue": "增量收入", "cost": "成本", "cpir": "每个增量回流客户成本",
-        "generated": "生成时间", "sequential": "持续监测（随时有效的置信区间）", "may_act": "可行动",
+        "generated": "生成时间", "bayesian": "贝叶斯视角", "p_beat": "胜过对照组的概率", "loss": "预期损失",
+        "credible": "95% 可信区间", "cuped": "协变量调整（CUPED）", "covariates": "协变量", "adj_uplift": "调整后提升 (95% CI)",
+        "var_red": "方差减少", "sequential": "持续监测（随时有效的置信区间）", "may_act": "可行动",
         "always_valid": "随时有效 95% 区间", "p_av": "随时有效 p 值", "segments": "分群效果（主要指标）", "segment": "分群",
         "guardrails": "护栏指标（单侧检验）", "margin": "容忍上限", "breached": "越界", "upper": "单侧上界",
         "unsubscribed": "退订率", "complained": "投诉率", "quality": "回流质量：券带回的是一次访问，还是一个客户？",
@@ -38,7 +40,10 @@ LABELS = {
         "sig": "Significant", "yes": "yes", "no": "no", "method": "Method", "correction": "Multiple-testing correction",
         "roi": "Cost and ROI", "contacted": "Contacted", "inc_returns": "Incremental returns",
         "inc_revenue": "Incremental revenue", "cost": "Cost", "cpir": "Cost per incremental return",
-        "generated": "Generated", "sequential": "Sequential monitoring (always-valid intervals)",
+        "generated": "Generated", "bayesian": "Bayesian view", "p_beat": "Chance to beat control",
+        "loss": "Expected loss", "credible": "95% credible interval", "cuped": "Covariate adjustment (CUPED)",
+        "covariates": "Covariates", "adj_uplift": "Adjusted uplift (95% CI)", "var_red": "Variance reduction",
+        "sequential": "Sequential monitoring (always-valid intervals)",
         "may_act": "May act", "always_valid": "Always-valid 95% interval", "p_av": "Always-valid p", "segments": "Segments (primary metric)", "segment": "Segment",
         "guardrails": "Guardrails (one-sided)", "margin": "Tolerated increase", "breached": "Breached",
         "upper": "Upper bound", "unsubscribed": "Unsubscribe rate", "complained": "Complaint rate", "quality": "Recall quality: did the coupon buy one visit or a customer?",
@@ -142,6 +147,24 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
                 f"| {r.variant} | {r.contacted:,} | {r.incremental_returns:,.1f} | {fmt_money(r.incremental_revenue, currency)} "
                 f"| {fmt_money(r.cost, currency)} | {roi} | {fmt_money(r.cost_per_incremental_return, currency)} |"
             )
+        out.append("")
+    if report.cuped:
+        out += [f"## {L['cuped']}", "", f"{L['covariates']}: {', '.join(report.cuped[0].covariates)}", "",
+                f"| {L['variant']} | {L['metric']} | {L['adj_uplift']} | {L['p']} | {L['var_red']} |",
+                "|---|---|---|---:|---:|"]
+        for a in report.cuped:
+            kind = next(c.kind for c in report.comparisons if c.metric == a.metric)
+            out.append(f"| {a.variant} | {metric_label(a.metric, lang)} | {fmt_value(a.abs_uplift, kind, signed=True)} "
+                       f"{fmt_ci(a.abs_ci, kind)} | {fmt_p(a.p_value)} | {a.variance_reduction:.2%} |")
+        out.append("")
+    if report.bayesian:
+        out += [f"## {L['bayesian']}", "",
+                f"| {L['variant']} | {L['metric']} | {L['p_beat']} | {L['loss']} | {L['credible']} |",
+                "|---|---|---:|---:|---|"]
+        for b in report.bayesian:
+            kind = next(c.kind for c in report.comparisons if c.metric == b.metric)
+            out.append(f"| {b.variant} | {metric_label(b.metric, lang)} | {b.chance_to_beat_control:.1%} "
+                       f"| {fmt_value(b.expected_loss, kind)} | {fmt_ci(b.uplift_ci, kind)} |")
         out.append("")
     if report.sequential:
         out += [f"## {L['sequential']}", "",

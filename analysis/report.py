@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine
 
-from analysis.aggregates import ArmStatistics, arm_statistics, capped_statistics
+from analysis.aggregates import ArmStatistics, arm_statistics, capped_statistics, covariate_statistics, covariates_of
+from analysis.bayesian import beta_binomial, normal_posterior
+from analysis.cuped import cuped as adjust
 from analysis.corrections import adjust_p_values
 from analysis.frequentist import compare, skewness_lambda, worse_than
 from analysis.quality import QualityComparison, recall_quality
@@ -107,6 +109,32 @@ class SequentialResult:
 
 
 @dataclass(frozen=True)
+class BayesianComparison:
+    """Chance that the variant beats the control, and the expected loss of shipping it."""
+
+    variant: str
+    metric: str
+    chance_to_beat_control: float
+    expected_loss: float
+    uplift_ci: tuple[float, float]
+    method: str
+
+
+@dataclass(frozen=True)
+class AdjustedComparison:
+    """The uplift adjusted for pre-period covariates (CUPED / Lin), and the variance it saved."""
+
+    variant: str
+    metric: str
+    covariates: list[str]
+    abs_uplift: float
+    abs_ci: tuple[float, float]
+    p_value: float
+    variance_reduction: float
+    method: str
+
+
+@dataclass(frozen=True)
 class Report:
     experiment: str
     source: str
@@ -124,6 +152,8 @@ class Report:
     roi: list[RoiResult] = field(default_factory=list)
     quality: list[QualityComparison] = field(default_factory=list)
     sequential: list[SequentialResult] = field(default_factory=list)
+    bayesian: list[BayesianComparison] = field(default_factory=list)
+    cuped: list[AdjustedComparison] = field(default_factory=list)
     generated_at: str = ""
 
     def comparison(self, variant: str, metric: str) -> Comparison:
@@ -157,7 +187,8 @@ def _json_safe(value: Any) -> Any:
 
 def build_report(
     engine: Engine, name: str, *, alpha: float = DEFAULT_ALPHA, correction: str = "holm",
-    guardrail_margins: Mapping[str, float] | None = None, sequential: bool = False,
+    guardrail_margins: Mapping[str, float] | None = None, sequential: bool = False, bayesian: bool = False,
+    cuped: bool = False,
 ) -> Report:
     """Compute the significance report of experiment ``name`` from database aggregates."""
     with session_scope(engine) as session:
@@ -171,8 +202,9 @@ def build_report(
         segments = segment_statistics(conn, experiment, primary)
         robust = _skew_handling(conn, experiment, arms)
         monitoring = _sequential(experiment, arms, primary, alpha=alpha) if sequential else []
+        adjusted = _cuped(conn, experiment, alpha=alpha) if cuped else []
         return _report(experiment, arms, alpha=alpha, correction=correction, quality=quality, segments=segments,
-                       robust=robust, monitoring=monitoring,
+                       robust=robust, monitoring=monitoring, bayesian=bayesian, adjusted=adjusted,
                        guardrail_margins={**GUARDRAIL_MARGINS, **(guardrail_margins or {})})
 
 
@@ -238,6 +270,47 @@ def _sequential(experiment: Experiment, arms: dict[int, ArmStatistics], metric: 
     return out
 
 
+def _bayesian(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float) -> list[BayesianComparison]:
+    """Beta-binomial posteriors for rates, a normal posterior for amounts (see analysis.bayesian)."""
+    control = arms[experiment.control.id]
+    out = []
+    for v in experiment.variants:
+        if v.is_control:
+            continue
+        for m in experiment.metrics:
+            if m.role != MetricRole.METRIC:
+                continue
+            pair = control.metrics[m.name], arms[v.id].metrics[m.name]
+            if min(pair[0].n, pair[1].n) < 2:
+                continue
+            result = (beta_binomial(*pair, alpha=alpha) if m.kind == MetricKind.BINARY
+                      else normal_posterior(*pair, alpha=alpha))
+            out.append(BayesianComparison(v.name, m.name, result.chance_to_beat_control, result.expected_loss,
+                                          result.uplift_ci, result.method))
+    return out
+
+
+def _cuped(conn: Connection, experiment: Experiment, *, alpha: float) -> list[AdjustedComparison]:
+    """Every contacted variant × metric adjusted for the pre-period covariates (none: nothing to do)."""
+    covariates = covariates_of(experiment)
+    if not covariates:
+        return []
+    out = []
+    for m in experiment.metrics:
+        if m.role != MetricRole.METRIC:
+            continue
+        stats = covariate_statistics(conn, experiment, m.name, covariates)
+        control = stats.get(experiment.control.id)
+        for v in experiment.variants:
+            if v.is_control or control is None or v.id not in stats:
+                continue
+            e = adjust(control, stats[v.id], alpha=alpha)
+            out.append(AdjustedComparison(v.name, m.name, covariates, float(e.abs_uplift),
+                                          (float(e.abs_ci[0]), float(e.abs_ci[1])), float(e.p_value),
+                                          float(e.variance_reduction), e.method))
+    return out
+
+
 def _compare_all(pairs: list[_Pair], *, alpha: float, correction: str) -> list[Comparison]:
     """Test every pair and adjust the p-values across all of them (one family)."""
     estimates = [
@@ -281,7 +354,7 @@ def _guardrails(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha
 def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float, correction: str,
             quality: list[QualityComparison], segments: dict[tuple[str, str], dict[int, SampleStats]],
             guardrail_margins: Mapping[str, float], robust: dict[str, SkewHandling],
-            monitoring: list[SequentialResult]) -> Report:
+            monitoring: list[SequentialResult], bayesian: bool, adjusted: list[AdjustedComparison]) -> Report:
     variants = experiment.variants
     control = experiment.control
     total = sum(arm.n for arm in arms.values())
@@ -330,6 +403,8 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
         roi=_roi(experiment, arms, alpha=alpha),
         quality=quality,
         sequential=monitoring,
+        bayesian=_bayesian(experiment, arms, alpha=alpha) if bayesian else [],
+        cuped=adjusted,
         generated_at=utcnow().isoformat(timespec="seconds") + "Z",
     )
 

@@ -297,6 +297,8 @@ def report(
     lang: Annotated[Lang, typer.Option(help="Language of the Markdown report.")] = Lang.zh,
     output: Annotated[Path | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
     sequential: Annotated[bool, typer.Option(help="Add always-valid intervals for monitoring a running test.")] = False,
+    cuped: Annotated[bool, typer.Option(help="Add uplifts adjusted for pre-period covariates (CUPED / Lin).")] = False,
+    bayesian: Annotated[bool, typer.Option(help="Add the chance to beat the control and the expected loss.")] = False,
     guardrail_margin: Annotated[list[str] | None, typer.Option(
         help="Tolerated increase of a guardrail rate, e.g. unsubscribed=0.005 (repeatable).")] = None,
     db: DbOption = None,
@@ -315,7 +317,8 @@ def report(
             except ValueError:
                 fail(f"--guardrail-margin: expected METRIC=RATE such as unsubscribed=0.005, got {item!r}")
         result = build_report(engine_for(db), name, alpha=alpha, correction=correction.value,
-                              guardrail_margins=margins, sequential=sequential)
+                              guardrail_margins=margins, sequential=sequential,
+                              cuped=cuped, bayesian=bayesian)
     except NotFound as exc:
         fail(str(exc))
     text = result.to_json() if format == ReportFormat.json else render_markdown(result, lang=lang.value)
