@@ -23,7 +23,7 @@ from analysis.aggregates import ArmStatistics, arm_statistics, capped_statistics
 from analysis.bayesian import beta_binomial, normal_posterior
 from analysis.cuped import cuped as adjust
 from analysis.corrections import adjust_p_values
-from analysis.frequentist import compare, skewness_lambda, worse_than
+from analysis.frequentist import compare_many, skewness_lambda, worse_than
 from analysis.quality import QualityComparison, recall_quality
 from analysis.roi import RoiResult, roi
 from analysis.segments import segment_statistics
@@ -313,11 +313,9 @@ def _cuped(conn: Connection, experiment: Experiment, *, alpha: float) -> list[Ad
 
 def _compare_all(pairs: list[_Pair], *, alpha: float, correction: str) -> list[Comparison]:
     """Test every pair and adjust the p-values across all of them (one family)."""
-    estimates = [
-        compare(p.control, p.treated, p.metric.kind, alpha=alpha, skew_corrected=p.skew is not None,
-                method=p.skew.method() if p.skew else None)
-        for p in pairs
-    ]
+    estimates = compare_many([p.control for p in pairs], [p.treated for p in pairs], [p.metric.kind for p in pairs],
+                             alpha, skew_corrected=[p.skew is not None for p in pairs],
+                             methods=[p.skew.method() if p.skew else None for p in pairs])
     adjusted = adjust_p_values([e.p_value for e in estimates], correction)
     return [
         Comparison(

@@ -386,6 +386,17 @@ def test_corrections_match_multipletests(method: str, statsmodels_method: str) -
     assert adjust_p_values(P_VALUES, method) == pytest.approx(list(expected), rel=1e-12)
 
 
+@pytest.mark.parametrize(("method", "statsmodels_method"), [("holm", "holm"), ("bh", "fdr_bh"),
+                                                            ("bonferroni", "bonferroni")])
+def test_corrections_match_multipletests_on_many_families(method: str, statsmodels_method: str) -> None:
+    rng = np.random.default_rng(17)
+    for size in (1, 2, 5, 37, 200):
+        p = rng.beta(0.4, 1.5, size)
+        p[: size // 3] = p[0]  # ties
+        expected = multipletests(p, method=statsmodels_method)[1]
+        assert adjust_p_values(p, method) == pytest.approx(list(expected), rel=1e-12, abs=1e-15)
+
+
 def test_no_correction_and_the_default() -> None:
     assert adjust_p_values(P_VALUES, "none") == P_VALUES
     assert adjust_p_values(P_VALUES) == pytest.approx(list(multipletests(P_VALUES, method="holm")[1]))
