@@ -8,8 +8,11 @@ statistics (:mod:`analysis.aggregates`), runs the pure statistics (:mod:`analysi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -167,6 +170,32 @@ class Report:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """The report back from :meth:`to_dict` (null numbers become nan again)."""
+        return _decode(cls, data)
+
+
+def _decode(tp: Any, value: Any) -> Any:  # noqa: ANN401 - JSON in, typed objects out
+    """JSON data → the dataclass (or container) type ``tp``, following the type hints."""
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        return tp(**{f.name: _decode(hints[f.name], value[f.name]) for f in dataclasses.fields(tp) if f.name in value})
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _decode(next(a for a in args if a is not type(None)), value)
+    if origin is list:
+        return [_decode(args[0], v) for v in value]
+    if origin is tuple:
+        return tuple(_decode(a, v) for a, v in zip(args, value, strict=True))
+    if origin is dict:
+        return {k: _decode(args[1], v) for k, v in value.items()}
+    if tp is float:
+        return math.nan if value is None else float(value)
+    return value
 
 
 def _json_safe(value: Any) -> Any:

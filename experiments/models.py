@@ -197,6 +197,20 @@ class ContactHold(Base):
     held_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class AnalysisRun(Base):
+    """A computed report, kept so the app opens instantly and estimates can be followed over time."""
+
+    __tablename__ = "analysis_runs"
+    __table_args__ = (Index("ix_analysis_runs_lookup", "experiment_id", "data_version", "options"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    data_version: Mapped[str] = mapped_column(String(64))
+    options: Mapped[str] = mapped_column(String(256))
+    report_json: Mapped[str] = mapped_column(Text)
+
+
 class EventType(str, enum.Enum):
     VISIT = "visit"
     ORDER = "order"

@@ -9,7 +9,7 @@ from experiments.db import current_revision, downgrade, ensure_schema, head_revi
 from experiments.models import Base
 
 TABLES = {"customers", "experiments", "variants", "metrics", "assignments", "sends", "events", "metric_values",
-          "contact_holds",
+          "contact_holds", "analysis_runs",
           "segment_values", "imports"}
 
 
