@@ -9,6 +9,7 @@ statistics (:mod:`analysis.aggregates`), runs the pure statistics (:mod:`analysi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import types
@@ -177,10 +178,15 @@ class Report:
         return _decode(cls, data)
 
 
+@functools.cache
+def _hints(tp: type) -> dict[str, Any]:
+    return typing.get_type_hints(tp)
+
+
 def _decode(tp: Any, value: Any) -> Any:  # noqa: ANN401 - JSON in, typed objects out
     """JSON data → the dataclass (or container) type ``tp``, following the type hints."""
     if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
+        hints = _hints(tp)
         return tp(**{f.name: _decode(hints[f.name], value[f.name]) for f in dataclasses.fields(tp) if f.name in value})
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):

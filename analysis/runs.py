@@ -41,13 +41,14 @@ def data_version(conn: Connection, now: datetime | None = None) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
-def stored_report(engine: Engine, name: str, **options: object) -> Report:
+def stored_report(engine: Engine, name: str, *, version: str | None = None, **options: object) -> Report:
     """The report of ``name`` for ``options`` (build_report's keywords): read back when a run exists for
-    the current data version, otherwise computed and stored."""
+    the current data version, otherwise computed and stored. ``version`` saves recomputing the data
+    version when the caller has just done so (the app, for a page of reports)."""
     key = json.dumps(options, sort_keys=True, default=str)
     with session_scope(engine) as session:
         experiment = get_experiment(session, name)
-        version = data_version(session.connection())
+        version = version or data_version(session.connection())
         stored = session.scalar(
             select(AnalysisRun.report_json).where(AnalysisRun.experiment_id == experiment.id,
                                                   AnalysisRun.data_version == version, AnalysisRun.options == key)
@@ -60,6 +61,21 @@ def stored_report(engine: Engine, name: str, **options: object) -> Report:
         session.add(AnalysisRun(experiment_id=experiment_id, created_at=utcnow(), data_version=version, options=key,
                                 report_json=report.to_json(indent=None)))
     return report
+
+
+def stored_reports(engine: Engine, names: list[str], version: str | None = None) -> dict[str, Report]:
+    """The default reports of many experiments: the stored runs of this data version in one query,
+    the others computed and stored (what a page listing every campaign needs)."""
+    key = json.dumps({}, sort_keys=True)
+    with session_scope(engine) as session:
+        version = version or data_version(session.connection())
+        rows = session.execute(
+            select(Experiment.name, AnalysisRun.report_json)
+            .join(AnalysisRun, AnalysisRun.experiment_id == Experiment.id)
+            .where(Experiment.name.in_(names), AnalysisRun.data_version == version, AnalysisRun.options == key)
+        ).all()
+    found = {name: Report.from_dict(json.loads(text)) for name, text in rows}
+    return {name: found.get(name) or stored_report(engine, name, version=version) for name in names}
 
 
 def history(engine: Engine, name: str) -> list[tuple[datetime, Report]]:
