@@ -1,9 +1,10 @@
 """How fast each page of the app renders with 200 experiments in the database.
 
 Builds a SQLite database with the demo campaign plus 197 imported experiments (small results files
-of 2,000 customers each), then renders every page with Streamlit's AppTest: once cold (the first
-visitor after a restart computes and caches the reports) and then warm (what every later visit or
-click costs). Target: each page renders in under 1 s warm.
+of 2,000 customers each), renders the Overview once to compute and store every report (the first
+visit ever), then renders every page with Streamlit's AppTest after a restart (caches emptied; the
+stored analysis runs are read back) and warm (what every later visit or click costs). Target: each
+page renders in under 1 s.
 
     .venv/bin/python benchmarks/app_pages.py [--experiments 200] [--db sqlite:///...]
 """
@@ -74,12 +75,13 @@ def main() -> None:
     started = time.perf_counter()
     build(url, args.experiments)
     print(f"built {args.experiments} experiments in {time.perf_counter() - started:.1f} s ({url})")
-    print(f"{'page':<12} {'cold (s)':>9} {'warm median (s)':>16} {'warm max (s)':>13}")
+    print(f"first visit ever (computes and stores {args.experiments} reports): {render('overview', cold=True):.1f} s")
+    print(f"{'page':<12} {'restart (s)':>12} {'warm median (s)':>16} {'warm max (s)':>13}")
     for page in PAGES:
-        cold = render(page, cold=True)
+        restart = render(page, cold=True)
         warm = [render(page) for _ in range(5)]
-        flag = "" if max(warm) < 1 else "  <- over 1 s"
-        print(f"{page:<12} {cold:>9.2f} {statistics.median(warm):>16.3f} {max(warm):>13.3f}{flag}")
+        flag = "" if max(restart, *warm) < 1 else "  <- over 1 s"
+        print(f"{page:<12} {restart:>12.2f} {statistics.median(warm):>16.3f} {max(warm):>13.3f}{flag}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import streamlit as st
 from sqlalchemy import Engine
+from statsmodels.stats.proportion import proportion_confint
 from streamlit.testing.v1 import AppTest
 
 from analysis import charts
@@ -79,6 +80,24 @@ def test_overview_compares_recall_with_the_natural_rate(demo: Engine) -> None:
     assert bars["encoding"]["color"]["scale"]["domain"] == ["Recall rate (contacted)", "Natural return rate"]
 
 
+def test_sidebar_switches_the_language(demo: Engine) -> None:
+    at = open_page("experiments", "zh")
+    assert at.title[0].value == "实验列表"
+    at.sidebar.selectbox(key="lang").set_value("en").run()
+    assert not at.exception and at.title[0].value == "Experiments"
+    assert "Status" in at.dataframe[0].value.columns
+
+
+def test_every_string_has_both_languages_and_every_key_exists() -> None:
+    from views.i18n import STRINGS
+
+    assert all(set(v) == {"zh", "en"} and all(v.values()) for v in STRINGS.values())
+    root = Path(APP).parent
+    used = {k for f in [root / "app.py", *(root / "views").glob("*.py")]
+            for k in re.findall(r"\bt\(\s*[\"']([a-z0-9_]+)[\"']", f.read_text(encoding="utf-8"))}
+    assert used and not used - set(STRINGS), used - set(STRINGS)
+
+
 def test_experiments_filter_by_status_and_search(demo: Engine) -> None:
     at = open_page("experiments", "en")
     assert len(at.dataframe[0].value) == 3
@@ -95,6 +114,14 @@ def test_results_show_significance_charts_and_downloads(demo: Engine) -> None:
     assert len(table) == 8 and {"Variant", "Adj. p-value", "Abs. uplift [95% CI]"} <= set(table.columns)
     specs = [str(c.proto.spec) for c in at.get("vega_lite_chart")]
     assert any("strokeDash" in spec for spec in specs)  # the natural-rate rule
+    rates = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    ci, point, natural = rates["layer"]
+    assert ci["mark"]["type"] == "rule" and ci["encoding"]["x2"]["field"] == "hi"  # 95% intervals
+    assert point["encoding"]["x"]["field"] == "mean" and natural["encoding"]["x"]["field"] == "natural"
+    forest = json.loads(at.get("vega_lite_chart")[1].proto.spec)
+    assert forest["layer"][2]["encoding"]["x"]["field"] == "zero"  # the no-effect line
+    content = texts(at)
+    assert "retained_7d" not in content and "7-day retention" in content  # recall quality, translated
     assert [b.proto.label for b in at.get("download_button")] == [
         "Download report (Markdown)", "Download table (CSV)", "Download report (JSON)"]
     assert any("Sequential monitoring" in s.value for s in at.subheader)  # the test is running
@@ -108,6 +135,8 @@ def test_results_warn_on_sample_ratio_mismatch(demo: Engine, tmp_path: Path) -> 
                    shares={"A": 0.5, "B": 0.5})
     at = open_page("results", "en", experiment="lopsided")
     assert at.error and "Sample ratio mismatch" in at.error[0].value
+    listed = open_page("experiments", "zh").dataframe[0].value.set_index("名称")
+    assert listed.loc["lopsided", "目标人群"] == "外部导入" and listed.loc[MAIN, "状态"] == "进行中"
 
 
 def test_design_saves_a_draft_and_rejects_a_bad_one(demo: Engine) -> None:
@@ -136,9 +165,11 @@ def test_design_launch_locks_and_offers_send_lists(demo: Engine) -> None:
     assert any(b.proto.label == "Download send lists (ZIP)" for b in at.get("download_button"))
 
 
-def test_settings_show_the_database_masked(demo: Engine) -> None:
+def test_settings_show_the_database_masked(demo: Engine, database_url: str) -> None:
     at = open_page("settings", "en")
-    assert at.code and at.code[0].value.startswith(("sqlite", "postgresql"))
+    assert at.code and at.code[0].value == masked_url(database_url)
+    costs = at.dataframe[0].value.set_index("Channel")["Unit cost"]
+    assert costs["sms"] == "¥0.05" and costs["phone"] == "¥2.00"  # shown, not editable
     assert masked_url("postgresql+psycopg://recall:s3cret@db:5432/prod") == "postgresql+psycopg://recall:***@db:5432/prod"
     at.radio(key="settings_lang").set_value("zh").run()
     assert at.title[0].value == "设置"
@@ -163,6 +194,9 @@ def test_chart_builders(demo: Engine) -> None:
     frame = charts.variant_rate_frame(report, "returned")
     assert frame["is_control"].tolist() == [True] + [False] * 8
     assert (frame["lo"] <= frame["mean"]).all() and (frame["mean"] <= frame["hi"]).all()
+    first = next(c for c in report.comparisons if c.metric == "returned")
+    lo, hi = proportion_confint(round(first.variant_mean * first.n), first.n, method="wilson")
+    assert frame.iloc[1][["lo", "hi"]].tolist() == pytest.approx([lo, hi])
     spec = charts.variant_rates(report, "returned").to_dict()
     assert len(spec["layer"]) == 3 and spec["layer"][2]["mark"]["strokeDash"] == [6, 4]
     forest = charts.uplift_frame(report, "returned")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -19,7 +19,8 @@ from sqlalchemy.engine import make_url
 
 from analysis.monitoring import Look, daily_looks
 from analysis.render import fmt_money, metric_label
-from analysis.report import Report, build_report
+from analysis.report import Report
+from analysis.runs import data_version, stored_report, stored_reports
 from experiments.cohorts import COHORTS, cohort_filter
 from experiments.config import database_url, settings
 from experiments.db import open_engine, session_scope
@@ -83,9 +84,31 @@ def experiment_rows(url: str) -> list[ExperimentRow]:
         ]
 
 
-@st.cache_data(ttl=300, show_spinner=False)
+@st.cache_data(ttl=10, show_spinner=False)
+def data_version_for(url: str) -> str:
+    with session_scope(engine_for(url)) as session:
+        return data_version(session.connection())
+
+
 def report_for(url: str, name: str, correction: str = "holm", sequential: bool = False) -> Report:
-    return build_report(engine_for(url), name, correction=correction, sequential=sequential)
+    """The report for the current data: cached in memory, else the stored run, else computed and stored."""
+    return _report_for(url, name, data_version_for(url), correction, sequential)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _report_for(url: str, name: str, version: str, correction: str, sequential: bool) -> Report:
+    options = ({"correction": correction} if correction != "holm" else {}) | ({"sequential": True} if sequential else {})
+    return stored_report(engine_for(url), name, version=version, **options)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _reports_for(url: str, names: tuple[str, ...], version: str) -> dict[str, Report]:
+    return stored_reports(engine_for(url), list(names), version)
+
+
+def reports_for(url: str, names: list[str]) -> dict[str, Report]:
+    """Default reports of many experiments at once (stored runs read in one query)."""
+    return _reports_for(url, tuple(names), data_version_for(url))
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -103,10 +126,10 @@ def eligible_customers(url: str, cohort: str) -> int:
 def natural_rate(url: str, cohort: str) -> float:
     """The cohort's natural return rate: the no-contact controls of its past designed experiments."""
     n = returned = 0.0
-    for row in experiment_rows(url):
-        if row.source != "designed" or row.status == "draft" or (row.cohort != cohort and cohort != "all"):
-            continue
-        c = next((c for c in report_for(url, row.name).comparisons if c.metric == "returned"), None)
+    names = [row.name for row in experiment_rows(url) if row.source == "designed" and row.status != "draft"
+             and (row.cohort == cohort or cohort == "all")]
+    for report in reports_for(url, names).values():
+        c = next((c for c in report.comparisons if c.metric == "returned"), None)
         if c is not None and c.control_n:
             n += c.control_n
             returned += c.control_mean * c.control_n
@@ -129,7 +152,10 @@ def labels(options: Iterable[str], label: Callable[[str], str]) -> dict[str, str
 
 
 def cohort_label(cohort: str) -> str:
-    c = COHORTS[cohort]
+    """A cohort's name in the current language (imported results carry their own label, shown as is)."""
+    c = COHORTS.get(cohort)
+    if c is None:
+        return t("cohort_imported") if cohort == "imported" else cohort
     return c.label_zh if lang() == "zh" else c.label_en
 
 

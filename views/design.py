@@ -68,8 +68,7 @@ def planning_panel(form: dict, variants: pd.DataFrame) -> None:
     st.caption(t("per_arm", c=f"{plan.n_control:,}", v=f"{plan.n_variant:,}"))
     (st.success if eligible >= plan.n_total else st.warning)(t("enough") if eligible >= plan.n_total
                                                              else t("not_enough"))
-    unit_costs = {c.value: float(v) for c, v in DEFAULT_CHANNEL_COSTS.items()} | st.session_state.get(
-        "channel_costs", {})
+    unit_costs = {c.value: float(v) for c, v in DEFAULT_CHANNEL_COSTS.items()}
     total = messages = coupons = 0.0
     for row in variants.dropna(subset=["name"]).to_dict("records"):
         unit = unit_costs.get(row.get("channel"), 0.0)

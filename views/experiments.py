@@ -6,17 +6,18 @@ import pandas as pd
 import streamlit as st
 
 from analysis.render import fmt_value
-from views.common import current_url, labels, experiment_rows, metric_name, report_for, status_label
+from analysis.report import Report
+from views.common import cohort_label, current_url, experiment_rows, labels, metric_name, reports_for, status_label
 from views.i18n import t
 
 STATUSES = ["draft", "running", "stopped", "decided"]
 
 
-def primary_result(url: str, name: str, status: str, primary: str) -> str:
+def primary_result(report: Report | None, primary: str) -> str:
     """The best variant's uplift on the primary metric, marked ✓ when significant."""
-    if status == "draft":
+    if report is None:
         return "–"
-    comparisons = [c for c in report_for(url, name).comparisons if c.metric == primary]
+    comparisons = [c for c in report.comparisons if c.metric == primary]
     if not comparisons:
         return "–"
     best = max(comparisons, key=lambda c: c.abs_uplift)
@@ -39,16 +40,17 @@ query = right.text_input(t("search"), key="search").strip().lower()
 shown = [r for r in rows if r.status in statuses and (not query or query in r.name.lower()
                                                        or query in r.hypothesis.lower())]
 st.caption(t("shown", n=len(shown), total=len(rows)))
+reports = reports_for(url, [r.name for r in shown if r.status != "draft"])
 table = pd.DataFrame([
     {
         t("name"): r.name,
         t("status"): status_label(r.status),
         t("source"): t(f"source_{r.source}"),
-        t("cohort"): r.cohort,
+        t("cohort"): cohort_label(r.cohort),
         t("variants"): r.variants,
         t("launched"): r.launched,
         t("primary_metric"): metric_name(r.primary_metric),
-        t("primary_result"): primary_result(url, r.name, r.status, r.primary_metric),
+        t("primary_result"): primary_result(reports.get(r.name), r.primary_metric),
     }
     for r in shown
 ])

@@ -58,6 +58,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "status": {"zh": "状态", "en": "Status"},
     "source": {"zh": "来源", "en": "Source"},
     "cohort": {"zh": "目标人群", "en": "Cohort"},
+    "cohort_imported": {"zh": "外部导入", "en": "imported"},
     "variants": {"zh": "分组数", "en": "Variants"},
     "launched": {"zh": "启动时间", "en": "Launched"},
     "primary_result": {"zh": "主要结果", "en": "Primary result"},
@@ -70,6 +71,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "srm_bad": {"zh": "⚠️ 样本比例不符（SRM，p = {p}）：分组与设计不一致，结果不可用于决策。", "en": "⚠️ Sample ratio mismatch (p = {p}): the split does not match the design; do not act on these results."},
     "srm_ok": {"zh": "分组比例与设计一致（SRM p = {p}）", "en": "The split matches the design (SRM p = {p})"},
     "natural_metric": {"zh": "对照组（自然）{metric}", "en": "Control (natural) {metric}"},
+    "no_comparisons": {"zh": "该实验还没有可比较的分组或指标。", "en": "This experiment has no variant or metric to compare yet."},
     "best_variant": {"zh": "最佳分组", "en": "Best variant"},
     "rate_chart": {"zh": "各分组均值与 95% 置信区间（虚线 = 自然水平）", "en": "Each variant with its 95% interval (dashed = natural level)"},
     "forest_chart": {"zh": "相对对照组的绝对提升与 95% 置信区间", "en": "Absolute uplift over the control with 95% intervals"},
@@ -146,7 +148,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "channel_costs": {"zh": "渠道单价（每次触达，元）", "en": "Channel unit costs (per touch)"},
     "channel": {"zh": "渠道", "en": "Channel"},
     "unit_cost": {"zh": "单价", "en": "Unit cost"},
-    "costs_help": {"zh": "实验可在设计文件 [costs] 中覆盖这些默认值。", "en": "An experiment overrides these defaults in its spec's [costs]."},
+    "costs_help": {"zh": "默认单价，此处只读；实验可在设计文件的 [costs] 中覆盖。", "en": "Default unit costs, read-only here; an experiment overrides them in its spec's [costs]."},
     "cac_help": {"zh": "用于在总览中对比每个增量回流客户的成本。", "en": "Compared with the cost per incremental returned customer on the Overview."},
 }
 

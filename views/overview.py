@@ -12,7 +12,7 @@ from views.common import (
     experiment_rows,
     money,
     pct,
-    report_for,
+    reports_for,
     roi_text,
 )
 from views.i18n import t
@@ -69,7 +69,7 @@ if not rows:
     st.markdown(t("no_experiments_help"))
     st.stop()
 
-reports = {r.name: report_for(url, r.name) for r in rows}
+reports = reports_for(url, [r.name for r in rows])
 summaries = [s for s in (campaign_summary(rep) for rep in reports.values()) if s is not None]
 
 total_returns = sum(s["incremental_returns"] for s in summaries)

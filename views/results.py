@@ -10,7 +10,7 @@ import streamlit as st
 
 from analysis.charts import monitoring_path, uplift_forest, variant_rates
 from analysis.quality import verdict
-from analysis.render import fmt_ci, fmt_p, fmt_value, render_markdown
+from analysis.render import LABELS, fmt_ci, fmt_p, fmt_value, render_markdown
 from analysis.report import Comparison, Report
 from views.common import currency, current_url, daily_looks_for, labels, experiment_rows, metric_name, money, pct, report_for, roi_text
 from views.i18n import lang, t
@@ -68,10 +68,13 @@ else:
     st.success(t("srm_ok", p=fmt_p(srm.p_value)))
 
 metrics = list(dict.fromkeys(c.metric for c in report.comparisons))
+if not metrics:
+    st.info(t("no_comparisons"))
+    st.stop()
 metric = st.selectbox(t("metric"), metrics, index=metrics.index(report.primary_metric)
                       if report.primary_metric in metrics else 0, format_func=labels(metrics, metric_name).get, key="results_metric")
 rows = [c for c in report.comparisons if c.metric == metric]
-best = max(rows, key=lambda c: c.abs_uplift)
+best = max(rows, key=lambda c: c.abs_uplift if math.isfinite(c.abs_uplift) else -math.inf)
 cols = st.columns(3)
 cols[0].metric(t("natural_metric", metric=metric_name(metric)), fmt_value(rows[0].control_mean, rows[0].kind))
 cols[1].metric(t("best_variant"), best.variant, delta=fmt_value(best.abs_uplift, best.kind, signed=True))
@@ -142,13 +145,14 @@ if report.segments:
 if report.quality:
     st.subheader(t("quality_title"))
     st.dataframe(pd.DataFrame([
-        {t("variant"): q.variant, t("metric"): q.measure, t("n"): f"{q.n:,}",
+        {t("variant"): q.variant, t("metric"): LABELS[lang()][q.measure], t("n"): f"{q.n:,}",
          t("control_mean"): fmt_value(q.control_mean, q.kind), t("variant_mean"): fmt_value(q.variant_mean, q.kind),
          t("abs_uplift"): f"{fmt_value(q.abs_uplift, q.kind, signed=True)} {fmt_ci(q.abs_ci, q.kind)}",
          t("p"): fmt_p(q.p_value)}
         for q in report.quality if not math.isnan(q.control_mean) or q.n
     ]), hide_index=True, width="stretch")
-    st.caption(" · ".join(f"{v}: {verdict(report.quality, v)}" for v in dict.fromkeys(q.variant for q in report.quality)))
+    st.caption(" · ".join(f"{v}: {LABELS[lang()][verdict(report.quality, v)]}"
+                          for v in dict.fromkeys(q.variant for q in report.quality)))
 
 d1, d2, d3 = st.columns(3)
 d1.download_button(t("download_md"), render_markdown(report, lang=lang(), currency=currency()),

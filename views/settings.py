@@ -1,4 +1,5 @@
-"""Settings: language, currency, time zone, channel costs, acquisition cost; the database is shown only."""
+"""Settings: language; currency, time zone, channel costs and the database are shown, not edited;
+the acquisition cost the Overview compares against."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import streamlit as st
 
 from experiments.catalog import DEFAULT_CHANNEL_COSTS
 from experiments.config import settings
-from views.common import DEFAULT_ACQUISITION_COST, current_url, masked_url
+from views.common import DEFAULT_ACQUISITION_COST, current_url, masked_url, money
 from views.i18n import LANGUAGES, lang, t
 
 
@@ -26,13 +27,11 @@ cols[1].text_input(t("timezone"), str(config.timezone), disabled=True, help="REC
 
 st.subheader(t("channel_costs"))
 st.caption(t("costs_help"))
-costs = st.session_state.setdefault("channel_costs", {c.value: float(v) for c, v in DEFAULT_CHANNEL_COSTS.items()})
-edited = st.data_editor(
-    pd.DataFrame({t("channel"): list(costs), t("unit_cost"): list(costs.values())}),
-    disabled=[t("channel")], hide_index=True, key="costs_editor",
-    column_config={t("unit_cost"): st.column_config.NumberColumn(min_value=0.0, step=0.01, format="¥%.2f")},
+st.dataframe(
+    pd.DataFrame({t("channel"): [c.value for c in DEFAULT_CHANNEL_COSTS],
+                  t("unit_cost"): [money(float(v)) for v in DEFAULT_CHANNEL_COSTS.values()]}),
+    hide_index=True,
 )
-st.session_state["channel_costs"] = dict(zip(edited[t("channel")], edited[t("unit_cost")], strict=True))
 
 # Widget state is dropped on pages that do not draw the widget: keep the value under its own key.
 st.session_state["acquisition_cost"] = st.number_input(
