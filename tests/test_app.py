@@ -139,6 +139,14 @@ def test_results_warn_on_sample_ratio_mismatch(demo: Engine, tmp_path: Path) -> 
     assert listed.loc["lopsided", "目标人群"] == "外部导入" and listed.loc[MAIN, "状态"] == "进行中"
 
 
+def test_design_shows_sample_size_duration_cost_and_checks(demo: Engine) -> None:
+    at = open_page("design", "en")
+    assert any(m.label == "Customers needed (total)" for m in at.metric)
+    assert any(m.label == "Expected cost" and m.value.startswith("¥") for m in at.metric)
+    assert any("days" in e.value for e in [*at.success, *at.warning])
+    assert any("passes" in m.value for m in at.markdown)  # the default templates pass the message checks
+
+
 def test_design_saves_a_draft_and_rejects_a_bad_one(demo: Engine) -> None:
     at = open_page("design", "en")
     at.text_input(key="design_name").set_value("browserless-draft")

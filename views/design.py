@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from analysis.power import experiment_cost, sample_size_proportions
+from analysis.power import duration_days, experiment_cost, sample_size_proportions
 from experiments.assignment import assign
 from experiments.catalog import BUILTIN_METRICS, DEFAULT_CHANNEL_COSTS, Channel
 from experiments.cohorts import COHORTS
@@ -31,6 +31,7 @@ DEFAULT_VARIANTS = pd.DataFrame([
          template="【好物商城】亲～{coupon}元红包已到账，今晚下单立减，戳 m.haowu.cn/r 回TD退订"),
 ])
 GUARDRAILS = ["unsubscribed", "complained"]
+COHORT_SPAN_DAYS = {"new_inactive": 5, "dormant_30d": 15, "lapsed_1_3m": 45}  # length of each lifecycle window
 
 
 def spec_data(form: dict, variants: pd.DataFrame) -> dict:
@@ -66,8 +67,15 @@ def planning_panel(form: dict, variants: pd.DataFrame) -> None:
         return
     st.metric(t("needed"), f"{plan.n_total:,}")
     st.caption(t("per_arm", c=f"{plan.n_control:,}", v=f"{plan.n_variant:,}"))
-    (st.success if eligible >= plan.n_total else st.warning)(t("enough") if eligible >= plan.n_total
-                                                             else t("not_enough"))
+    # Customers enter a lifecycle window at about (customers in it) / (its length in days) a day.
+    per_day = eligible / COHORT_SPAN_DAYS.get(form["cohort"], 30)
+    if eligible >= plan.n_total:
+        st.success(t("enough") + " · " + t("duration_window", days=form["attribution_days"]))
+    elif per_day > 0:
+        days = duration_days(plan.n_total - eligible, per_day) + form["attribution_days"]
+        st.warning(t("not_enough") + " · " + t("duration", per_day=f"{per_day:,.0f}", days=days))
+    else:
+        st.warning(t("not_enough"))
     unit_costs = {c.value: float(v) for c, v in DEFAULT_CHANNEL_COSTS.items()}
     total = messages = coupons = 0.0
     for row in variants.dropna(subset=["name"]).to_dict("records"):
