@@ -81,6 +81,7 @@ class Comparison:
     p_value: float
     p_value_adjusted: float
     significant: bool
+    abs_ci_adjusted: tuple[float, float] = (math.nan, math.nan)
 
 
 @dataclass(frozen=True)
@@ -352,15 +353,33 @@ def _compare_all(pairs: list[_Pair], *, alpha: float, correction: str) -> list[C
                              alpha, skew_corrected=[p.skew is not None for p in pairs],
                              methods=[p.skew.method() if p.skew else None for p in pairs])
     adjusted = adjust_p_values([e.p_value for e in estimates], correction)
+    family_alpha = interval_alpha(adjusted, alpha, correction)
+    wide = compare_many([p.control for p in pairs], [p.treated for p in pairs], [p.metric.kind for p in pairs],
+                        family_alpha, skew_corrected=[p.skew is not None for p in pairs]) if pairs else []
     return [
         Comparison(
             variant=p.variant.name, metric=p.metric.name, kind=p.metric.kind.value, segment=p.segment,
             method=e.method, n=p.treated.n, control_n=p.control.n, control_mean=e.control_mean,
             variant_mean=e.variant_mean, abs_uplift=e.abs_uplift, abs_ci=e.abs_ci, rel_uplift=e.rel_uplift,
             rel_ci=e.rel_ci, p_value=e.p_value, p_value_adjusted=float(p_adj), significant=bool(p_adj < alpha),
+            abs_ci_adjusted=w.abs_ci,
         )
-        for p, e, p_adj in zip(pairs, estimates, adjusted, strict=True)
+        for p, e, p_adj, w in zip(pairs, estimates, adjusted, wide, strict=True)
     ]
+
+
+def interval_alpha(adjusted: list[float], alpha: float, correction: str) -> float:
+    """The level of intervals that agree with the family's decisions where the method allows:
+    Bonferroni and Holm: simultaneous Bonferroni intervals at α/m (an interval excluding 0 implies the
+    rejection; Holm may reject more); Benjamini-Hochberg: false-coverage-rate intervals at α·R/m for R
+    rejections (Benjamini & Yekutieli 2005); no correction: α."""
+    m = sum(1 for p in adjusted if math.isfinite(p))
+    if correction == "none" or m == 0:
+        return alpha
+    if correction == "bh":
+        rejected = sum(1 for p in adjusted if math.isfinite(p) and p < alpha)
+        return alpha * max(rejected, 1) / m
+    return alpha / m
 
 
 def _guardrails(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float,

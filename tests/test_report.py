@@ -213,3 +213,27 @@ def test_sequences_cost_every_touch_at_its_channel_price(engine: Engine, tmp_pat
     assert by_name["coupon10_sms_10h"].contact_cost == pytest.approx(n10 * (0.15 + 0.05))  # MMS, then an SMS
     assert by_name["coupon5_sms_10h"].contact_cost == pytest.approx(n5 * 0.05)
     assert by_name["coupon10_sms_10h"].cost == pytest.approx(n10 * 0.20 + 30 * n10 / (n5 + n10))
+
+
+@pytest.mark.parametrize("correction", ["bonferroni", "holm", "bh", "none"])
+def test_adjusted_intervals_follow_the_family_level(engine: Engine, hillstrom_path: Path, correction: str) -> None:
+    from analysis.report import interval_alpha
+    from experiments.importer import import_results
+
+    import_results(engine, hillstrom_path, experiment="h", variant_column="segment", control=CONTROL,
+                   metrics=METRICS)
+    report = build_report(engine, "h", correction=correction)
+    level = interval_alpha([c.p_value_adjusted for c in report.comparisons], 0.05, correction)
+    expected = {"bonferroni": 0.05 / 6, "holm": 0.05 / 6, "none": 0.05,
+                "bh": 0.05 * sum(c.significant for c in report.comparisons) / 6}[correction]
+    assert level == pytest.approx(expected)
+    frame = pd.read_csv(hillstrom_path)
+    for c in report.comparisons:
+        if c.metric != "spend":
+            continue
+        treated = frame.loc[frame.segment == c.variant, "spend"]
+        control = frame.loc[frame.segment == CONTROL, "spend"]
+        ci = stats.ttest_ind(treated, control, equal_var=False).confidence_interval(1 - level)
+        assert c.abs_ci_adjusted == pytest.approx((ci.low, ci.high), rel=1e-6)
+        if correction == "bonferroni":  # Welch: the interval excludes 0 exactly when the test rejects
+            assert (c.abs_ci_adjusted[0] > 0 or c.abs_ci_adjusted[1] < 0) == c.significant
