@@ -1,22 +1,31 @@
-"""Imports are atomic (a bad row rejects the file, naming file, line and field) and idempotent."""
+"""Imports are atomic (a bad row rejects the file, naming file, line and field) and idempotent.
+
+Line numbers are the file's: the header is line 1, the first data row line 2.
+"""
 
 from __future__ import annotations
 
 import gzip
+import time
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
+from typer.testing import CliRunner
 
+from experiments.cli import app
 from experiments.db import session_scope
-from experiments.importer import ImportFailed, import_events, import_results
+from experiments.importer import ImportFailed, ImportResult, import_events, import_results
 from experiments.models import (
     Assignment,
     Event,
     EventType,
     Experiment,
+    ExperimentSource,
+    ExperimentStatus,
+    ImportRecord,
     MetricDefinition,
     MetricKind,
     MetricRole,
@@ -45,19 +54,27 @@ def count(engine: Engine, model: type) -> int:
 def test_events_are_stored_in_utc(engine: Engine, tmp_path: Path) -> None:
     path = write(tmp_path, "events.csv", HEADER + "C1,order,2026-12-01 10:00,88.5\nC1,visit,2026-12-01T10:00:00+00:00,\n")
     result = import_events(engine, path)
-    assert (result.rows, result.inserted, result.skipped_duplicates, result.already_imported) == (2, 2, 0, False)
+    assert result == ImportResult("events", "events.csv", rows=2, inserted=2, skipped_duplicates=0,
+                                  already_imported=False)
     with session_scope(engine) as session:
         rows = session.execute(select(Event.event_type, Event.occurred_at, Event.value).order_by(Event.event_type)).all()
     assert rows == [(EventType.ORDER, datetime(2026, 12, 1, 2, 0), Decimal("88.50")),   # 10:00 in Shanghai
                     (EventType.VISIT, datetime(2026, 12, 1, 10, 0), Decimal("0.00"))]
 
 
+def test_the_value_column_is_optional(engine: Engine, tmp_path: Path) -> None:
+    path = write(tmp_path, "visits.csv", "event_type,customer_id,occurred_at\nvisit,C1,2026-12-01\n")
+    assert import_events(engine, path).inserted == 1
+    with session_scope(engine) as session:
+        assert session.execute(select(Event.occurred_at, Event.value)).one() == (datetime(2026, 11, 30, 16), 0)
+
+
 def test_same_file_twice_changes_nothing(engine: Engine, tmp_path: Path) -> None:
     path = write(tmp_path, "events.csv", HEADER + "C1,order,2026-12-01 10:00,10\nC2,visit,2026-12-02 09:00,\n")
     import_events(engine, path)
     again = import_events(engine, path)
-    assert again.already_imported and again.inserted == 0
-    assert count(engine, Event) == 2
+    assert again.already_imported and (again.rows, again.inserted, again.skipped_duplicates) == (2, 0, 0)
+    assert count(engine, Event) == 2 and count(engine, ImportRecord) == 1
 
 
 def test_overlapping_file_adds_only_new_events(engine: Engine, tmp_path: Path) -> None:
@@ -65,7 +82,7 @@ def test_overlapping_file_adds_only_new_events(engine: Engine, tmp_path: Path) -
     result = import_events(engine, write(tmp_path, "b.csv", HEADER + "C2,visit,2026-12-02 09:00,0\n"
                                                                      "C3,visit,2026-12-03 09:00,\n"
                                                                      "C3,visit,2026-12-03 09:00,\n"))
-    assert (result.rows, result.inserted, result.skipped_duplicates) == (3, 1, 1)
+    assert (result.rows, result.inserted, result.skipped_duplicates, result.already_imported) == (3, 1, 1, False)
     assert count(engine, Event) == 3
 
 
@@ -75,15 +92,26 @@ def test_gzipped_events_with_bom(engine: Engine, tmp_path: Path) -> None:
     assert import_events(engine, path).inserted == 1
 
 
+def test_a_broken_gzip_file_is_refused(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "events.csv.gz"
+    path.write_bytes(gzip.compress(HEADER.encode())[:-6])
+    with pytest.raises(ImportFailed, match="events.csv.gz: not a readable gzip file"):
+        import_events(engine, path)
+
+
 @pytest.mark.parametrize(
     ("rows", "line", "field", "reason"),
     [
-        ("C1,order,2026-12-01 10:00,10\nC2,purchase,2026-12-01 10:00,10\n", 3, "event_type", "unknown event type"),
+        ("C1,order,2026-12-01 10:00,10\nC2,purchase,2026-12-01 10:00,10\n", 3, "event_type",
+         "unknown event type 'purchase'; allowed: visit, order, coupon_redeemed, unsubscribe, complaint, delivered, click"),
         ("C1,order,2026-12-01 10:00,10\nC2,order,01/12/2026,10\n", 3, "occurred_at", "not an ISO date-time"),
-        ("C1,order,2026-12-01 10:00,-5\n", 2, "value", "negative value"),
-        ("C1,order,2026-12-01 10:00,ten\n", 2, "value", "not a number"),
+        ("C1,order,2026-12-01 10:00,-5\n", 2, "value", "negative value -5"),
+        ("C1,order,2026-12-01 10:00,ten\n", 2, "value", "not a number: 'ten'"),
+        ("C1,order,2026-12-01 10:00,1e15\n", 2, "value", "value 1e15 is too large"),
         ("C1,order,2026-12-01 10:00,10\n,visit,2026-12-01 10:00,\n", 3, "customer_id", "empty customer id"),
+        ("C1,order,2026-12-01 10:00,10\n\nC2,visit,2026-12-01 25:00,\n", 4, "occurred_at", "not an ISO date-time"),
     ],
+    ids=["event_type", "date", "negative", "number", "too_large", "customer_id", "blank_line_counts"],
 )
 def test_a_bad_row_rejects_the_whole_file(engine: Engine, tmp_path: Path, rows: str, line: int, field: str,
                                            reason: str) -> None:
@@ -91,20 +119,25 @@ def test_a_bad_row_rejects_the_whole_file(engine: Engine, tmp_path: Path, rows: 
     with pytest.raises(ImportFailed) as failure:
         import_events(engine, path)
     assert str(failure.value).startswith(f"bad.csv, line {line}, field {field}: {reason}")
-    assert count(engine, Event) == 0
+    assert count(engine, Event) == 0 and count(engine, ImportRecord) == 0
     # Fixed, the same file name imports: the failed attempt recorded nothing.
     assert import_events(engine, write(tmp_path, "bad.csv", HEADER + "C1,order,2026-12-01 10:00,10\n")).inserted == 1
 
 
-def test_missing_column_is_named(engine: Engine, tmp_path: Path) -> None:
-    with pytest.raises(ImportFailed, match=r"events.csv: missing column\(s\) occurred_at"):
-        import_events(engine, write(tmp_path, "events.csv", "customer_id,event_type\nC1,order\n"))
+@pytest.mark.parametrize("missing", ["customer_id", "occurred_at"])
+def test_a_missing_column_is_named(engine: Engine, tmp_path: Path, missing: str) -> None:
+    header = [c for c in ("customer_id", "event_type", "occurred_at") if c != missing]
+    path = write(tmp_path, "events.csv", ",".join(header) + "\n" + ",".join(["x"] * len(header)) + "\n")
+    with pytest.raises(ImportFailed) as failure:
+        import_events(engine, path)
+    assert str(failure.value).startswith(f"events.csv, line 1, field {missing}: missing column; the header has: ")
+    assert count(engine, Event) == 0
 
 
 def test_a_late_unsubscribe_is_reported(engine: Engine, tmp_path: Path) -> None:
-    from tests.helpers import AS_OF, add_customers, example_spec, store_spec
     from experiments.assignment import assign
     from experiments.sendlist import write_send_lists
+    from tests.helpers import AS_OF, add_customers, example_spec, store_spec
 
     add_customers(engine, [f"C{i:03d}" for i in range(60)])
     store_spec(engine, example_spec())
@@ -123,31 +156,50 @@ def test_a_late_unsubscribe_is_reported(engine: Engine, tmp_path: Path) -> None:
 RESULTS = "user,arm,returned,revenue,pre_spend,city\n"
 
 
-def results(engine: Engine, path: Path, **changes) -> object:  # noqa: ANN003
+def results(engine: Engine, path: Path, **changes: object) -> ImportResult:
     arguments = dict(experiment="ext", variant_column="arm", control="holdout", metrics=["returned", "revenue"],
                      id_column="user", covariates=["pre_spend"], segments=["city"])
     return import_results(engine, path, **(arguments | changes))
 
 
 def test_results_become_an_imported_experiment(engine: Engine, tmp_path: Path) -> None:
-    path = write(tmp_path, "ext.csv", RESULTS + "u1,holdout,0,0,10,上海\nu2,sms,1,35.5,-2,北京\nu3,sms,0,0,0,上海\n"
+    path = write(tmp_path, "ext.csv", RESULTS + "u1,sms,0,0,10,上海\nu2,holdout,1,35.5,-2,北京\nu3,sms,0,0,0,上海\n"
                                                 "u4,holdout,1,12,5,广州\n")
     result = results(engine, path, channel="sms")
-    assert (result.rows, result.inserted, result.experiment) == (4, 4, "ext")
+    assert result == ImportResult("results", "ext.csv", rows=4, inserted=4, skipped_duplicates=0,
+                                  already_imported=False, experiment="ext")
     with session_scope(engine) as session:
+        experiment = session.scalars(select(Experiment)).one()
         variants = session.execute(select(Variant.name, Variant.is_control, Variant.share, Variant.channel)
                                    .order_by(Variant.position)).all()
         metrics = session.execute(select(MetricDefinition.name, MetricDefinition.kind, MetricDefinition.role)
                                   .order_by(MetricDefinition.position)).all()
-        spend = session.scalar(select(func.sum(MetricValue.value)).where(MetricValue.metric == "revenue"))
-        cities = session.scalar(select(func.count()).select_from(SegmentValue))
-    assert variants == [("holdout", True, 0.5, None), ("sms", False, 0.5, "sms")]
+        revenue = session.scalar(select(func.sum(MetricValue.value)).where(MetricValue.metric == "revenue"))
+        buckets = set(session.scalars(select(Assignment.bucket)))
+        cities = dict(session.execute(select(SegmentValue.customer_id, SegmentValue.value)).all())
+    assert (experiment.source, experiment.status, experiment.cohort, experiment.primary_metric, experiment.salt,
+            experiment.attribution_days) == (ExperimentSource.IMPORTED, ExperimentStatus.STOPPED, "imported",
+                                             "returned", "ext", 14)
+    assert variants == [("holdout", True, 0.5, None), ("sms", False, 0.5, "sms")]  # the control comes first
     assert metrics == [("returned", MetricKind.BINARY, MetricRole.METRIC),
                        ("revenue", MetricKind.CONTINUOUS, MetricRole.METRIC),
                        ("pre_spend", MetricKind.CONTINUOUS, MetricRole.COVARIATE)]
-    assert spend == pytest.approx(47.5) and cities == 4
+    assert revenue == pytest.approx(47.5) and buckets == {-1}
+    assert cities == {"u1": "上海", "u2": "北京", "u3": "上海", "u4": "广州"}
+
     again = results(engine, path, channel="sms")
-    assert again.already_imported and count(engine, Assignment) == 4
+    assert again.already_imported and again.inserted == 0
+    assert count(engine, Assignment) == 4 and count(engine, MetricValue) == 12 and count(engine, ImportRecord) == 1
+
+
+def test_without_an_id_column_the_row_number_is_the_customer(engine: Engine, tmp_path: Path) -> None:
+    path = write(tmp_path, "ext.csv", "arm,returned\nA,1\nB,0\n\nA,0\n")
+    import_results(engine, path, experiment="ext", variant_column="arm", control="A", metrics=["returned"],
+                   shares={"A": 0.25, "B": 0.75})
+    with session_scope(engine) as session:
+        assigned = session.execute(select(Assignment.customer_id, Variant.name, Variant.share)
+                                   .join(Variant).order_by(Assignment.customer_id)).all()
+    assert assigned == [("1", "A", 0.25), ("2", "B", 0.75), ("3", "A", 0.25)]
 
 
 @pytest.mark.parametrize(
@@ -157,55 +209,91 @@ def test_results_become_an_imported_experiment(engine: Engine, tmp_path: Path) -
          "ext.csv, line 4, field user: customer 'u1' appears twice (first on line 2)"),
         ("u1,holdout,0,0,1,a\nu2,sms,1,-5,1,b\n", {}, "ext.csv, line 3, field revenue: negative value -5"),
         ("u1,holdout,0,0,1,a\nu2,sms,yes,5,1,b\n", {}, "ext.csv, line 3, field returned: not a number: 'yes'"),
+        ("u1,holdout,0,0,1,a\nu2,sms,1,inf,1,b\n", {}, "ext.csv, line 3, field revenue: not a finite number: 'inf'"),
+        ("u1,holdout,0,0,,a\n", {}, "ext.csv, line 2, field pre_spend: empty value"),
         ("u1,holdout,0,0,1,a\nu2,,1,5,1,b\n", {}, "ext.csv, line 3, field arm: empty variant label"),
         ("u1,control,0,0,1,a\nu2,sms,1,5,1,b\n", {},
-         "ext.csv: the control label 'holdout' does not occur in the variant column; labels found: control, sms"),
+         "ext.csv, field arm: the control label 'holdout' does not occur; labels found: control, sms"),
         ("u1,holdout,0,0,1,a\nu2,sms,1,5,1,b\nu3,push,1,5,1,b\n", {"shares": {"holdout": 0.5, "sms": 0.5}},
          "--shares: give one share per label; missing: push, unknown: -"),
         ("u1,holdout,0,0,1,a\nu2,sms,1,5,1,b\n", {"shares": {"holdout": 0.5, "sms": 0.6}},
-         "--shares: shares must be positive and sum to 1"),
-        ("u1,holdout,0,0,1,a\n", {"metrics": ["returned", "orders"]}, "ext.csv: missing column(s) orders"),
+         "--shares: shares must be positive and sum to 1; they sum to 1.1"),
+        ("u1,holdout,0,0,1,a\n", {"metrics": ["returned", "orders"]},
+         "ext.csv, line 1, field orders: missing column; the header has: user, arm, returned"),
+        ("u1,holdout,0,0,1,a\n", {"covariates": ["returned"]}, "--metrics/--covariates: returned named more than once"),
         ("u1,holdout,0,0,1,a\n", {"channel": "fax"}, "--channel: unknown channel 'fax'"),
+        ("u1,holdout,0,0,1,a\n", {"experiment": "two words"}, "--experiment: 'two words' is not a name"),
     ],
+    ids=["duplicate_customer", "negative", "not_a_number", "infinite", "empty", "empty_label", "no_control",
+         "shares_missing", "shares_sum", "missing_column", "metric_twice", "channel", "experiment_name"],
 )
 def test_bad_results_leave_nothing_behind(engine: Engine, tmp_path: Path, rows: str, changes: dict,
                                           message: str) -> None:
     with pytest.raises(ImportFailed) as failure:
         results(engine, write(tmp_path, "ext.csv", RESULTS + rows), **changes)
     assert str(failure.value).startswith(message)
-    assert count(engine, Experiment) == 0 and count(engine, Assignment) == 0 and count(engine, MetricValue) == 0
+    assert [count(engine, m) for m in (Experiment, Variant, Assignment, MetricValue, SegmentValue, ImportRecord)] == [0] * 6
 
 
 def test_an_existing_experiment_is_not_overwritten(engine: Engine, tmp_path: Path) -> None:
-    results(engine, write(tmp_path, "ext.csv", RESULTS + "u1,holdout,0,0,1,a\nu2,sms,1,5,1,b\n"))
-    with pytest.raises(ImportFailed, match="experiment 'ext' already exists"):
+    first = write(tmp_path, "ext.csv", RESULTS + "u1,holdout,0,0,1,a\nu2,sms,1,5,1,b\n")
+    results(engine, first)
+    with pytest.raises(ImportFailed, match="ext2.csv: experiment 'ext' already exists"):
         results(engine, write(tmp_path, "ext2.csv", RESULTS + "u1,holdout,1,0,1,a\nu2,sms,1,5,1,b\n"))
+    with pytest.raises(ImportFailed, match="experiment 'ext' already exists"):  # same file, other arguments
+        results(engine, first, metrics=["revenue"])
+    assert count(engine, Experiment) == 1 and count(engine, MetricValue) == 6
 
 
 def test_hillstrom_imports_with_the_documented_command(engine: Engine, hillstrom_path: Path) -> None:
-    def run() -> object:
+    def run() -> ImportResult:
         return import_results(engine, hillstrom_path, experiment="hillstrom", variant_column="segment",
-                              control="No E-Mail", metrics=["visit", "conversion", "spend"])
+                              control="No E-Mail", metrics=["visit", "conversion", "spend"],
+                              covariates=["history", "recency"], segments=["channel", "zip_code", "newbie"])
 
+    started = time.perf_counter()
     assert run().inserted == 64_000
+    assert time.perf_counter() - started < 15
+    in_arm = (MetricValue.customer_id == Assignment.customer_id) & (MetricValue.experiment_id == Assignment.experiment_id)
     with session_scope(engine) as session:
         arms = dict(session.execute(
             select(Variant.name, func.count()).join(Assignment, Assignment.variant_id == Variant.id).group_by(Variant.name)
         ).all())
         visits = dict(session.execute(
             select(Variant.name, func.sum(MetricValue.value))
-            .join(Assignment, Assignment.variant_id == Variant.id)
-            .join(MetricValue, (MetricValue.customer_id == Assignment.customer_id)
-                  & (MetricValue.experiment_id == Assignment.experiment_id))
+            .join(Assignment, Assignment.variant_id == Variant.id).join(MetricValue, in_arm)
             .where(MetricValue.metric == "visit").group_by(Variant.name)
         ).all())
         spend = session.scalar(
-            select(func.sum(MetricValue.value)).join(
-                Assignment, (MetricValue.customer_id == Assignment.customer_id)
-                & (MetricValue.experiment_id == Assignment.experiment_id))
+            select(func.sum(MetricValue.value)).join(Assignment, in_arm)
             .join(Variant, Variant.id == Assignment.variant_id)
             .where(MetricValue.metric == "spend", Variant.name == "Mens E-Mail"))
+        kinds = dict(session.execute(select(MetricDefinition.name, MetricDefinition.kind)
+                                     .where(MetricDefinition.role == MetricRole.METRIC)).all())
+        order = session.scalars(select(Variant.name).order_by(Variant.position)).all()
+    assert order == ["No E-Mail", "Mens E-Mail", "Womens E-Mail"]
     assert arms == {"No E-Mail": 21_306, "Mens E-Mail": 21_307, "Womens E-Mail": 21_387}
     assert visits == {"No E-Mail": 2_262, "Mens E-Mail": 3_894, "Womens E-Mail": 3_238}
     assert spend == pytest.approx(30_311.69, abs=0.01)
-    assert run().already_imported
+    assert kinds == {"visit": MetricKind.BINARY, "conversion": MetricKind.BINARY, "spend": MetricKind.CONTINUOUS}
+    assert count(engine, MetricValue) == 64_000 * 5 and count(engine, SegmentValue) == 64_000 * 3
+
+    again = run()
+    assert again.already_imported and again.inserted == 0
+    assert count(engine, Assignment) == 64_000 and count(engine, MetricValue) == 64_000 * 5
+
+
+# The command line ----------------------------------------------------------------------------------
+
+def test_the_cli_imports_events_and_names_a_bad_row(database_url: str, engine: Engine, tmp_path: Path) -> None:
+    runner = CliRunner()
+    good = write(tmp_path, "events.csv", HEADER + "C1,order,2026-12-01 10:00,88.5\nC2,visit,2026-12-01 11:00,\n")
+    imported = runner.invoke(app, ["import", "events", str(good), "--db", database_url])
+    assert imported.exit_code == 0, imported.output
+    assert "events.csv: 2 rows, 2 inserted" in imported.output
+
+    bad = write(tmp_path, "late.csv", HEADER + "C3,order,2026-12-02 10:00,10\nC4,refund,2026-12-02 11:00,5\n")
+    rejected = runner.invoke(app, ["import", "events", str(bad), "--db", database_url])
+    assert rejected.exit_code == 1
+    assert "late.csv, line 3, field event_type: unknown event type 'refund'" in rejected.output
+    assert count(engine, Event) == 2
