@@ -146,7 +146,7 @@ class CostSpec(BaseModel):
 class ExperimentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Name
+    name: Annotated[Name, Field(max_length=64)]  # also the assignment salt (experiments.salt is 64 long)
     hypothesis: str = ""
     cohort: str = "all"
     attribution_days: int = Field(default=14, ge=1, le=90)

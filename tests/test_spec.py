@@ -202,3 +202,11 @@ def test_configured_unsubscribe_suffix_and_banned_phrases(spec_data: dict, monke
     monkeypatch.setenv("RECALL_BANNED_PHRASES", "好久不见")
     (field, message), *_ = problems(spec_data)
     assert field == "variants[1]" and "BANNED_PHRASE" in message
+
+
+def test_experiment_name_fits_the_salt_column(spec_data: dict) -> None:
+    spec_data["name"] = "x" * 65
+    (field, message), = problems(spec_data)
+    assert field == "name" and "64" in message
+    spec_data["name"] = "x" * 64
+    assert parse_spec(spec_data).name == "x" * 64
