@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from experiments.config import PROJECT_ROOT, database_url, settings
+from experiments.config import PROJECT_ROOT, database_url, to_stored_utc
 
 app = typer.Typer(help="Recall Lab: randomized experiments for user-recall (win-back) campaigns.", no_args_is_help=True)
 experiment_app = typer.Typer(help="Create and inspect experiments.", no_args_is_help=True)
@@ -72,9 +72,7 @@ def parse_local_time(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         fail(f"--as-of: not an ISO date or date-time: {value!r}")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=settings().timezone)
-    return parsed.astimezone(UTC).replace(tzinfo=None)
+    return to_stored_utc(parsed)
 
 
 @db_app.command("upgrade")

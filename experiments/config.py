@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,13 @@ class Settings:
 def database_url(explicit: str | None = None) -> str:
     """The database URL: the ``--db`` option, else ``RECALL_DATABASE_URL``, else a SQLite file."""
     return explicit or os.environ.get("RECALL_DATABASE_URL") or f"sqlite:///{DEFAULT_DATABASE_PATH}"
+
+
+def to_stored_utc(at: datetime) -> datetime:
+    """How times are stored: naive UTC. A naive ``at`` is local time in the configured time zone."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=settings().timezone)
+    return at.astimezone(UTC).replace(tzinfo=None)
 
 
 def settings(db: str | None = None) -> Settings:

@@ -25,7 +25,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TypeVar
@@ -34,7 +34,7 @@ from sqlalchemy import Engine, delete, exc, func, select
 from sqlalchemy.orm import Session
 
 from experiments.catalog import Channel
-from experiments.config import settings
+from experiments.config import to_stored_utc
 from experiments.db import bulk_insert, session_scope
 from experiments.models import (
     Assignment,
@@ -250,10 +250,7 @@ def _parse_events(table: _Table) -> list[_EventKey]:
 def _timestamp(table: _Table, line: int, value: str) -> datetime:
     """ISO date or date-time; local time (settings().timezone) unless it carries an offset; → naive UTC."""
     try:
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=settings().timezone)
-        return parsed.astimezone(UTC).replace(tzinfo=None)
+        return to_stored_utc(datetime.fromisoformat(value))
     except (ValueError, OverflowError):
         raise table.error(line, "occurred_at", f"not an ISO date-time such as 2026-12-01 10:00: {value!r}") from None
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from experiments.catalog import BUILTIN_METRICS
-from experiments.config import settings
+from experiments.config import to_stored_utc
 from experiments.models import (
     Assignment,
     Experiment,
@@ -35,8 +35,7 @@ def utcnow() -> datetime:
 
 def local_midnight_utc(day) -> datetime:  # noqa: ANN001 - a datetime.date
     """The UTC instant at which ``day`` starts in the configured time zone."""
-    tz = settings().timezone
-    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+    return to_stored_utc(datetime.combine(day, time(0)))
 
 
 def create_experiment(session: Session, spec: ExperimentSpec) -> Experiment:
