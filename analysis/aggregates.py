@@ -1,9 +1,11 @@
 """SQL aggregates: per-variant sufficient statistics computed inside the database.
 
-Python receives one row per variant (n, Σx, Σx² for each metric) and never the per-customer rows,
-which is what lets the same report run on a warehouse with tens of millions of customers.
-Two sources feed the same shape: outcomes derived from events inside each customer's
-attribution window (designed experiments), and per-customer results imported from elsewhere.
+Python receives a few rows per variant and segment (n, Σx, Σx², Σx³ of each metric, covariate
+cross-products) and never the per-customer rows, which is what lets the same report run on a
+warehouse with tens of millions of customers. Two sources feed the same shape: outcomes derived
+from events inside each customer's attribution window (designed experiments, read from Recall
+Lab's tables or the team's own through :mod:`analysis.tables`), and per-customer results
+imported from elsewhere.
 """
 
 from __future__ import annotations
@@ -14,23 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Connection, Numeric, and_, case, cast, func, literal, select
+from sqlalchemy import Connection, Numeric, and_, case, cast, func, literal, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from analysis.cuped import CovariateStats
 from analysis.dialects import add_days
 from analysis.sufficient import SampleStats
-from experiments.models import (
-    Assignment,
-    Customer,
-    Event,
-    EventType,
-    Experiment,
-    ExperimentSource,
-    MetricRole,
-    MetricValue,
-    Send,
-)
+from analysis.tables import OWN_COVARIATES, Tables, open_tables, source_of
+from experiments.models import Assignment, EventType, Experiment, ExperimentSource, MetricRole, MetricValue
 
 
 @dataclass(frozen=True)
@@ -43,96 +36,167 @@ class ArmStatistics:
     contacted: int = 0
     redemptions: int = 0
     sends: dict[str, int] = field(default_factory=dict)  # channel → touches sent (every step counts)
+    products: dict[tuple[str, str], float] = field(default_factory=dict)  # Σ x·y of PRODUCTS (designed)
 
 
 def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.max(case((condition, 1), else_=0))
 
 
-def designed_customer_metrics(experiment: Experiment, until: datetime | None = None):  # noqa: ANN202 - a subquery
+def _num(x: ColumnElement) -> ColumnElement:
+    """Exact decimal sums where the dialect has them (PostgreSQL, DuckDB); REAL on SQLite."""
+    return cast(x, Numeric(18, 4))
+
+
+# Per-customer outcomes of a designed experiment; the experiment's metrics are some of these.
+CUSTOMER_METRICS = ("returned", "ordered", "orders", "revenue", "redeemed", "redemptions", "unsubscribed",
+                    "complained")
+# Cross products summed per cell: revenue × redemptions for the covariance in ROI's delta method;
+# revenue × returned and revenue × orders for ratio metrics (revenue per returner, order value).
+PRODUCTS = (("revenue", "redemptions"), ("revenue", "returned"), ("revenue", "orders"))
+
+
+def customer_metrics(tables: Tables, attribution_days: int, until: datetime | None = None):  # noqa: ANN201
     """One row per assigned customer with outcomes inside [assigned_at, assigned_at + window)."""
+    a, e = tables.assignments, tables.events
     in_window = and_(
-        Event.customer_id == Assignment.customer_id,
-        Event.occurred_at >= Assignment.assigned_at,
-        Event.occurred_at < add_days(Assignment.assigned_at, experiment.attribution_days),
-        *([Event.occurred_at < literal(until)] if until is not None else []),
+        e.c.customer_id == a.c.customer_id,
+        e.c.occurred_at >= a.c.assigned_at,
+        e.c.occurred_at < add_days(a.c.assigned_at, attribution_days),
+        *([e.c.occurred_at < literal(until)] if until is not None else []),
     )
-    kind = Event.event_type
+    order, visit = tables.event_is(EventType.ORDER), tables.event_is(EventType.VISIT)
+    redeemed = tables.event_is(EventType.COUPON_REDEEMED)
     return (
         select(
-            Assignment.variant_id,
-            Assignment.customer_id,
-            _flag(kind.in_([EventType.VISIT, EventType.ORDER])).label("returned"),
-            _flag(kind == EventType.ORDER).label("ordered"),
-            func.coalesce(func.sum(case((kind == EventType.ORDER, Event.value), else_=0)), 0).label("revenue"),
-            _flag(kind == EventType.COUPON_REDEEMED).label("redeemed"),
-            func.coalesce(func.sum(case((kind == EventType.COUPON_REDEEMED, 1), else_=0)), 0).label("redemptions"),
-            _flag(kind == EventType.UNSUBSCRIBE).label("unsubscribed"),
-            _flag(kind == EventType.COMPLAINT).label("complained"),
+            a.c.variant,
+            a.c.customer_id,
+            a.c.assigned_at,
+            _flag(or_(visit, order)).label("returned"),
+            _flag(order).label("ordered"),
+            func.coalesce(func.sum(case((order, 1), else_=0)), 0).label("orders"),
+            func.coalesce(func.sum(case((order, e.c.value), else_=0)), 0).label("revenue"),
+            _flag(redeemed).label("redeemed"),
+            func.coalesce(func.sum(case((redeemed, 1), else_=0)), 0).label("redemptions"),
+            _flag(tables.event_is(EventType.UNSUBSCRIBE)).label("unsubscribed"),
+            _flag(tables.event_is(EventType.COMPLAINT)).label("complained"),
         )
-        .select_from(Assignment)
-        .outerjoin(Event, in_window)
-        .where(Assignment.experiment_id == experiment.id)
-        .group_by(Assignment.variant_id, Assignment.customer_id)
+        .select_from(a)
+        .outerjoin(e, in_window)
+        .group_by(a.c.variant, a.c.customer_id, a.c.assigned_at)
         .subquery("customer_metrics")
     )
 
 
-def _designed_arms(conn: Connection, experiment: Experiment, metrics: Sequence[str],
-                   until: datetime | None = None) -> list[ArmStatistics]:
-    per_customer = designed_customer_metrics(experiment, until)
-    columns = []
-    for name in metrics:
-        x = cast(per_customer.c[name], Numeric(18, 4))
-        columns += [func.sum(x).label(f"{name}__sum"), func.sum(x * x).label(f"{name}__sum_sq"),
-                    func.sum(x * x * x).label(f"{name}__sum_cu")]
-    rows = conn.execute(
-        select(
-            per_customer.c.variant_id,
-            func.count().label("n"),
-            func.sum(per_customer.c.redemptions).label("redemptions"),
-            *columns,
-        ).group_by(per_customer.c.variant_id)
-    ).mappings()
-    contacted = _contacted(conn, experiment)
-    sends = _sends(conn, experiment)
-    return [
-        ArmStatistics(
-            variant_id=row["variant_id"],
-            n=int(row["n"]),
-            metrics={
-                m: SampleStats(int(row["n"]), float(row[f"{m}__sum"] or 0), float(row[f"{m}__sum_sq"] or 0),
-                               float(row[f"{m}__sum_cu"] or 0))
-                for m in metrics
-            },
-            contacted=contacted.get(row["variant_id"], 0),
-            redemptions=int(row["redemptions"] or 0),
-            sends=sends.get(row["variant_id"], {}),
-        )
-        for row in rows
-    ]
+@dataclass(frozen=True)
+class Cells:
+    """Sums per variant × segment-label cell, as one SQL query returned them.
+
+    Sufficient statistics add up, so the whole-population statistics, each segment's, and the
+    covariate cross-products all come from these few rows by addition: the per-customer join runs
+    once per report, whatever the number of segments and metrics.
+    """
+
+    variant_ids: np.ndarray
+    labels: dict[str, list[str | None]]
+    sums: dict[str, np.ndarray]
+    covariates: tuple[str, ...]
+
+    def total(self, key: str, mask: np.ndarray) -> float:
+        return float(self.sums[key][mask].sum())
+
+    def sample_stats(self, metric: str, mask: np.ndarray) -> SampleStats:
+        return SampleStats(int(self.total("n", mask)), self.total(f"s1__{metric}", mask),
+                           self.total(f"s2__{metric}", mask), self.total(f"s3__{metric}", mask))
+
+    def covariate_stats(self, metric: str, mask: np.ndarray) -> CovariateStats:
+        k = len(self.covariates)
+        sum_xx = np.zeros((k, k))
+        for i, c in enumerate(self.covariates):
+            for j, d in enumerate(self.covariates[i:], start=i):
+                sum_xx[i, j] = sum_xx[j, i] = self.total(f"xx__{c}__{d}", mask)
+        return CovariateStats(int(self.total("n", mask)), self.total(f"s1__{metric}", mask),
+                              self.total(f"s2__{metric}", mask),
+                              np.array([self.total(f"x__{c}", mask) for c in self.covariates]), sum_xx,
+                              np.array([self.total(f"xy__{c}__{metric}", mask) for c in self.covariates]))
 
 
-def _contacted(conn: Connection, experiment: Experiment) -> dict[int, int]:
-    """Customers with at least one recorded send, per variant."""
-    rows = conn.execute(
-        select(Send.variant_id, func.count(func.distinct(Send.customer_id)))
-        .where(Send.experiment_id == experiment.id)
-        .group_by(Send.variant_id)
+def designed_cells(conn: Connection, experiment: Experiment, tables: Tables, until: datetime | None = None,
+                   *, segments: bool = True) -> Cells:
+    """n, Σx, Σx², Σx³ of every per-customer metric, the covariates' sums and cross-products, and
+    :data:`PRODUCTS`, per variant × segment labels: one query, computed where the data lives."""
+    per_customer = customer_metrics(tables, experiment.attribution_days, until)
+    pc = per_customer.c
+    labels, joins = tables.labels(pc.assigned_at, pc.customer_id) if segments else ([], [])
+    customers = tables.customers
+    covariates = tables.covariates if customers is not None else ()
+    xs = {c: func.coalesce(_num(customers.c[c]), 0) for c in covariates} if customers is not None else {}
+    columns = [func.count().label("n")]
+    for m in CUSTOMER_METRICS:
+        x = _num(pc[m])
+        columns += [func.sum(x).label(f"s1__{m}"), func.sum(x * x).label(f"s2__{m}"),
+                    func.sum(x * x * x).label(f"s3__{m}")]
+    for a, b in PRODUCTS:
+        columns.append(func.sum(_num(pc[a]) * _num(pc[b])).label(f"p__{a}__{b}"))
+    for i, c in enumerate(covariates):
+        columns.append(func.sum(xs[c]).label(f"x__{c}"))
+        columns += [func.sum(xs[c] * xs[d]).label(f"xx__{c}__{d}") for d in covariates[i:]]
+        columns += [func.sum(xs[c] * _num(pc[m])).label(f"xy__{c}__{m}") for m in CUSTOMER_METRICS]
+    query = select(pc.variant, *labels, *columns).select_from(per_customer)
+    if customers is not None and (covariates or labels):
+        query = query.outerjoin(customers, customers.c.customer_id == pc.customer_id)
+    for target, on in joins:
+        query = query.outerjoin(target, on)
+    rows = conn.execute(query.group_by(pc.variant, *labels)).all()
+    names = [lab.name for lab in labels]
+    keys = [col.name for col in columns]
+    width = 1 + len(names)
+    return Cells(
+        variant_ids=np.array([tables.variant_id(row[0]) for row in rows], dtype=int),
+        labels={name: [None if row[1 + i] is None else str(row[1 + i]) for row in rows]
+                for i, name in enumerate(names)},
+        sums={key: np.array([float(row[width + j] or 0) for row in rows]) for j, key in enumerate(keys)},
+        covariates=tuple(covariates),
     )
-    return {variant_id: int(count) for variant_id, count in rows}
 
 
-def _sends(conn: Connection, experiment: Experiment) -> dict[int, dict[str, int]]:
+def _designed_arms(conn: Connection, experiment: Experiment, tables: Tables, cells: Cells, metrics: Sequence[str]
+                   ) -> list[ArmStatistics]:
+    contacted = _contacted(conn, tables)
+    sends = _sends(conn, tables)
+    arms = []
+    for variant in experiment.variants:
+        mask = cells.variant_ids == variant.id
+        n = int(cells.total("n", mask))
+        if tables.sends is None and not variant.is_control:  # no sends mapped: each customer touched once
+            contacted[variant.id], sends[variant.id] = n, {variant.channel or "": n}
+        arms.append(ArmStatistics(
+            variant_id=variant.id, n=n, metrics={m: cells.sample_stats(m, mask) for m in metrics},
+            contacted=contacted.get(variant.id, 0), redemptions=int(cells.total("s1__redemptions", mask)),
+            sends=sends.get(variant.id, {}),
+            products={(a, b): cells.total(f"p__{a}__{b}", mask) for a, b in PRODUCTS},
+        ))
+    return arms
+
+
+def _contacted(conn: Connection, tables: Tables) -> dict[int, int]:
+    """Customers with at least one recorded send, per variant."""
+    if tables.sends is None:
+        return {}
+    s = tables.sends
+    rows = conn.execute(select(s.c.variant, func.count(func.distinct(s.c.customer_id))).group_by(s.c.variant))
+    return {tables.variant_id(key): int(count) for key, count in rows}
+
+
+def _sends(conn: Connection, tables: Tables) -> dict[int, dict[str, int]]:
     """Touches sent per variant and channel: what the channels bill for."""
     sends: dict[int, dict[str, int]] = {}
-    rows = conn.execute(
-        select(Send.variant_id, Send.channel, func.count())
-        .where(Send.experiment_id == experiment.id)
-        .group_by(Send.variant_id, Send.channel)
-    )
-    for variant_id, channel, count in rows:
-        sends.setdefault(variant_id, {})[channel] = int(count)
+    if tables.sends is None:
+        return sends
+    s = tables.sends
+    rows = conn.execute(select(s.c.variant, s.c.channel, func.count()).group_by(s.c.variant, s.c.channel))
+    for key, channel, count in rows:
+        sends.setdefault(tables.variant_id(key), {})[str(channel)] = int(count)
     return sends
 
 
@@ -172,33 +236,76 @@ def _imported_arms(conn: Connection, experiment: Experiment, metrics: Sequence[s
     ]
 
 
-def arm_statistics(conn: Connection, experiment: Experiment, until: datetime | None = None
-                   ) -> dict[int, ArmStatistics]:
-    """Sufficient statistics of every metric for every variant of ``experiment``, keyed by variant id;
-    ``until`` counts only events before that time (what a look on that day saw; designed experiments)."""
+@dataclass(frozen=True)
+class ExperimentStatistics:
+    """What the database returns for one report: per-variant statistics and, for designed
+    experiments, the variant × segment cells they were added up from."""
+
+    arms: dict[int, ArmStatistics]
+    cells: Cells | None = None
+
+    def covariates(self, metric: str) -> dict[int, CovariateStats]:
+        """Per variant id: the covariate sums CUPED needs for ``metric`` (designed experiments)."""
+        if self.cells is None or not self.cells.covariates:
+            return {}
+        return {v: self.cells.covariate_stats(metric, self.cells.variant_ids == v) for v in self.arms
+                if self.arms[v].n}
+
+    def segments(self, metric: str) -> dict[tuple[str, str], dict[int, SampleStats]]:
+        """``metric`` per (dimension, value) and variant id; customers without a label are left out."""
+        out: dict[tuple[str, str], dict[int, SampleStats]] = {}
+        if self.cells is None:
+            return out
+        for dimension, labels in self.cells.labels.items():
+            values = np.array(labels, dtype=object)
+            for value in sorted({v for v in labels if v is not None}):
+                in_segment = values == value
+                for variant_id in self.arms:
+                    mask = in_segment & (self.cells.variant_ids == variant_id)
+                    if mask.any():
+                        out.setdefault((dimension, value), {})[variant_id] = self.cells.sample_stats(metric, mask)
+        return dict(sorted(out.items()))
+
+
+def experiment_statistics(conn: Connection, experiment: Experiment, until: datetime | None = None, *,
+                          segments: bool = True) -> ExperimentStatistics:
+    """Sufficient statistics of every metric for every variant of ``experiment``, keyed by variant id,
+    read where the data lives (its ``[source]`` or Recall Lab's tables); ``until`` counts only events
+    before that time (what a look on that day saw; designed experiments)."""
     metrics = [m.name for m in experiment.metrics if m.role == MetricRole.METRIC]
+    cells = None
     if experiment.source == ExperimentSource.DESIGNED:
-        arms = _designed_arms(conn, experiment, metrics, until)
+        with open_tables(conn, experiment) as (source, tables):
+            cells = designed_cells(source, experiment, tables, until, segments=segments)
+            arms = _designed_arms(source, experiment, tables, cells, list(dict.fromkeys([*metrics, *CUSTOMER_METRICS])))
     else:
         arms = _imported_arms(conn, experiment, metrics)
     found = {arm.variant_id: arm for arm in arms}
     empty = {m: SampleStats(0, 0.0, 0.0) for m in metrics}
-    return {v.id: found.get(v.id, ArmStatistics(v.id, 0, dict(empty))) for v in experiment.variants}
+    return ExperimentStatistics({v.id: found.get(v.id, ArmStatistics(v.id, 0, dict(empty)))
+                                 for v in experiment.variants}, cells)
 
 
-def metric_values(experiment: Experiment, metric: str):  # noqa: ANN201 - a subquery
-    """(variant_id, customer_id, value) of one metric for every assigned customer, as a subquery."""
-    if experiment.source == ExperimentSource.DESIGNED:
-        per_customer = designed_customer_metrics(experiment)
-        return select(per_customer.c.variant_id, per_customer.c.customer_id,
-                      cast(per_customer.c[metric], Numeric(18, 4)).label("value")).subquery("values")
+def arm_statistics(conn: Connection, experiment: Experiment, until: datetime | None = None
+                   ) -> dict[int, ArmStatistics]:
+    """Per-variant statistics only (no segments): what a daily look needs."""
+    return experiment_statistics(conn, experiment, until, segments=False).arms
+
+
+def _imported_values(experiment: Experiment, metric: str):  # noqa: ANN202 - a subquery
     return (
-        select(Assignment.variant_id, Assignment.customer_id, MetricValue.value)
+        select(Assignment.variant_id.label("variant"), Assignment.customer_id, MetricValue.value)
         .join(MetricValue, and_(MetricValue.experiment_id == Assignment.experiment_id,
                                 MetricValue.customer_id == Assignment.customer_id))
         .where(Assignment.experiment_id == experiment.id, MetricValue.metric == metric)
         .subquery("values")
     )
+
+
+def _designed_values(experiment: Experiment, tables: Tables, metric: str):  # noqa: ANN202 - a subquery
+    per_customer = customer_metrics(tables, experiment.attribution_days)
+    return select(per_customer.c.variant, per_customer.c.customer_id,
+                  _num(per_customer.c[metric]).label("value")).subquery("values")
 
 
 def positive_percentile(conn: Connection, values, q: float) -> float | None:  # noqa: ANN001 - a subquery
@@ -213,6 +320,19 @@ def positive_percentile(conn: Connection, values, q: float) -> float | None:  # 
     return float(conn.scalar(select(values.c.value).where(positive).order_by(values.c.value).offset(rank).limit(1)))
 
 
+def _capped(conn: Connection, values, q: float, variant_id) -> tuple[float | None, dict[int, SampleStats]]:  # noqa: ANN001
+    cap = positive_percentile(conn, values, q)
+    if cap is None:
+        return None, {}
+    x = case((values.c.value > cap, cap), else_=values.c.value)
+    rows = conn.execute(
+        select(values.c.variant, func.count(), func.sum(x), func.sum(x * x), func.sum(x * x * x))
+        .group_by(values.c.variant)
+    )
+    return cap, {variant_id(v): SampleStats(int(n), float(a or 0), float(b or 0), float(c or 0))
+                 for v, n, a, b, c in rows}
+
+
 def capped_statistics(conn: Connection, experiment: Experiment, metric: str, q: float
                       ) -> tuple[float | None, dict[int, SampleStats]]:
     """Sufficient statistics of ``metric`` capped at the pooled ``q`` quantile of its positive values.
@@ -220,34 +340,31 @@ def capped_statistics(conn: Connection, experiment: Experiment, metric: str, q: 
     Capping (winsorizing) a heavy tail at a percentile keeps a few huge orders from dominating the
     variance, and is what makes a small holdout's revenue testable (see analysis.frequentist).
     """
-    values = metric_values(experiment, metric)
-    cap = positive_percentile(conn, values, q)
-    if cap is None:
-        return None, {}
-    x = case((values.c.value > cap, cap), else_=values.c.value)
-    rows = conn.execute(
-        select(values.c.variant_id, func.count(), func.sum(x), func.sum(x * x), func.sum(x * x * x))
-        .group_by(values.c.variant_id)
-    )
-    return cap, {v: SampleStats(int(n), float(a or 0), float(b or 0), float(c or 0)) for v, n, a, b, c in rows}
-
-
-DESIGNED_COVARIATES = ("spend_before", "orders_before")  # pre-period, from the customers table
+    if experiment.source != ExperimentSource.DESIGNED:
+        return _capped(conn, _imported_values(experiment, metric), q, int)
+    with open_tables(conn, experiment) as (source, tables):
+        return _capped(source, _designed_values(experiment, tables, metric), q, tables.variant_id)
 
 
 def covariates_of(experiment: Experiment) -> list[str]:
     """Pre-period covariates for regression adjustment: imported covariate columns, or the customer's
-    spend and orders before the experiment for designed tests."""
-    if experiment.source == ExperimentSource.DESIGNED:
-        return list(DESIGNED_COVARIATES)
-    return [m.name for m in experiment.metrics if m.role == MetricRole.COVARIATE]
+    spend and orders before the experiment for designed tests (those its source maps)."""
+    if experiment.source != ExperimentSource.DESIGNED:
+        return [m.name for m in experiment.metrics if m.role == MetricRole.COVARIATE]
+    source = source_of(experiment)
+    if source is None:
+        return list(OWN_COVARIATES)
+    if source.customers is None:
+        return []
+    return [c for c in OWN_COVARIATES if getattr(source.customers, c)]
 
 
-def _covariate_columns(experiment: Experiment, covariates: Sequence[str], values):  # noqa: ANN001, ANN202
-    """(join target, covariate expressions) for the per-customer values subquery."""
+def covariate_statistics(conn: Connection, experiment: Experiment, metric: str, covariates: Sequence[str]
+                         ) -> dict[int, CovariateStats]:
+    """Per variant id: n, Σy, Σy², Σx, Σxxᵀ and Σxy of ``metric`` (y) and the covariates (x), in SQL."""
     if experiment.source == ExperimentSource.DESIGNED:
-        return (Customer, Customer.customer_id == values.c.customer_id,
-                [cast(getattr(Customer, c), Numeric(18, 4)) for c in covariates])
+        return experiment_statistics(conn, experiment, segments=False).covariates(metric)
+    values = _imported_values(experiment, metric)
     pivot = (
         select(MetricValue.customer_id, *[
             func.max(case((MetricValue.metric == c, MetricValue.value))).label(c) for c in covariates])
@@ -255,21 +372,15 @@ def _covariate_columns(experiment: Experiment, covariates: Sequence[str], values
         .group_by(MetricValue.customer_id)
         .subquery("covariates")
     )
-    return pivot, pivot.c.customer_id == values.c.customer_id, [pivot.c[c] for c in covariates]
-
-
-def covariate_statistics(conn: Connection, experiment: Experiment, metric: str, covariates: Sequence[str]
-                         ) -> dict[int, CovariateStats]:
-    """Per variant id: n, Σy, Σy², Σx, Σxxᵀ and Σxy of ``metric`` (y) and the covariates (x), in SQL."""
-    values = metric_values(experiment, metric)
-    target, on, xs = _covariate_columns(experiment, covariates, values)
+    xs = [pivot.c[c] for c in covariates]
     y = values.c.value
     k = len(xs)
     columns = [func.count(), func.sum(y), func.sum(y * y)]
     columns += [func.sum(x) for x in xs] + [func.sum(x * y) for x in xs]
     columns += [func.sum(xs[i] * xs[j]) for i in range(k) for j in range(i, k)]
     out = {}
-    for row in conn.execute(select(values.c.variant_id, *columns).join(target, on).group_by(values.c.variant_id)):
+    query = select(values.c.variant, *columns).join(pivot, pivot.c.customer_id == values.c.customer_id)
+    for row in conn.execute(query.group_by(values.c.variant)):
         variant_id, n, sy, syy, *rest = row
         rest = [float(r or 0) for r in rest]
         sum_x, sum_xy, upper = np.array(rest[:k]), np.array(rest[k:2 * k]), rest[2 * k:]

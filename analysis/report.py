@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine
 
-from analysis.aggregates import ArmStatistics, arm_statistics, capped_statistics, covariate_statistics, covariates_of
+from analysis.aggregates import (
+    ArmStatistics,
+    ExperimentStatistics,
+    capped_statistics,
+    covariate_statistics,
+    covariates_of,
+    experiment_statistics,
+)
 from analysis.bayesian import beta_binomial, normal_posterior
 from analysis.cuped import cuped as adjust
 from analysis.corrections import adjust_p_values
@@ -34,6 +41,7 @@ from analysis.segments import segment_statistics
 from analysis.sequential import confidence_sequence
 from analysis.srm import SrmResult, srm_check
 from analysis.sufficient import SampleStats
+from analysis.tables import source_of
 from experiments.catalog import DEFAULT_CHANNEL_COSTS
 from experiments.db import session_scope
 from experiments.models import Experiment, ExperimentSource, MetricDefinition, MetricKind, MetricRole, Variant
@@ -229,16 +237,17 @@ def build_report(
     """Compute the significance report of experiment ``name`` from database aggregates."""
     with session_scope(engine) as session:
         experiment = get_experiment(session, name)
-        arms = arm_statistics(session.connection(), experiment)
         conn = session.connection()
+        statistics = experiment_statistics(conn, experiment)
+        arms = statistics.arms
         quality = (recall_quality(conn, experiment, utcnow(), alpha=alpha)
-                   if experiment.source == ExperimentSource.DESIGNED else [])
+                   if experiment.source == ExperimentSource.DESIGNED and source_of(experiment) is None else [])
         primary = experiment.primary_metric if experiment.source == ExperimentSource.DESIGNED else next(
             m.name for m in experiment.metrics if m.role == MetricRole.METRIC)
-        segments = segment_statistics(conn, experiment, primary)
+        segments = segment_statistics(conn, experiment, primary, statistics)
         robust = _skew_handling(conn, experiment, arms)
         monitoring = _sequential(experiment, arms, primary, alpha=alpha) if sequential else []
-        adjusted = _cuped(conn, experiment, alpha=alpha) if cuped else []
+        adjusted = _cuped(conn, experiment, statistics, alpha=alpha) if cuped else []
         return _report(experiment, arms, alpha=alpha, correction=correction, quality=quality, segments=segments,
                        robust=robust, monitoring=monitoring, bayesian=bayesian, adjusted=adjusted,
                        guardrail_margins={**GUARDRAIL_MARGINS, **(guardrail_margins or {})})
@@ -326,7 +335,8 @@ def _bayesian(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: 
     return out
 
 
-def _cuped(conn: Connection, experiment: Experiment, *, alpha: float) -> list[AdjustedComparison]:
+def _cuped(conn: Connection, experiment: Experiment, statistics: ExperimentStatistics, *, alpha: float
+           ) -> list[AdjustedComparison]:
     """Every contacted variant × metric adjusted for the pre-period covariates (none: nothing to do)."""
     covariates = covariates_of(experiment)
     if not covariates:
@@ -335,7 +345,8 @@ def _cuped(conn: Connection, experiment: Experiment, *, alpha: float) -> list[Ad
     for m in experiment.metrics:
         if m.role != MetricRole.METRIC:
             continue
-        stats = covariate_statistics(conn, experiment, m.name, covariates)
+        stats = (statistics.covariates(m.name) if statistics.cells is not None
+                 else covariate_statistics(conn, experiment, m.name, covariates))
         control = stats.get(experiment.control.id)
         for v in experiment.variants:
             if v.is_control or control is None or v.id not in stats:

@@ -21,6 +21,7 @@ from experiments.cohorts import COHORTS
 from experiments.filters import FilterError, validate_filter
 from experiments.message_checks import Severity, check_message
 from experiments.messages import PLACEHOLDERS, unknown_placeholders
+from experiments.source import SourceSpec
 
 SHARE_TOLERANCE = 1e-6
 # Our own messages already say what was given; pydantic's generic ones get "(got …)" appended.
@@ -28,7 +29,7 @@ CUSTOM_ERRORS = {"control_contacted", "missing_contact", "unknown_cohort", "unkn
                  "duplicate_names", "shares_sum", "bad_template", "unknown_placeholder", "message_check",
                  "quiet_hours", "bad_filter", "touch_days",
                  "touch_window", "unknown_tier",
-                 "vertical_rules"}
+                 "vertical_rules", "source_url", "source_segments"}
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w][\w.\-]*$")]
 
 
@@ -158,6 +159,7 @@ class ExperimentSpec(BaseModel):
     guardrails: list[str] = Field(default_factory=lambda: ["unsubscribed", "complained"])
     variants: list[VariantSpec] = Field(min_length=2)
     costs: CostSpec = Field(default_factory=CostSpec)
+    source: SourceSpec | None = None  # analyse the team's own tables, read-only (see experiments.source)
 
     @field_validator("cohort")
     @classmethod

@@ -1,0 +1,142 @@
+"""Read-only sources: an experiment analysed where the team's data already lives.
+
+A spec's ``[source]`` section maps the tables and columns the analysis needs (assignments, events,
+optionally customers and sends) onto any SQLAlchemy URL: a PostgreSQL replica, a DuckDB file, or
+Parquet/CSV files that DuckDB reads as views. Nothing is copied into Recall Lab; the connection is
+opened read-only. The defaults are the layout ``recall simulate`` writes, so a simulated warehouse
+needs only ``url``::
+
+    [source]
+    url = "duckdb:///warehouse.duckdb"      # or url_env = "WAREHOUSE_URL" to keep credentials out
+    segments = ["cohort"]                   # columns of the customers table to break results down by
+
+    [source.assignments]
+    table = "recall_assignments"
+    experiment = "campaign"                 # rows of this experiment: campaign = the experiment's name
+    customer_id = "user_id"
+    variant = "arm"                         # holds variant names
+    assigned_at = "assigned_ts"
+
+    [source.event_types]                    # our event type = their value
+    order = "pay_success"
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from experiments.models import EventType
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=63)]
+TableName = Annotated[str, Field(pattern=r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$", max_length=127)]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    table: TableName
+
+
+class AssignmentsTable(_Table):
+    """Who is in which variant since when; ``experiment`` (optional) selects this experiment's rows."""
+
+    table: TableName = "assignments"
+    experiment: Identifier | None = "experiment"
+    customer_id: Identifier = "customer_id"
+    variant: Identifier = "variant"
+    assigned_at: Identifier = "assigned_at"
+
+
+class EventsTable(_Table):
+    """What customers did: visits, orders (``value`` = amount in ¥), redemptions, unsubscribes."""
+
+    table: TableName = "events"
+    customer_id: Identifier = "customer_id"
+    event_type: Identifier = "event_type"
+    occurred_at: Identifier = "occurred_at"
+    value: Identifier = "value"
+
+
+class CustomersTable(_Table):
+    """Pre-period covariates for CUPED and the segment columns; optional."""
+
+    table: TableName = "customers"
+    customer_id: Identifier = "customer_id"
+    spend_before: Identifier | None = "spend_before"
+    orders_before: Identifier | None = "orders_before"
+
+
+class SendsTable(_Table):
+    """Touches sent, for costs (every step counts); without it every contacted customer counts once."""
+
+    table: TableName = "sends"
+    experiment: Identifier | None = "experiment"
+    customer_id: Identifier = "customer_id"
+    variant: Identifier = "variant"
+    channel: Identifier = "channel"
+
+
+class SourceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str | None = None
+    url_env: Identifier | None = None  # the name of an environment variable holding the URL
+    assignments: AssignmentsTable = Field(default_factory=AssignmentsTable)
+    events: EventsTable = Field(default_factory=EventsTable)
+    customers: CustomersTable | None = Field(default_factory=CustomersTable)
+    sends: SendsTable | None = Field(default_factory=SendsTable)
+    event_types: dict[EventType, str] = Field(default_factory=dict)
+    segments: list[Identifier] = Field(default_factory=list, max_length=3)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> SourceSpec:
+        if (self.url is None) == (self.url_env is None):
+            raise PydanticCustomError("source_url", "give exactly one of url and url_env")
+        if self.url is not None:
+            try:
+                make_url(self.url)
+            except Exception:  # noqa: BLE001 - SQLAlchemy raises several kinds for a bad URL
+                raise PydanticCustomError("source_url", "not a SQLAlchemy database URL: {url}",
+                                          {"url": self.url}) from None
+        if self.segments and self.customers is None:
+            raise PydanticCustomError("source_segments", "segments are columns of the customers table: map it")
+        return self
+
+    def resolved_url(self) -> str:
+        if self.url is not None:
+            return self.url
+        value = os.environ.get(self.url_env or "")
+        if not value:
+            raise ValueError(f"source: the environment variable {self.url_env} (url_env) is not set")
+        return value
+
+    def event_value(self, kind: EventType) -> str:
+        """Their spelling of one of our event types (ours when not mapped)."""
+        return self.event_types.get(kind, kind.value)
+
+
+def _sqlite_read_only(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+def read_only_engine(url: str) -> Engine:
+    """An engine that cannot write: DuckDB opens the file read-only, PostgreSQL runs read-only
+    transactions, SQLite sets ``query_only``. Other dialects rely on the account's grants."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "duckdb":
+        return create_engine(url, connect_args={"read_only": True} if parsed.database not in (None, "", ":memory:")
+                             else {})
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, execution_options={"postgresql_readonly": True})
+    engine = create_engine(url)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_read_only)
+    return engine
