@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Connection, Numeric, and_, case, cast, func, literal, or_, select
+from sqlalchemy import Connection, and_, case, func, literal, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from analysis.cuped import CovariateStats
-from analysis.dialects import add_days
+from analysis.dialects import add_days, as_number
 from analysis.sufficient import SampleStats
 from analysis.tables import OWN_COVARIATES, Tables, open_tables, source_of
 from experiments.models import Assignment, EventType, Experiment, ExperimentSource, MetricRole, MetricValue
@@ -44,8 +44,7 @@ def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
 
 
 def _num(x: ColumnElement) -> ColumnElement:
-    """Exact decimal sums where the dialect has them (PostgreSQL, DuckDB); REAL on SQLite."""
-    return cast(x, Numeric(18, 4))
+    return as_number(x)
 
 
 # Per-customer outcomes of a designed experiment; the experiment's metrics are some of these.

@@ -1,0 +1,275 @@
+"""Pushed-down statistics equal those computed from per-customer rows, on every backend.
+
+One synthetic campaign (fixed seed) is written three ways: into Recall Lab's own tables of the test
+database (SQLite or PostgreSQL), and as a team's warehouse with its own table and column names
+and event spellings, once in the test database and once in a DuckDB file, read through a
+``[source]`` mapping. The sums SQL returns must equal what numpy computes from the raw rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, insert, text
+
+from analysis.aggregates import CUSTOMER_METRICS, PRODUCTS, experiment_statistics
+from analysis.report import build_report
+from analysis.sufficient import SampleStats
+from experiments.db import session_scope
+from experiments.models import Assignment, Customer, Event, Experiment, ExperimentStatus, Send
+from experiments.source import read_only_engine
+from experiments.store import get_experiment
+from tests.helpers import example_spec, store_spec
+
+SEED = 20261123
+N = 1_500
+WINDOW = 14
+LAUNCH = datetime(2026, 11, 1, 2, 0)
+COHORTS = ("dormant_30d", "lapsed_1_3m", "new_inactive", "silent_3m")
+THEIR_EVENTS = {"visit": "app_open", "order": "pay_success", "coupon_redeemed": "coupon_use",
+                "unsubscribe": "unsub", "complaint": "complain"}
+
+
+@dataclass(frozen=True)
+class Campaign:
+    customers: pd.DataFrame  # customer_id, cohort, spend_before, orders_before
+    assignments: pd.DataFrame  # customer_id, variant, assigned_at
+    events: pd.DataFrame  # customer_id, event_type, occurred_at, value
+    sends: pd.DataFrame  # customer_id, variant, channel
+
+
+def campaign(variants: list[str], channels: dict[str, str]) -> Campaign:
+    rng = np.random.default_rng(SEED)
+    ids = np.array([f"c{i:05d}" for i in range(N)])
+    customers = pd.DataFrame({"customer_id": ids, "cohort": rng.choice(COHORTS, N),
+                              "spend_before": np.round(rng.gamma(1.5, 80, N), 2),
+                              "orders_before": rng.poisson(2, N)})
+    assigned = [LAUNCH + timedelta(hours=int(h)) for h in rng.integers(0, 48, N)]
+    assignments = pd.DataFrame({"customer_id": ids, "variant": rng.choice(variants, N), "assigned_at": assigned})
+    rows = []
+    for cid, at in zip(ids, assigned, strict=True):
+        for _ in range(rng.poisson(1.6)):
+            kind = rng.choice(["visit", "order", "order", "coupon_redeemed", "unsubscribe", "complaint"],
+                              p=[0.45, 0.2, 0.15, 0.1, 0.06, 0.04])
+            # Some events before the window and after it, some exactly on its edges.
+            offset = timedelta(hours=float(rng.uniform(-72, (WINDOW + 4) * 24)))
+            edge = rng.random()
+            if edge < 0.03:
+                offset = timedelta(0)
+            elif edge < 0.06:
+                offset = timedelta(days=WINDOW)
+            value = float(np.round(rng.lognormal(4, 1), 2)) if kind == "order" else 0.0
+            rows.append((cid, str(kind), (at + offset).replace(microsecond=0), value))
+    events = pd.DataFrame(rows, columns=["customer_id", "event_type", "occurred_at", "value"])
+    events = events.drop_duplicates(["customer_id", "event_type", "occurred_at", "value"]).reset_index(drop=True)
+    contacted = assignments[assignments.variant.map(channels).notna()]
+    sends = pd.DataFrame({"customer_id": contacted.customer_id, "variant": contacted.variant,
+                          "channel": contacted.variant.map(channels)})
+    return Campaign(customers, assignments, events, sends)
+
+
+def expected_per_customer(c: Campaign) -> pd.DataFrame:
+    """The per-customer outcomes, computed in pandas from the raw rows (the definition, restated)."""
+    joined = c.assignments.merge(c.events, on="customer_id", how="left")
+    inside = (joined.occurred_at >= joined.assigned_at) & (joined.occurred_at < joined.assigned_at
+                                                           + pd.Timedelta(days=WINDOW))
+    e = joined[inside]
+    flags = pd.DataFrame({
+        "customer_id": e.customer_id,
+        "returned": e.event_type.isin(["visit", "order"]).astype(int),
+        "ordered": (e.event_type == "order").astype(int),
+        "orders": (e.event_type == "order").astype(int),
+        "revenue": np.where(e.event_type == "order", e.value, 0.0),
+        "redeemed": (e.event_type == "coupon_redeemed").astype(int),
+        "redemptions": (e.event_type == "coupon_redeemed").astype(int),
+        "unsubscribed": (e.event_type == "unsubscribe").astype(int),
+        "complained": (e.event_type == "complaint").astype(int),
+    })
+    per = flags.groupby("customer_id").agg({"returned": "max", "ordered": "max", "orders": "sum", "revenue": "sum",
+                                            "redeemed": "max", "redemptions": "sum", "unsubscribed": "max",
+                                            "complained": "max"})
+    out = c.assignments.merge(per, on="customer_id", how="left").fillna(0)
+    return out.merge(c.customers, on="customer_id")
+
+
+def _close(actual: float, expected: float) -> None:
+    assert actual == pytest.approx(expected, rel=1e-9, abs=1e-6)
+
+
+def check(stats, experiment: Experiment, per_customer: pd.DataFrame, *, segments: bool, covariates: bool) -> None:
+    by_name = {v.name: v.id for v in experiment.variants}
+    for name, group in per_customer.groupby("variant"):
+        arm = stats.arms[by_name[name]]
+        assert arm.n == len(group)
+        for m in CUSTOMER_METRICS:
+            want = SampleStats.from_values(group[m].to_numpy(dtype=float))
+            got = arm.metrics[m]
+            for field in ("sum", "sum_sq", "sum_cu"):
+                _close(getattr(got, field), getattr(want, field))
+        for a, b in PRODUCTS:
+            _close(arm.products[(a, b)], float((group[a] * group[b]).sum()))
+        if covariates:
+            cov = stats.covariates("revenue")[by_name[name]]
+            x = group[["spend_before", "orders_before"]].to_numpy(dtype=float)
+            np.testing.assert_allclose(cov.sum_x, x.sum(axis=0), rtol=1e-9)
+            np.testing.assert_allclose(cov.sum_x2, x.T @ x, rtol=1e-9)
+            np.testing.assert_allclose(cov.sum_xy, x.T @ group.revenue.to_numpy(), rtol=1e-9)
+    if segments:
+        found = stats.segments("returned")
+        for (cohort, name), group in per_customer.groupby(["cohort", "variant"]):
+            got = found[("cohort", cohort)][by_name[name]]
+            assert got.n == len(group)
+            _close(got.sum, float(group.returned.sum()))
+
+
+def _spec(source: dict | None):  # noqa: ANN202 - an ExperimentSpec
+    """The example spec (holdout, coupon5_sms_10h, coupon10_sms_10h), maybe reading a source."""
+    return example_spec(name="wh-test", attribution_days=WINDOW, **({"source": source} if source else {}))
+
+
+def _launch(engine: Engine) -> Experiment:
+    with session_scope(engine) as session:
+        experiment = get_experiment(session, "wh-test")
+        experiment.status, experiment.launched_at = ExperimentStatus.RUNNING, LAUNCH
+    with session_scope(engine) as session:
+        return get_experiment(session, "wh-test")
+
+
+def _write_team_tables(write, c: Campaign) -> None:  # noqa: ANN001 - a DataFrame writer
+    write("crm_users", c.customers.rename(columns={"customer_id": "uid", "cohort": "lifecycle",
+                                                   "spend_before": "spend_90d", "orders_before": "orders_90d"}))
+    write("recall_assignments", c.assignments.assign(campaign="wh-test").rename(
+        columns={"customer_id": "uid", "variant": "arm", "assigned_at": "assigned_ts"}))
+    # Another campaign's rows in the same table must not leak in.
+    write("recall_assignments", c.assignments.head(50).assign(campaign="other-test").rename(
+        columns={"customer_id": "uid", "variant": "arm", "assigned_at": "assigned_ts"}))
+    write("app_events", c.events.assign(event_type=c.events.event_type.map(THEIR_EVENTS)).rename(
+        columns={"customer_id": "uid", "event_type": "kind", "occurred_at": "ts", "value": "amount"}))
+    write("touches", c.sends.assign(campaign="wh-test").rename(columns={"customer_id": "uid", "variant": "arm"}))
+
+
+def _mapping(url: str) -> dict:
+    return {
+        "url": url,
+        "segments": ["lifecycle"],
+        "assignments": {"table": "recall_assignments", "experiment": "campaign", "customer_id": "uid",
+                        "variant": "arm", "assigned_at": "assigned_ts"},
+        "events": {"table": "app_events", "customer_id": "uid", "event_type": "kind", "occurred_at": "ts",
+                   "value": "amount"},
+        "customers": {"table": "crm_users", "customer_id": "uid", "spend_before": "spend_90d",
+                      "orders_before": "orders_90d"},
+        "sends": {"table": "touches", "experiment": "campaign", "customer_id": "uid", "variant": "arm"},
+        "event_types": THEIR_EVENTS,
+    }
+
+
+def _check_mapped(engine: Engine, c: Campaign) -> None:
+    experiment = _launch(engine)
+    with engine.connect() as conn:
+        stats = experiment_statistics(conn, experiment)
+    per_customer = expected_per_customer(c).rename(columns={"cohort": "lifecycle"})
+    check(stats, experiment, per_customer.rename(columns={"lifecycle": "cohort"}), segments=False, covariates=True)
+    found = stats.segments("revenue")
+    by_name = {v.name: v.id for v in experiment.variants}
+    for (cohort, name), group in per_customer.groupby(["lifecycle", "variant"]):
+        _close(found[("lifecycle", cohort)][by_name[name]].sum_sq, float((group.revenue ** 2).sum()))
+    contacted = c.sends.groupby("variant").size()
+    for name, count in contacted.items():
+        assert stats.arms[by_name[name]].contacted == count
+
+
+@pytest.fixture
+def team_campaign(engine: Engine) -> Campaign:
+    spec = _spec(None)
+    channels = {v.name: v.channel.value for v in spec.variants if v.channel is not None}
+    return campaign([v.name for v in spec.variants], channels)
+
+
+def test_duckdb_source_equals_per_customer_rows(engine: Engine, team_campaign: Campaign, tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        def write(name: str, frame: pd.DataFrame) -> None:
+            con.register("frame", frame)
+            exists = con.execute("select count(*) from information_schema.tables where table_name = ?",
+                                 [name]).fetchone()[0]
+            con.execute(f"insert into {name} select * from frame" if exists
+                        else f"create table {name} as select * from frame")
+            con.unregister("frame")
+        _write_team_tables(write, team_campaign)
+    store_spec(engine, _spec(_mapping(f"duckdb:///{path}")))
+    _check_mapped(engine, team_campaign)
+
+
+def test_mapped_source_on_the_test_database_equals_per_customer_rows(engine: Engine, team_campaign: Campaign) -> None:
+    """The same team layout on SQLite or PostgreSQL (whichever the suite runs on), read-only."""
+    def write(name: str, frame: pd.DataFrame) -> None:
+        frame.to_sql(name, engine, if_exists="append", index=False)
+    _write_team_tables(write, team_campaign)
+    store_spec(engine, _spec(_mapping(engine.url.render_as_string(hide_password=False))))
+    _check_mapped(engine, team_campaign)
+
+
+def test_own_tables_equal_per_customer_rows(engine: Engine, team_campaign: Campaign) -> None:
+    c = team_campaign
+    store_spec(engine, _spec(None))
+    experiment = _launch(engine)
+    ids = {v.name: v.id for v in experiment.variants}
+    with session_scope(engine) as session:
+        session.execute(insert(Customer), [
+            dict(customer_id=r.customer_id, spend_before=r.spend_before, orders_before=int(r.orders_before),
+                 signup_at=LAUNCH - timedelta(days=400), last_active_at=LAUNCH - timedelta(days=60))
+            for r in c.customers.itertuples()])
+        session.execute(insert(Assignment), [
+            dict(experiment_id=experiment.id, customer_id=r.customer_id, variant_id=ids[r.variant], bucket=0,
+                 assigned_at=r.assigned_at.to_pydatetime()) for r in c.assignments.itertuples()])
+        session.execute(insert(Event), [
+            dict(customer_id=r.customer_id, event_type=r.event_type, occurred_at=r.occurred_at.to_pydatetime(),
+                 value=r.value) for r in c.events.itertuples()])
+        session.execute(insert(Send), [
+            dict(experiment_id=experiment.id, customer_id=r.customer_id, variant_id=ids[r.variant], step=0,
+                 channel=r.channel, scheduled_at=LAUNCH, message="") for r in c.sends.itertuples()])
+    with engine.connect() as conn:
+        stats = experiment_statistics(conn, experiment)
+    check(stats, experiment, expected_per_customer(c), segments=False, covariates=True)
+    # Every designed dimension partitions the customers it labels: its segments add up to at most the total.
+    for dimension in ("cohort", "value_tier", "rfm_tier"):
+        n = sum(s.n for (d, _), arms in stats.segments("returned").items() if d == dimension for s in arms.values())
+        assert 0 < n <= N
+    report = build_report(engine, "wh-test")
+    assert {c.variant for c in report.comparisons} == {"coupon5_sms_10h", "coupon10_sms_10h"}
+
+
+def test_read_only_source_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "ro.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create table t (x integer)")
+    engine = read_only_engine(f"duckdb:///{path}")
+    with engine.connect() as conn, pytest.raises(Exception, match="(?i)read.only"):
+        conn.execute(text("insert into t values (1)"))
+    engine.dispose()
+
+
+def test_an_unknown_variant_in_the_source_is_named(engine: Engine, team_campaign: Campaign, tmp_path: Path) -> None:
+    path = tmp_path / "bad.duckdb"
+    c = team_campaign
+    broken = Campaign(c.customers, c.assignments.assign(variant=c.assignments.variant.replace("coupon5_sms_10h", "coupon5-sms")),
+                      c.events, c.sends)
+    with duckdb.connect(str(path)) as con:
+        def write(name: str, frame: pd.DataFrame) -> None:
+            con.register("frame", frame)
+            exists = con.execute("select count(*) from information_schema.tables where table_name = ?",
+                                 [name]).fetchone()[0]
+            con.execute(f"insert into {name} select * from frame" if exists
+                        else f"create table {name} as select * from frame")
+            con.unregister("frame")
+        _write_team_tables(write, broken)
+    store_spec(engine, _spec(_mapping(f"duckdb:///{path}")))
+    experiment = _launch(engine)
+    with engine.connect() as conn, pytest.raises(ValueError, match="coupon5-sms"):
+        experiment_statistics(conn, experiment)
