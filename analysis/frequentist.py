@@ -5,7 +5,9 @@
   intervals, so a zero count never yields a zero-width interval.
 - Continuous metrics (revenue): Welch's t-test with Satterthwaite degrees of freedom (Welch 1947).
 - Relative uplift (variant mean / control mean − 1): delta method on the log ratio of means,
-  which accounts for the variance of the control mean as well as the variant's.
+  which accounts for the variance of the control mean as well as the variant's; or, as an option,
+  Fieller's (1954) interval (:func:`fieller_interval`), exact for normal means of known variance
+  and honest (unbounded) when the control mean is too noisy to divide by.
 
 p-values come from survival functions, so very small ones do not underflow to 0. Undefined
 quantities (an empty arm, no variance in either arm, a zero mean under a log) are nan, never an
@@ -29,6 +31,8 @@ from experiments.models import MetricKind
 BINARY_METHOD = "two-proportion z-test (pooled); Newcombe hybrid score CI"
 WELCH_METHOD = "Welch t-test"
 SKEW_METHOD = "Welch t-test with Hall-Johnson skewness correction"
+FIELLER_METHOD = ("Fieller (1954) interval of the relative uplift, independent arms "
+                  "(unbounded when the control mean is not significantly different from 0)")
 
 Interval = tuple[np.ndarray, np.ndarray]
 
@@ -120,6 +124,24 @@ def skewness_lambda(control: SampleStats, variant: SampleStats) -> np.ndarray:
         return (np.asarray(variant.third_moment) / n_v ** 2 - np.asarray(control.third_moment) / n_c ** 2) / se ** 3
 
 
+def pooled_skewness_lambda(control: SampleStats, variant: SampleStats) -> np.ndarray:
+    """λ with the third moment and variance pooled over both arms: μ₃ (1/nᵥ² − 1/n꜀²) / (s² (1/nᵥ + 1/n꜀))^{3/2}.
+
+    What decides whether Welch can be trusted. Unlike :func:`skewness_lambda` of the arms' own
+    moments, it does not depend on whether a small holdout happened to draw a large order (under
+    the null both arms share one distribution, so the pooled moments estimate it); a rule on the
+    arms' own λ left Welch in charge exactly in the A/A experiments where it errs (tests/test_validation.py).
+    """
+    pooled = SampleStats(np.asarray(control.n) + np.asarray(variant.n), np.asarray(control.sum) + variant.sum,
+                         np.asarray(control.sum_sq) + variant.sum_sq,
+                         None if control.sum_cu is None or variant.sum_cu is None
+                         else np.asarray(control.sum_cu) + variant.sum_cu)
+    n_c, n_v = np.asarray(control.n, dtype=float), np.asarray(variant.n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(np.asarray(pooled.variance) * (1 / n_v + 1 / n_c))
+        return np.asarray(pooled.third_moment) * (1 / n_v ** 2 - 1 / n_c ** 2) / se ** 3
+
+
 def _hall(t: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """Hall's (1992) monotone version of Johnson's (1978) skewness-corrected t."""
     return t + lam / 6 + lam * t * t / 3 + lam * lam * t ** 3 / 27
@@ -171,6 +193,34 @@ def relative_interval(control: SampleStats, variant: SampleStats, alpha: float =
         log_ratio = np.log(m_v / m_c)
         z = _z(alpha)
     return np.expm1(log_ratio - z * se), np.expm1(log_ratio + z * se)
+
+
+def fieller_interval(control: SampleStats, variant: SampleStats, alpha: float = 0.05) -> Interval:
+    """Fieller's (1954) interval of ``mean_v / mean_c − 1`` for independent arms: the ratios ρ whose
+    pivot (m_v − ρ m_c) / √(v_v + ρ² v_c) lies within ±z (v = s²/n, z the normal quantile), i.e. the
+    roots of (m_c² − z²v_c)ρ² − 2 m_c m_v ρ + (m_v² − z²v_v) ≤ 0.
+
+    Unlike the delta method it needs no positive means and is not symmetric on any scale; it keeps
+    its coverage when the control mean is noisy. When g = z²v_c/m_c² ≥ 1 (the control mean is not
+    significantly different from 0) the set of ratios is the whole line or two rays excluding an
+    interval ("exclusive"); both are reported as (−inf, inf): the data bound the ratio on neither side.
+    nan when a mean or variance is undefined (an arm with fewer than 2 customers)."""
+    _, _, m_c, v_c = _arrays(control)
+    n_c = np.asarray(control.n, dtype=float)
+    _, _, m_v, v_v = _arrays(variant)
+    n_v = np.asarray(variant.n, dtype=float)
+    z2 = _z(alpha) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a_c, a_v = v_c / n_c, v_v / n_v  # variances of the two means
+        a = m_c * m_c - z2 * a_c  # > 0 ⇔ g < 1
+        half_b = m_c * m_v
+        # b'² − ac with c = m_v² − z²a_v, in the form without cancellation (≥ 0 when a > 0)
+        root = np.sqrt(np.maximum(z2 * (a * a_v + m_v * m_v * a_c), 0.0))
+        bounded = a > 0
+        lo = np.where(bounded, (half_b - root) / a, -np.inf)
+        hi = np.where(bounded, (half_b + root) / a, np.inf)
+    defined = np.isfinite(m_c) & np.isfinite(m_v) & np.isfinite(a_c) & np.isfinite(a_v)
+    return np.where(defined, lo - 1, np.nan), np.where(defined, hi - 1, np.nan)
 
 
 def _test(control: SampleStats, variant: SampleStats, kind: MetricKind, skew_corrected: bool, alpha: float
