@@ -315,10 +315,17 @@ def confidence_sequence(control: SampleStats, variant: SampleStats, alpha: float
     pass ``rho`` directly, or ``planned_n`` (the total sample size at which the interval should be
     tightest, usually the planned end); default tuned for ``DEFAULT_PLANNED_N``. Never re-tune ρ from
     the data being monitored. Assumes a stable allocation ratio and enough data for the CLT.
+
+    The fields of ``control`` and ``variant`` may be numpy arrays of one shape (one entry per simulated
+    experiment or look, as in :mod:`analysis.sufficient`); the estimate's numeric fields are then arrays
+    of that shape, element-wise the same as the scalar call (an element without enough data has
+    the interval (−inf, inf) and p = 1). ``rho`` and ``method`` stay single values.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1); got {alpha}")
     r = _resolve_rho(rho, planned_n, alpha)
+    if any(np.ndim(f) > 0 for s in (control, variant) for f in (s.n, s.sum, s.sum_sq)):
+        return _confidence_sequence_arrays(control, variant, alpha, r)
     diff, se = _difference(control, variant)
     if not se > 0:
         return AlwaysValidEstimate(diff, -math.inf, math.inf, 1.0, MIXTURE_METHOD + " (not enough data)", r)
@@ -332,6 +339,30 @@ def confidence_sequence(control: SampleStats, variant: SampleStats, alpha: float
         p_value_always_valid=float(always_valid_p_value(z, n, r)),
         method=MIXTURE_METHOD,
         rho=r,
+        statistic=z,
+        threshold=threshold,
+    )
+
+
+def _confidence_sequence_arrays(control: SampleStats, variant: SampleStats, alpha: float, rho: float
+                                ) -> AlwaysValidEstimate:
+    """:func:`confidence_sequence` element-wise on array-valued statistics (the simulations' batch form)."""
+    n_c, n_v = np.asarray(control.n, dtype=float), np.asarray(variant.n, dtype=float)
+    diff = np.asarray(variant.mean, dtype=float) - np.asarray(control.mean, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(np.asarray(variant.variance, dtype=float) / n_v + np.asarray(control.variance, dtype=float) / n_c)
+        ok = (n_c >= 2) & (n_v >= 2) & (se > 0)  # nan se compares False, as `not se > 0` in the scalar path
+        n = n_c + n_v
+        threshold = np.where(ok, mixture_boundary(n, rho, alpha), np.nan)
+        z = np.where(ok, diff / se, np.nan)
+        half = threshold * se
+    return AlwaysValidEstimate(
+        abs_uplift=diff,
+        ci_lo=np.where(ok, diff - half, -np.inf),
+        ci_hi=np.where(ok, diff + half, np.inf),
+        p_value_always_valid=np.where(ok, always_valid_p_value(z, n, rho), 1.0),
+        method=MIXTURE_METHOD,
+        rho=rho,
         statistic=z,
         threshold=threshold,
     )
