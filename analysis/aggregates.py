@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy import Connection, and_, case, func, literal, or_, select
@@ -39,10 +39,6 @@ class ArmStatistics:
     products: dict[tuple[str, str], float] = field(default_factory=dict)  # Σ x·y of PRODUCTS (designed)
 
 
-def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.max(case((condition, 1), else_=0))
-
-
 def _num(x: ColumnElement) -> ColumnElement:
     return as_number(x)
 
@@ -55,36 +51,73 @@ CUSTOMER_METRICS = ("returned", "ordered", "orders", "revenue", "redeemed", "red
 PRODUCTS = (("revenue", "redemptions"), ("revenue", "returned"), ("revenue", "orders"))
 
 
-def customer_metrics(tables: Tables, attribution_days: int, until: datetime | None = None):  # noqa: ANN201
-    """One row per assigned customer with outcomes inside [assigned_at, assigned_at + window)."""
+def customer_metrics(tables: Tables, attribution_days: int, until: datetime | None = None, *,
+                     with_events_only: bool = False, bounds: tuple[datetime, datetime] | None = None):  # noqa: ANN201
+    """One row per assigned customer with outcomes inside [assigned_at, assigned_at + window).
+
+    ``with_events_only`` keeps only customers with an event in their window (an inner join): everyone
+    else has all outcomes 0, adds nothing to any sum, and is counted by :func:`designed_cells`
+    without touching the events. ``bounds`` (first assignment, last window end) lets the database
+    skip events outside the experiment: a warehouse's events table holds years of history.
+    """
     a, e = tables.assignments, tables.events
     in_window = and_(
         e.c.customer_id == a.c.customer_id,
         e.c.occurred_at >= a.c.assigned_at,
         e.c.occurred_at < add_days(a.c.assigned_at, attribution_days),
         *([e.c.occurred_at < literal(until)] if until is not None else []),
+        *([e.c.occurred_at >= literal(bounds[0]), e.c.occurred_at < literal(bounds[1])] if bounds else []),
     )
-    order, visit = tables.event_is(EventType.ORDER), tables.event_is(EventType.VISIT)
-    redeemed = tables.event_is(EventType.COUPON_REDEEMED)
-    return (
+    def count(kind: EventType, value: ColumnElement | int = 1) -> ColumnElement:
+        return func.coalesce(func.sum(case((tables.event_is(kind), value), else_=0)), 0)
+
+    # One group per customer (their variant and assignment time ride along: one row per customer in
+    # an experiment); grouping by the customer alone is what keeps this fast at 10M customers.
+    joined = a.join(e, in_window) if with_events_only else a.outerjoin(e, in_window)
+    events = (
         select(
-            a.c.variant,
             a.c.customer_id,
-            a.c.assigned_at,
-            _flag(or_(visit, order)).label("returned"),
-            _flag(order).label("ordered"),
-            func.coalesce(func.sum(case((order, 1), else_=0)), 0).label("orders"),
-            func.coalesce(func.sum(case((order, e.c.value), else_=0)), 0).label("revenue"),
-            _flag(redeemed).label("redeemed"),
-            func.coalesce(func.sum(case((redeemed, 1), else_=0)), 0).label("redemptions"),
-            _flag(tables.event_is(EventType.UNSUBSCRIBE)).label("unsubscribed"),
-            _flag(tables.event_is(EventType.COMPLAINT)).label("complained"),
+            func.max(a.c.variant).label("variant"),
+            func.max(a.c.assigned_at).label("assigned_at"),
+            count(EventType.VISIT).label("visits"),
+            count(EventType.ORDER).label("orders"),
+            count(EventType.ORDER, e.c.value).label("revenue"),
+            count(EventType.COUPON_REDEEMED).label("redemptions"),
+            count(EventType.UNSUBSCRIBE).label("unsubscribes"),
+            count(EventType.COMPLAINT).label("complaints"),
         )
-        .select_from(a)
-        .outerjoin(e, in_window)
-        .group_by(a.c.variant, a.c.customer_id, a.c.assigned_at)
-        .subquery("customer_metrics")
-    )
+        .select_from(joined)
+        .group_by(a.c.customer_id)
+        .subquery("customer_events")
+    ).c
+
+    def flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return case((condition, 1), else_=0)
+
+    return select(
+        events.variant,
+        events.customer_id,
+        events.assigned_at,
+        flag(events.visits + events.orders > 0).label("returned"),
+        flag(events.orders > 0).label("ordered"),
+        events.orders,
+        events.revenue,
+        flag(events.redemptions > 0).label("redeemed"),
+        events.redemptions,
+        flag(events.unsubscribes > 0).label("unsubscribed"),
+        flag(events.complaints > 0).label("complained"),
+    ).subquery("customer_metrics")
+
+
+def _event_bounds(conn: Connection, tables: Tables, attribution_days: int) -> tuple[datetime, datetime] | None:
+    """(first assignment, last assignment + window + 1 day): no event outside can count."""
+    a = tables.assignments
+    first, last = conn.execute(select(func.min(a.c.assigned_at), func.max(a.c.assigned_at))).one()
+    if first is None:
+        return None
+    if isinstance(first, str):  # SQLite without declared types (a mapped source) returns text
+        first, last = datetime.fromisoformat(first), datetime.fromisoformat(last)
+    return first, last + timedelta(days=attribution_days + 1)
 
 
 @dataclass(frozen=True)
@@ -120,41 +153,67 @@ class Cells:
                               np.array([self.total(f"xy__{c}__{metric}", mask) for c in self.covariates]))
 
 
+def _cell_rows(conn: Connection, query, labels: list) -> dict[tuple, dict[str, float]]:  # noqa: ANN001
+    """Rows of a cells query keyed by (variant key, *labels)."""
+    out = {}
+    width = 1 + len(labels)
+    for row in conn.execute(query).all():
+        key = (row[0], *[None if v is None else str(v) for v in row[1:width]])
+        out[key] = {name: float(v or 0) for name, v in zip(row._fields[width:], row[width:], strict=True)}
+    return out
+
+
 def designed_cells(conn: Connection, experiment: Experiment, tables: Tables, until: datetime | None = None,
                    *, segments: bool = True) -> Cells:
     """n, Σx, Σx², Σx³ of every per-customer metric, the covariates' sums and cross-products, and
-    :data:`PRODUCTS`, per variant × segment labels: one query, computed where the data lives."""
-    per_customer = customer_metrics(tables, experiment.attribution_days, until)
-    pc = per_customer.c
-    labels, joins = tables.labels(pc.assigned_at, pc.customer_id) if segments else ([], [])
+    :data:`PRODUCTS`, per variant × segment labels, computed where the data lives.
+
+    Two queries: every assigned customer (n and the covariates' sums; no events read), and the
+    customers with an event in their window (the outcomes' sums). Their cells add up because a
+    customer without events has every outcome 0.
+    """
     customers = tables.customers
     covariates = tables.covariates if customers is not None else ()
     xs = {c: func.coalesce(_num(customers.c[c]), 0) for c in covariates} if customers is not None else {}
-    columns = [func.count().label("n")]
+
+    def grouped(base, columns: list, customer_id, assigned_at):  # noqa: ANN001, ANN202
+        labels, joins = tables.labels(assigned_at, customer_id) if segments else ([], [])
+        query = select(base.c.variant, *labels, *columns).select_from(base)
+        if customers is not None and (covariates or labels):
+            query = query.outerjoin(customers, customers.c.customer_id == customer_id)
+        for target, on in joins:
+            query = query.outerjoin(target, on)
+        return query.group_by(base.c.variant, *labels), labels
+
+    a = tables.assignments
+    everyone = [func.count().label("n")]
+    for i, c in enumerate(covariates):
+        everyone.append(func.sum(xs[c]).label(f"x__{c}"))
+        everyone += [func.sum(xs[c] * xs[d]).label(f"xx__{c}__{d}") for d in covariates[i:]]
+    query, labels = grouped(a, everyone, a.c.customer_id, a.c.assigned_at)
+    totals = _cell_rows(conn, query, labels)
+
+    bounds = _event_bounds(conn, tables, experiment.attribution_days)
+    per_customer = customer_metrics(tables, experiment.attribution_days, until, with_events_only=True, bounds=bounds)
+    pc = per_customer.c
+    outcomes = []
     for m in CUSTOMER_METRICS:
         x = _num(pc[m])
-        columns += [func.sum(x).label(f"s1__{m}"), func.sum(x * x).label(f"s2__{m}"),
-                    func.sum(x * x * x).label(f"s3__{m}")]
-    for a, b in PRODUCTS:
-        columns.append(func.sum(_num(pc[a]) * _num(pc[b])).label(f"p__{a}__{b}"))
-    for i, c in enumerate(covariates):
-        columns.append(func.sum(xs[c]).label(f"x__{c}"))
-        columns += [func.sum(xs[c] * xs[d]).label(f"xx__{c}__{d}") for d in covariates[i:]]
-        columns += [func.sum(xs[c] * _num(pc[m])).label(f"xy__{c}__{m}") for m in CUSTOMER_METRICS]
-    query = select(pc.variant, *labels, *columns).select_from(per_customer)
-    if customers is not None and (covariates or labels):
-        query = query.outerjoin(customers, customers.c.customer_id == pc.customer_id)
-    for target, on in joins:
-        query = query.outerjoin(target, on)
-    rows = conn.execute(query.group_by(pc.variant, *labels)).all()
-    names = [lab.name for lab in labels]
-    keys = [col.name for col in columns]
-    width = 1 + len(names)
+        outcomes += [func.sum(x).label(f"s1__{m}"), func.sum(x * x).label(f"s2__{m}"),
+                     func.sum(x * x * x).label(f"s3__{m}")]
+    outcomes += [func.sum(_num(pc[a]) * _num(pc[b])).label(f"p__{a}__{b}") for a, b in PRODUCTS]
+    outcomes += [func.sum(xs[c] * _num(pc[m])).label(f"xy__{c}__{m}") for c in covariates for m in CUSTOMER_METRICS]
+    query, _ = grouped(per_customer, outcomes, pc.customer_id, pc.assigned_at)
+    sums = _cell_rows(conn, query, labels) if bounds else {}
+
+    keys = list(totals)
+    names = [label.name for label in labels]
+    columns = [col.name for col in [*everyone, *outcomes]]
+    merged = [{**totals[k], **sums.get(k, {})} for k in keys]
     return Cells(
-        variant_ids=np.array([tables.variant_id(row[0]) for row in rows], dtype=int),
-        labels={name: [None if row[1 + i] is None else str(row[1 + i]) for row in rows]
-                for i, name in enumerate(names)},
-        sums={key: np.array([float(row[width + j] or 0) for row in rows]) for j, key in enumerate(keys)},
+        variant_ids=np.array([tables.variant_id(k[0]) for k in keys], dtype=int),
+        labels={name: [k[1 + i] for k in keys] for i, name in enumerate(names)},
+        sums={col: np.array([row.get(col, 0.0) for row in merged]) for col in columns},
         covariates=tuple(covariates),
     )
 

@@ -34,7 +34,15 @@ from analysis.aggregates import (
 from analysis.bayesian import beta_binomial, normal_posterior
 from analysis.cuped import cuped as adjust
 from analysis.corrections import adjust_p_values
-from analysis.frequentist import compare_many, skewness_lambda, worse_than
+from analysis.frequentist import (
+    FIELLER_METHOD,
+    Estimate,
+    compare_many,
+    fieller_interval,
+    pooled_skewness_lambda,
+    worse_than,
+)
+from analysis.ratio import RatioStats, compare_ratio
 from analysis.quality import QualityComparison, recall_quality
 from analysis.roi import RoiResult, roi
 from analysis.segments import segment_statistics
@@ -42,12 +50,14 @@ from analysis.sequential import confidence_sequence
 from analysis.srm import SrmResult, srm_check
 from analysis.sufficient import SampleStats
 from analysis.tables import source_of
-from experiments.catalog import DEFAULT_CHANNEL_COSTS
+from experiments.catalog import DEFAULT_CHANNEL_COSTS, RATIO_METRICS
 from experiments.db import session_scope
 from experiments.models import Experiment, ExperimentSource, MetricDefinition, MetricKind, MetricRole, Variant
 from experiments.store import get_experiment, stored_spec, utcnow
 
 DEFAULT_ALPHA = 0.05
+RATIO = "ratio"  # the kind of a ratio metric's comparison (analysis.ratio)
+RELATIVE_CIS = ("delta", "fieller")
 # Guardrail → the largest increase over the control that is tolerated (absolute, as a rate).
 GUARDRAIL_MARGINS = {"unsubscribed": 0.01, "complained": 0.001}
 EMPTY = SampleStats(0, 0.0, 0.0)
@@ -232,9 +242,14 @@ def _json_safe(value: Any) -> Any:
 def build_report(
     engine: Engine, name: str, *, alpha: float = DEFAULT_ALPHA, correction: str = "holm",
     guardrail_margins: Mapping[str, float] | None = None, sequential: bool = False, bayesian: bool = False,
-    cuped: bool = False,
+    cuped: bool = False, relative_ci: str = "delta",
 ) -> Report:
-    """Compute the significance report of experiment ``name`` from database aggregates."""
+    """Compute the significance report of experiment ``name`` from database aggregates.
+
+    ``relative_ci``: "delta" (log-ratio delta method) or "fieller" (Fieller's interval, unbounded
+    when the control mean is not clearly away from 0)."""
+    if relative_ci not in RELATIVE_CIS:
+        raise ValueError(f"unknown relative_ci {relative_ci!r}; choose one of {', '.join(RELATIVE_CIS)}")
     with session_scope(engine) as session:
         experiment = get_experiment(session, name)
         conn = session.connection()
@@ -250,6 +265,7 @@ def build_report(
         adjusted = _cuped(conn, experiment, statistics, alpha=alpha) if cuped else []
         return _report(experiment, arms, alpha=alpha, correction=correction, quality=quality, segments=segments,
                        robust=robust, monitoring=monitoring, bayesian=bayesian, adjusted=adjusted,
+                       relative_ci=relative_ci,
                        guardrail_margins={**GUARDRAIL_MARGINS, **(guardrail_margins or {})})
 
 
@@ -258,10 +274,11 @@ class _Pair:
     """What one comparison compares: a variant against the control on a metric, maybe in a segment."""
 
     variant: Variant
-    metric: MetricDefinition
+    metric: str
+    kind: str  # a MetricKind value, or "ratio"
     segment: str | None
-    control: SampleStats
-    treated: SampleStats
+    control: SampleStats | RatioStats
+    treated: SampleStats | RatioStats
     skew: SkewHandling | None = None
 
 
@@ -289,7 +306,7 @@ def _skew_handling(conn: Connection, experiment: Experiment, arms: dict[int, Arm
     for m in experiment.metrics:
         if m.role != MetricRole.METRIC or m.kind != MetricKind.CONTINUOUS:
             continue
-        lams = [float(skewness_lambda(control.metrics[m.name], arms[v.id].metrics[m.name]))
+        lams = [float(pooled_skewness_lambda(control.metrics[m.name], arms[v.id].metrics[m.name]))
                 for v in experiment.variants if not v.is_control]
         worst = max(lams, key=lambda x: abs(x) if math.isfinite(x) else -1, default=math.nan)
         if math.isfinite(worst) and abs(worst) >= SKEW_THRESHOLD:
@@ -358,18 +375,36 @@ def _cuped(conn: Connection, experiment: Experiment, statistics: ExperimentStati
     return out
 
 
-def _compare_all(pairs: list[_Pair], *, alpha: float, correction: str) -> list[Comparison]:
+def _estimates(pairs: list[_Pair], alpha: float, relative_ci: str) -> list[Estimate]:
+    """Every pair's test at level ``alpha``: vectorized per kind, ratio metrics by the delta method."""
+    plain = [i for i, p in enumerate(pairs) if p.kind != RATIO]
+    out: list[Estimate | None] = [None] * len(pairs)
+    picked = [pairs[i] for i in plain]
+    for i, e in zip(plain, compare_many(
+            [p.control for p in picked], [p.treated for p in picked], [MetricKind(p.kind) for p in picked],
+            alpha, skew_corrected=[p.skew is not None for p in picked],
+            methods=[p.skew.method() if p.skew else None for p in picked]) if picked else [], strict=True):
+        if relative_ci == "fieller":
+            pair = pairs[i]
+            lo, hi = fieller_interval(pair.control, pair.treated, alpha)
+            e = dataclasses.replace(e, rel_ci=(float(lo), float(hi)), method=f"{e.method}; {FIELLER_METHOD}")
+        out[i] = e
+    for i, p in enumerate(pairs):
+        if p.kind == RATIO:
+            out[i] = compare_ratio(p.control, p.treated, alpha)
+    return out  # type: ignore[return-value]
+
+
+def _compare_all(pairs: list[_Pair], *, alpha: float, correction: str, relative_ci: str = "delta"
+                 ) -> list[Comparison]:
     """Test every pair and adjust the p-values across all of them (one family)."""
-    estimates = compare_many([p.control for p in pairs], [p.treated for p in pairs], [p.metric.kind for p in pairs],
-                             alpha, skew_corrected=[p.skew is not None for p in pairs],
-                             methods=[p.skew.method() if p.skew else None for p in pairs])
+    estimates = _estimates(pairs, alpha, relative_ci)
     adjusted = adjust_p_values([e.p_value for e in estimates], correction)
     family_alpha = interval_alpha(adjusted, alpha, correction)
-    wide = compare_many([p.control for p in pairs], [p.treated for p in pairs], [p.metric.kind for p in pairs],
-                        family_alpha, skew_corrected=[p.skew is not None for p in pairs]) if pairs else []
+    wide = _estimates(pairs, family_alpha, relative_ci)
     return [
         Comparison(
-            variant=p.variant.name, metric=p.metric.name, kind=p.metric.kind.value, segment=p.segment,
+            variant=p.variant.name, metric=p.metric, kind=p.kind, segment=p.segment,
             method=e.method, n=p.treated.n, control_n=p.control.n, control_mean=e.control_mean,
             variant_mean=e.variant_mean, abs_uplift=e.abs_uplift, abs_ci=e.abs_ci, rel_uplift=e.rel_uplift,
             rel_ci=e.rel_ci, p_value=e.p_value, p_value_adjusted=float(p_adj), significant=bool(p_adj < alpha),
@@ -417,7 +452,8 @@ def _guardrails(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha
 def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float, correction: str,
             quality: list[QualityComparison], segments: dict[tuple[str, str], dict[int, SampleStats]],
             guardrail_margins: Mapping[str, float], robust: dict[str, SkewHandling],
-            monitoring: list[SequentialResult], bayesian: bool, adjusted: list[AdjustedComparison]) -> Report:
+            monitoring: list[SequentialResult], bayesian: bool, adjusted: list[AdjustedComparison],
+            relative_ci: str = "delta") -> Report:
     variants = experiment.variants
     control = experiment.control
     total = sum(arm.n for arm in arms.values())
@@ -440,15 +476,24 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
     def pair(v: Variant, m: MetricDefinition) -> _Pair:
         skew = robust.get(m.name)
         if skew is None:
-            return _Pair(v, m, None, arms[control.id].metrics[m.name], arms[v.id].metrics[m.name])
-        return _Pair(v, m, None, skew.arms.get(control.id, EMPTY), skew.arms.get(v.id, EMPTY), skew)
+            return _Pair(v, m.name, m.kind.value, None, arms[control.id].metrics[m.name], arms[v.id].metrics[m.name])
+        return _Pair(v, m.name, m.kind.value, None, skew.arms.get(control.id, EMPTY), skew.arms.get(v.id, EMPTY),
+                     skew)
 
-    comparisons = _compare_all([pair(v, m) for v in contacted for m in metrics], alpha=alpha, correction=correction)
+    def ratio_pair(v: Variant, name: str) -> _Pair:
+        return _Pair(v, name, RATIO, None, ratio_stats(arms[control.id], name), ratio_stats(arms[v.id], name))
+
+    spec = stored_spec(experiment)
+    ratios = [r for r in (spec.ratio_metrics if spec else []) if all(arm.products for arm in arms.values())]
+    comparisons = _compare_all([pair(v, m) for v in contacted for m in metrics]
+                               + [ratio_pair(v, r) for v in contacted for r in ratios],
+                               alpha=alpha, correction=correction, relative_ci=relative_ci)
     primary = next((m for m in metrics if m.name == experiment.primary_metric), metrics[0])
     segment_comparisons = _compare_all([
-        _Pair(v, primary, f"{dimension}={value}", by_variant.get(control.id, EMPTY), by_variant.get(v.id, EMPTY))
+        _Pair(v, primary.name, primary.kind.value, f"{dimension}={value}", by_variant.get(control.id, EMPTY),
+              by_variant.get(v.id, EMPTY))
         for (dimension, value), by_variant in segments.items() for v in contacted
-    ], alpha=alpha, correction=correction)
+    ], alpha=alpha, correction=correction, relative_ci=relative_ci)
     return Report(
         experiment=experiment.name,
         source=experiment.source.value,
@@ -470,6 +515,13 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
         cuped=adjusted,
         generated_at=utcnow().isoformat(timespec="seconds") + "Z",
     )
+
+
+def ratio_stats(arm: ArmStatistics, name: str) -> RatioStats:
+    """The sums a ratio metric needs, from an arm's per-customer sums and cross-products (designed)."""
+    r = RATIO_METRICS[name]
+    x, y = arm.metrics[r.numerator], arm.metrics[r.denominator]
+    return RatioStats(arm.n, x.sum, x.sum_sq, y.sum, y.sum_sq, arm.products[(r.numerator, r.denominator)])
 
 
 def _return_and_revenue_metrics(experiment: Experiment) -> tuple[str | None, str | None]:
@@ -505,6 +557,9 @@ def _roi(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float
     if returned is None or revenue is None or not any(v.channel or v.coupon for v in contacted_variants):
         return []
     unit_costs, fixed = _unit_costs(experiment)
+    spec = stored_spec(experiment)
+    margin = float(spec.costs.margin) if spec else 1.0
+    acquisition = float(spec.costs.acquisition_cost) if spec and spec.costs.acquisition_cost else None
     control = arms[experiment.control.id]
     contacted_total = sum(arms[v.id].contacted for v in contacted_variants)
     results = []
@@ -525,6 +580,12 @@ def _roi(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float
                 coupon_value=float(v.coupon),
                 fixed_cost=fixed_share,
                 alpha=alpha,
+                # Designed experiments know each customer's redemptions: the coupon cost is then an
+                # estimate whose covariance with revenue enters the ROI interval (delta method).
+                variant_redemptions=arm.metrics.get("redemptions") if v.coupon and arm.products else None,
+                revenue_redemptions_sum=arm.products.get(("revenue", "redemptions")) if v.coupon else None,
+                margin=margin,
+                acquisition_cost=acquisition,
             )
         )
     return results

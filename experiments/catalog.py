@@ -51,6 +51,27 @@ BUILTIN_METRICS: dict[str, BuiltinMetric] = {
 }
 
 
+@dataclass(frozen=True)
+class RatioMetric:
+    """Σ numerator / Σ denominator over an arm's customers (e.g. revenue per returned customer)."""
+
+    name: str
+    numerator: str
+    denominator: str
+    label_zh: str
+    label_en: str
+
+
+# Optional in a spec (``ratio_metrics``); analysed by the delta method (analysis.ratio).
+RATIO_METRICS: dict[str, RatioMetric] = {
+    m.name: m
+    for m in (
+        RatioMetric("revenue_per_returner", "revenue", "returned", "回流客单收入", "Revenue per returned customer"),
+        RatioMetric("order_value", "revenue", "orders", "客单价", "Average order value"),
+    )
+}
+
+
 # Quiet hours (local time): no marketing touch may be scheduled from 21:00 until 08:00.
 QUIET_HOURS_START = 21
 QUIET_HOURS_END = 8

@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 
 from experiments.models import EventType
 
+DUCKDB_MEMORY_LIMIT = "768MB"  # RECALL_DUCKDB_MEMORY_LIMIT overrides it
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=63)]
 TableName = Annotated[str, Field(pattern=r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$", max_length=127)]
 
@@ -132,8 +133,11 @@ def read_only_engine(url: str) -> Engine:
     transactions, SQLite sets ``query_only``. Other dialects rely on the account's grants."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "duckdb":
-        return create_engine(url, connect_args={"read_only": True} if parsed.database not in (None, "", ":memory:")
-                             else {})
+        # DuckDB takes 80% of RAM by default; a bound keeps the report's process small and makes
+        # DuckDB spill its hash tables to disk instead of growing with the number of customers.
+        config = {"memory_limit": os.environ.get("RECALL_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT)}
+        in_memory = parsed.database in (None, "", ":memory:")
+        return create_engine(url, connect_args={"config": config, **({} if in_memory else {"read_only": True})})
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, execution_options={"postgresql_readonly": True})
     engine = create_engine(url)

@@ -11,12 +11,19 @@ import tomllib
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from experiments.catalog import BUILTIN_METRICS, QUIET_HOURS_END, QUIET_HOURS_START, Channel, in_quiet_hours
+from experiments.catalog import (
+    BUILTIN_METRICS,
+    QUIET_HOURS_END,
+    QUIET_HOURS_START,
+    RATIO_METRICS,
+    Channel,
+    in_quiet_hours,
+)
 from experiments.cohorts import COHORTS
 from experiments.filters import FilterError, validate_filter
 from experiments.message_checks import Severity, check_message
@@ -30,6 +37,7 @@ CUSTOM_ERRORS = {"control_contacted", "missing_contact", "unknown_cohort", "unkn
                  "quiet_hours", "bad_filter", "touch_days",
                  "touch_window", "unknown_tier",
                  "vertical_rules", "source_url", "source_segments"}
+RatioName = Literal[tuple(RATIO_METRICS)]  # type: ignore[valid-type]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w][\w.\-]*$")]
 
 
@@ -142,6 +150,8 @@ class CostSpec(BaseModel):
 
     channels: dict[Channel, Annotated[Decimal, Field(ge=0)]] = Field(default_factory=dict)
     fixed: Decimal = Field(default=Decimal("0"), ge=0)
+    margin: Decimal = Field(default=Decimal("1"), gt=0, le=1)  # gross-margin share of revenue: ROI on margin
+    acquisition_cost: Decimal | None = Field(default=None, gt=0)  # ¥ to win a new customer, to compare with
 
 
 class ExperimentSpec(BaseModel):
@@ -157,6 +167,7 @@ class ExperimentSpec(BaseModel):
     filter: str = ""  # custom cohort, e.g. "spend_before >= 200 and city in ('上海', '北京')"
     vertical: str | None = None  # e.g. "finance": its messages need a risk disclaimer
     guardrails: list[str] = Field(default_factory=lambda: ["unsubscribed", "complained"])
+    ratio_metrics: list[RatioName] = Field(default_factory=list)  # e.g. ["revenue_per_returner", "order_value"]
     variants: list[VariantSpec] = Field(min_length=2)
     costs: CostSpec = Field(default_factory=CostSpec)
     source: SourceSpec | None = None  # analyse the team's own tables, read-only (see experiments.source)

@@ -273,3 +273,47 @@ def test_an_unknown_variant_in_the_source_is_named(engine: Engine, team_campaign
     experiment = _launch(engine)
     with engine.connect() as conn, pytest.raises(ValueError, match="coupon5-sms"):
         experiment_statistics(conn, experiment)
+
+
+def test_ratio_metrics_fieller_and_roi_from_the_pushed_down_sums(engine: Engine, team_campaign: Campaign,
+                                                                 tmp_path: Path) -> None:
+    """Ratio metrics, the Fieller option and ROI's delta interval in the report, from a DuckDB source,
+    equal the same statistics computed from per-customer rows."""
+    from analysis.frequentist import fieller_interval
+    from analysis.ratio import RatioStats, compare_ratio
+
+    path = tmp_path / "ratio.duckdb"
+    with duckdb.connect(str(path)) as con:
+        def write(name: str, frame: pd.DataFrame) -> None:
+            con.register("frame", frame)
+            exists = con.execute("select count(*) from information_schema.tables where table_name = ?",
+                                 [name]).fetchone()[0]
+            con.execute(f"insert into {name} select * from frame" if exists
+                        else f"create table {name} as select * from frame")
+            con.unregister("frame")
+        _write_team_tables(write, team_campaign)
+    spec = example_spec(name="wh-test", attribution_days=WINDOW, source=_mapping(f"duckdb:///{path}"),
+                        ratio_metrics=["revenue_per_returner", "order_value"],
+                        costs={"margin": 0.4, "acquisition_cost": 30})
+    store_spec(engine, spec)
+    _launch(engine)
+    report = build_report(engine, "wh-test", relative_ci="fieller")
+    per_customer = expected_per_customer(team_campaign)
+    groups = dict(tuple(per_customer.groupby("variant")))
+    control = groups["holdout"]
+    for variant in ("coupon5_sms_10h", "coupon10_sms_10h"):
+        treated = groups[variant]
+        for name, denominator in (("revenue_per_returner", "returned"), ("order_value", "orders")):
+            want = compare_ratio(RatioStats.from_values(control.revenue, control[denominator]),
+                                 RatioStats.from_values(treated.revenue, treated[denominator]))
+            got = report.comparison(variant, name)
+            assert got.kind == "ratio"
+            _close(got.abs_uplift, want.abs_uplift)
+            _close(got.p_value, want.p_value)
+            _close(got.abs_ci[0], want.abs_ci[0])
+        lo, hi = fieller_interval(SampleStats.from_values(control.returned), SampleStats.from_values(treated.returned))
+        _close(report.comparison(variant, "returned").rel_ci[0], float(lo))
+        _close(report.comparison(variant, "returned").rel_ci[1], float(hi))
+        roi = next(r for r in report.roi if r.variant == variant)
+        assert roi.margin == pytest.approx(0.4) and roi.acquisition_cost == pytest.approx(30)
+        assert "delta" in roi.roi_method.lower()
