@@ -6,7 +6,7 @@ import math
 
 from analysis.quality import verdict
 from analysis.report import Report
-from experiments.catalog import BUILTIN_METRICS
+from experiments.catalog import BUILTIN_METRICS, RATIO_METRICS
 from experiments.models import MetricKind
 
 LABELS = {
@@ -84,7 +84,7 @@ def fmt_money(x: float | None, currency: str = "¥") -> str:
 
 
 def metric_label(name: str, lang: str) -> str:
-    builtin = BUILTIN_METRICS.get(name)
+    builtin = BUILTIN_METRICS.get(name) or RATIO_METRICS.get(name)
     if builtin is None:
         return name
     return f"{builtin.label_zh if lang == 'zh' else builtin.label_en} ({name})"
