@@ -82,3 +82,27 @@ def test_unknown_experiment_lists_known_ones(engine) -> None:  # noqa: ANN001
     recall("experiment", "create", EXAMPLE_SPEC)
     result = recall("report", "nope", ok=False)
     assert result.exit_code == 1 and NAME in result.output
+
+
+def test_power_prints_the_plan_of_analysis_power() -> None:
+    from analysis.power import experiment_cost, minimum_detectable_effect, sample_size_proportions
+
+    result = runner.invoke(app, ["power", "--baseline", "0.08", "--mde-rel", "0.1", "--variants", "2",
+                                 "--holdout", "0.1", "--coupon", "5", "--redemption-rate", "0.05",
+                                 "--eligible-per-day", "20000"])
+    assert result.exit_code == 0, result.output
+    plan = sample_size_proportions(0.08, mde_rel=0.1, control_share=0.1, variants=2)
+    cost = experiment_cost(2 * plan.n_variant, 0.05, 5, 0.05)
+    for figure in (f"{plan.n_control:,}", f"{plan.n_variant:,}", f"{plan.n_total:,}", f"¥{cost.total:,.2f}"):
+        assert figure in result.output
+    result = runner.invoke(app, ["power", "--baseline", "0.08", "--customers", "100000"])
+    assert result.exit_code == 0, result.output
+    mde = minimum_detectable_effect(0.08, 10_000, 90_000)
+    assert f"{mde.mde_rel:+.1%}" in result.output
+
+
+def test_power_names_what_is_missing() -> None:
+    result = runner.invoke(app, ["power", "--baseline", "0.08"])
+    assert result.exit_code != 0 and "--mde-rel" in result.output
+    result = runner.invoke(app, ["power", "--baseline", "6.5", "--metric", "mean", "--mde-rel", "0.1"])
+    assert result.exit_code != 0 and "--sd" in result.output
