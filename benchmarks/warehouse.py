@@ -1,0 +1,264 @@
+"""Warehouse benchmark: end-to-end ``recall report`` at 1M and 10M customers, where the data lives.
+
+For each backend and size it builds a simulated campaign once (``recall simulate``: 3 contacted
+variants + a 10% no-contact control, 4 lifecycle cohorts as segments, about 3 events per customer),
+then measures, each in a fresh process:
+
+- ``recall report NAME --format json --cuped``: wall time and peak memory (max RSS) of the process,
+  which holds DuckDB's own memory too;
+- the pandas baseline: load the per-customer rows (assignments, the events of the experiment's
+  period, customers) into pandas, compute the same per-customer outcomes and per-variant sums, and
+  the same comparisons with the same statistics functions; its numbers must equal the report's to
+  1e-9 (relative);
+- on PostgreSQL, the time ``recall simulate`` spent in ``experiments.assignment.assign`` (hashing and
+  storing the assignments with COPY).
+
+    .venv/bin/python benchmarks/warehouse.py                          # DuckDB 1M and 10M, PostgreSQL 1M
+    .venv/bin/python benchmarks/warehouse.py --sizes 1000000 --backends duckdb
+    .venv/bin/python benchmarks/warehouse.py --pg-sizes 1000000 10000000   # PostgreSQL at 10M too (slow to build)
+
+Data go to benchmarks/.data/ (git-ignored; about 1.3 GB at 10M on DuckDB) and PostgreSQL databases
+``recall_bench_<N>`` at --pg (default 127.0.0.1:5432); ``--rebuild`` builds them again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "benchmarks" / ".data"
+RECALL = str(Path(sys.executable).with_name("recall"))
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+
+def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MB, stdout) of a child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    stdout = process.stdout.read()  # type: ignore[union-attr]
+    stderr = process.stderr.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{stderr.decode()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024, stdout.decode()
+
+
+# --------------------------------------------------------------------------- data, built once
+
+
+def _pg_database(size: int, server: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    name = f"recall_bench_{size}"
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.scalar(text("select 1 from pg_database where datname = :n"), {"n": name}):
+            conn.execute(text(f'create database "{name}"'))
+    admin.dispose()
+    return f"{server}/{name}"
+
+
+def _drop_pg_database(size: int, server: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'drop database if exists "recall_bench_{size}" with (force)'))
+    admin.dispose()
+
+
+def build(backend: str, size: int, server: str, rebuild: bool) -> tuple[str, str, dict]:
+    """(Recall Lab database URL, data URL, build figures) of one simulated campaign, built if missing."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    marker = DATA / f"{backend}-{size}.json"
+    if backend == "duckdb":
+        data_url = f"duckdb:///{DATA / f'sim-{size}.duckdb'}"
+        meta_url = f"sqlite:///{DATA / f'meta-{size}.db'}"
+    else:
+        if rebuild:
+            _drop_pg_database(size, server)
+            marker.unlink(missing_ok=True)
+        data_url = meta_url = _pg_database(size, server)
+    if marker.exists() and not rebuild:
+        return meta_url, data_url, json.loads(marker.read_text())
+    if backend == "duckdb":
+        for path in (DATA / f"sim-{size}.duckdb", DATA / f"meta-{size}.db"):
+            path.unlink(missing_ok=True)
+    print(f"building {backend} {size:,} customers (once) …", flush=True)
+    code = ("import json, sys; from experiments.simulate import simulate; "
+            "s = simulate(sys.argv[1], int(sys.argv[2]), name=sys.argv[3], recall_url=sys.argv[4]); "
+            "print(json.dumps(dict(events=s.events, sends=s.sends, seconds=s.seconds)))")
+    seconds, peak, stdout = run_measured([sys.executable, "-c", code, data_url, str(size), name_of(size), meta_url])
+    figures = {**json.loads(stdout.strip().splitlines()[-1]), "build_seconds": seconds, "build_peak_mb": peak}
+    marker.write_text(json.dumps(figures))
+    return meta_url, data_url, figures
+
+
+def name_of(size: int) -> str:
+    return f"bench-{size}"
+
+
+# --------------------------------------------------------------------------- the pandas baseline
+
+
+def pandas_baseline(meta_url: str, name: str) -> list[dict]:
+    """The report's comparisons computed from per-customer rows loaded into pandas."""
+    import numpy as np
+    import pandas as pd
+    from sqlalchemy import text
+
+    from analysis.frequentist import compare_many
+    from analysis.sufficient import SampleStats
+    from analysis.tables import source_of
+    from experiments.catalog import BUILTIN_METRICS
+    from experiments.db import make_engine, session_scope
+    from experiments.store import get_experiment
+
+    engine = make_engine(meta_url)
+    with session_scope(engine) as session:
+        experiment = get_experiment(session, name)
+        window = experiment.attribution_days
+        variants = {v.id: v.name for v in experiment.variants}
+        control = experiment.control.name
+        source = source_of(experiment)
+    if source is not None:  # a DuckDB warehouse in the simulated layout
+        import duckdb
+
+        con = duckdb.connect(source.resolved_url().removeprefix("duckdb:///"), read_only=True)
+        assignments = con.execute("select customer_id, variant, assigned_at from assignments where experiment = ?",
+                                  [name]).df()
+        first, last = assignments.assigned_at.min(), assignments.assigned_at.max()
+        events = con.execute("select customer_id, event_type, occurred_at, value from events "
+                             "where occurred_at >= ? and occurred_at < ?",
+                             [first, last + pd.Timedelta(days=window + 1)]).df()
+        con.close()
+    else:
+        with engine.connect() as conn:
+            assignments = pd.read_sql(text(
+                "select customer_id, variant_id, assigned_at from assignments a join experiments x "
+                "on x.id = a.experiment_id where x.name = :n"), conn, params={"n": name})
+            assignments["variant"] = assignments.pop("variant_id").map(variants)
+            first, last = assignments.assigned_at.min(), assignments.assigned_at.max()
+            events = pd.read_sql(text("select customer_id, event_type, occurred_at, value from events "
+                                      "where occurred_at >= :a and occurred_at < :b"), conn,
+                                 params={"a": first.to_pydatetime(),
+                                         "b": (last + pd.Timedelta(days=window + 1)).to_pydatetime()})
+    engine.dispose()
+    joined = events.merge(assignments, on="customer_id")
+    inside = joined[(joined.occurred_at >= joined.assigned_at)
+                    & (joined.occurred_at < joined.assigned_at + pd.Timedelta(days=window))]
+    kind = inside.event_type
+    per = pd.DataFrame({
+        "customer_id": inside.customer_id,
+        "visits": (kind == "visit").astype(np.int64), "orders": (kind == "order").astype(np.int64),
+        "revenue": np.where(kind == "order", inside.value.astype(float), 0.0),
+        "redemptions": (kind == "coupon_redeemed").astype(np.int64),
+        "unsubscribes": (kind == "unsubscribe").astype(np.int64),
+        "complaints": (kind == "complaint").astype(np.int64),
+    }).groupby("customer_id").sum()
+    per = assignments[["customer_id", "variant"]].merge(per, left_on="customer_id", right_index=True, how="left")
+    per = per.fillna(0)
+    metrics = pd.DataFrame({
+        "variant": per.variant,
+        "returned": ((per.visits + per.orders) > 0).astype(float), "ordered": (per.orders > 0).astype(float),
+        "revenue": per.revenue, "redeemed": (per.redemptions > 0).astype(float),
+        "unsubscribed": (per.unsubscribes > 0).astype(float), "complained": (per.complaints > 0).astype(float),
+    })
+    stats = {}
+    for variant, group in metrics.groupby("variant"):
+        stats[variant] = {m: SampleStats.from_values(group[m].to_numpy()) for m in BUILTIN_METRICS}
+    pairs = [(v, m) for v in stats if v != control for m in BUILTIN_METRICS]
+    estimates = compare_many([stats[control][m] for _, m in pairs], [stats[v][m] for v, m in pairs],
+                             [BUILTIN_METRICS[m].kind for _, m in pairs])
+    return [dict(variant=v, metric=m, abs_uplift=e.abs_uplift, p_value=e.p_value, abs_ci=e.abs_ci, method=e.method)
+            for (v, m), e in zip(pairs, estimates, strict=True)]
+
+
+def differences(report: dict, baseline: list[dict]) -> tuple[float, int]:
+    """Largest relative difference between the report's and the baseline's numbers, and how many
+    comparisons were compared (those the report ran with the same method: not capped revenue)."""
+    worst, compared = 0.0, 0
+    ours = {(c["variant"], c["metric"]): c for c in report["comparisons"] if c["segment"] is None}
+    for b in baseline:
+        c = ours[(b["variant"], b["metric"])]
+        if c["method"] != b["method"]:
+            continue
+        compared += 1
+        for x, y in ((c["abs_uplift"], b["abs_uplift"]), (c["p_value"], b["p_value"]),
+                     (c["abs_ci"][0], b["abs_ci"][0]), (c["abs_ci"][1], b["abs_ci"][1])):
+            if x is None or y is None or not math.isfinite(y):
+                continue
+            worst = max(worst, abs(x - y) / max(abs(y), 1e-300))
+    return worst, compared
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.processor() or platform.machine()}, {cpus} cores, {memory:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000], help="DuckDB sizes")
+    parser.add_argument("--pg-sizes", type=int, nargs="+", default=[1_000_000], help="PostgreSQL sizes")
+    parser.add_argument("--backends", nargs="+", default=["duckdb", "postgresql"])
+    parser.add_argument("--pg", default=PG_SERVER, help="PostgreSQL server URL without a database")
+    parser.add_argument("--repeat", type=int, default=3, help="report runs per case (the best is shown)")
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the pandas baseline")
+    parser.add_argument("--baseline-child", nargs=2, metavar=("META_URL", "NAME"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.baseline_child:
+        print(json.dumps(pandas_baseline(*args.baseline_child)))
+        return
+
+    print(f"machine: {machine()}")
+    cases = [("duckdb", n) for n in args.sizes if "duckdb" in args.backends]
+    cases += [("postgresql", n) for n in args.pg_sizes if "postgresql" in args.backends]
+    rows = []
+    for backend, size in cases:
+        meta_url, data_url, built = build(backend, size, args.pg, args.rebuild)
+        name = name_of(size)
+        env = {**os.environ, "RECALL_DATABASE_URL": meta_url}
+        runs = [run_measured([RECALL, "report", name, "--format", "json", "--cuped"], env)
+                for _ in range(args.repeat)]
+        seconds, peak, stdout = min(runs)
+        report = json.loads(stdout)
+        row = dict(backend=backend, customers=size, events=built["events"], report_s=seconds, report_mb=peak,
+                   report_runs=[round(r[0], 2) for r in runs],
+                   assign_s=built["seconds"].get("assign"), build_s=built["build_seconds"])
+        if not args.no_baseline:
+            b_seconds, b_peak, b_out = run_measured([sys.executable, __file__, "--baseline-child", meta_url, name], env)
+            worst, compared = differences(report, json.loads(b_out))
+            row.update(pandas_s=b_seconds, pandas_mb=b_peak, speedup=b_seconds / seconds, max_rel_diff=worst,
+                       compared=compared)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    print()
+    print("| backend | customers | events | recall report | peak memory | pandas baseline | pandas memory "
+          "| speed-up | max rel. diff | assignment stored |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['backend']} | {r['customers']:,} | {r['events']:,} | {r['report_s']:.1f} s | "
+              f"{r['report_mb']:,.0f} MB | "
+              + (f"{r['pandas_s']:.1f} s | {r['pandas_mb']:,.0f} MB | {r['speedup']:.1f}× | "
+                 f"{r['max_rel_diff']:.1e} ({r['compared']}) | " if "pandas_s" in r else "– | – | – | – | ")
+              + (f"{r['assign_s']:.1f} s |" if r.get("assign_s") else "– |"))
+
+
+if __name__ == "__main__":
+    main()
