@@ -220,8 +220,7 @@ def designed_cells(conn: Connection, experiment: Experiment, tables: Tables, unt
 
 def _designed_arms(conn: Connection, experiment: Experiment, tables: Tables, cells: Cells, metrics: Sequence[str]
                    ) -> list[ArmStatistics]:
-    contacted = _contacted(conn, tables)
-    sends = _sends(conn, tables)
+    contacted, sends = _send_counts(conn, tables)
     arms = []
     for variant in experiment.variants:
         mask = cells.variant_ids == variant.id
@@ -237,25 +236,26 @@ def _designed_arms(conn: Connection, experiment: Experiment, tables: Tables, cel
     return arms
 
 
-def _contacted(conn: Connection, tables: Tables) -> dict[int, int]:
-    """Customers with at least one recorded send, per variant."""
-    if tables.sends is None:
-        return {}
-    s = tables.sends
-    rows = conn.execute(select(s.c.variant, func.count(func.distinct(s.c.customer_id))).group_by(s.c.variant))
-    return {tables.variant_id(key): int(count) for key, count in rows}
-
-
-def _sends(conn: Connection, tables: Tables) -> dict[int, dict[str, int]]:
-    """Touches sent per variant and channel: what the channels bill for."""
+def _send_counts(conn: Connection, tables: Tables) -> tuple[dict[int, int], dict[int, dict[str, int]]]:
+    """Customers with at least one recorded send, and touches per channel (what channels bill for),
+    per variant. Every sequence has one first touch (step 0) per customer, which counts them in the
+    same scan; without a step column they are counted as distinct customers."""
+    contacted: dict[int, int] = {}
     sends: dict[int, dict[str, int]] = {}
     if tables.sends is None:
-        return sends
+        return contacted, sends
     s = tables.sends
-    rows = conn.execute(select(s.c.variant, s.c.channel, func.count()).group_by(s.c.variant, s.c.channel))
-    for key, channel, count in rows:
-        sends.setdefault(tables.variant_id(key), {})[str(channel)] = int(count)
-    return sends
+    first = [func.sum(case((s.c.step == 0, 1), else_=0))] if "step" in s.c else []
+    for key, channel, count, *firsts in conn.execute(
+            select(s.c.variant, s.c.channel, func.count(), *first).group_by(s.c.variant, s.c.channel)):
+        variant_id = tables.variant_id(key)
+        sends.setdefault(variant_id, {})[str(channel)] = int(count)
+        if firsts:
+            contacted[variant_id] = contacted.get(variant_id, 0) + int(firsts[0] or 0)
+    if not first:
+        rows = conn.execute(select(s.c.variant, func.count(func.distinct(s.c.customer_id))).group_by(s.c.variant))
+        contacted = {tables.variant_id(key): int(count) for key, count in rows}
+    return contacted, sends
 
 
 def _imported_arms(conn: Connection, experiment: Experiment, metrics: Sequence[str]) -> list[ArmStatistics]:

@@ -35,7 +35,7 @@ class Tables:
     assignments: FromClause
     events: FromClause
     customers: FromClause | None
-    sends: FromClause | None
+    sends: FromClause | None  # customer_id, variant, channel and, when known, step (0 = first touch)
     event_values: Mapping[EventType, str]
     variant_ids: Mapping[Any, int]  # value in the variant column → Variant.id
     covariates: tuple[str, ...]
@@ -93,6 +93,8 @@ def own_tables(experiment: Experiment) -> Tables:
                     Event.occurred_at, Event.value).subquery("events")
     customers = select(Customer.customer_id, Customer.spend_before, Customer.orders_before, Customer.signup_at,
                        Customer.first_order_at, Customer.last_active_at).subquery("customers")
+    # No step: a contact hold may skip a customer's first touch and not a later one, so contacted
+    # customers are counted as distinct customers here.
     sends = (select(Send.customer_id, Send.variant_id.label("variant"), Send.channel)
              .where(Send.experiment_id == experiment.id).subquery("sends"))
     rfm = rfm_scores(experiment.launched_at).subquery("rfm") if experiment.launched_at else None
@@ -131,9 +133,9 @@ def mapped_tables(experiment: Experiment, source: SourceSpec) -> Tables:
     sends = None
     if source.sends is not None:
         s = source.sends
-        raw = _table(s.table, s.experiment, s.customer_id, s.variant, s.channel)
+        raw = _table(s.table, s.experiment, s.customer_id, s.variant, s.channel, s.step)
         query = select(raw.c[s.customer_id].label("customer_id"), raw.c[s.variant].label("variant"),
-                       raw.c[s.channel].label("channel"))
+                       raw.c[s.channel].label("channel"), *([raw.c[s.step].label("step")] if s.step else []))
         if s.experiment:
             query = query.where(raw.c[s.experiment] == literal(experiment.name))
         sends = query.subquery("sends")

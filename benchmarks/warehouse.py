@@ -7,9 +7,9 @@ then measures, each in a fresh process:
 - ``recall report NAME --format json --cuped``: wall time and peak memory (max RSS) of the process,
   which holds DuckDB's own memory too;
 - the pandas baseline: load the per-customer rows (assignments, the events of the experiment's
-  period, customers) into pandas, compute the same per-customer outcomes and per-variant sums, and
-  the same comparisons with the same statistics functions; its numbers must equal the report's to
-  1e-9 (relative);
+  period, customers) into pandas, compute the same per-customer outcomes, then the same report
+  from them with the same statistics functions (every variant × metric, the cohort segments, CUPED
+  on pre-period spend and orders); its numbers must equal the report's to 1e-9 (relative);
 - on PostgreSQL, the time ``recall simulate`` spent in ``experiments.assignment.assign`` (hashing and
   storing the assignments with COPY).
 
@@ -116,6 +116,7 @@ def pandas_baseline(meta_url: str, name: str) -> list[dict]:
     import pandas as pd
     from sqlalchemy import text
 
+    from analysis.cuped import CovariateStats, cuped
     from analysis.frequentist import compare_many
     from analysis.sufficient import SampleStats
     from analysis.tables import source_of
@@ -140,6 +141,7 @@ def pandas_baseline(meta_url: str, name: str) -> list[dict]:
         events = con.execute("select customer_id, event_type, occurred_at, value from events "
                              "where occurred_at >= ? and occurred_at < ?",
                              [first, last + pd.Timedelta(days=window + 1)]).df()
+        customers = con.execute("select customer_id, cohort, spend_before, orders_before from customers").df()
         con.close()
     else:
         with engine.connect() as conn:
@@ -152,6 +154,17 @@ def pandas_baseline(meta_url: str, name: str) -> list[dict]:
                                       "where occurred_at >= :a and occurred_at < :b"), conn,
                                  params={"a": first.to_pydatetime(),
                                          "b": (last + pd.Timedelta(days=window + 1)).to_pydatetime()})
+            customers = pd.read_sql(text("select customer_id, signup_at, first_order_at, last_active_at, "
+                                         "spend_before, orders_before from customers"), conn)
+        # The lifecycle stage at assignment, by experiments.cohorts' rules (all assigned at one time here).
+        at = first
+        last_active, signup = customers.pop("last_active_at"), customers.pop("signup_at")
+        new = customers.pop("first_order_at").isna() & (signup <= at - pd.Timedelta(days=3)) & (
+            signup > at - pd.Timedelta(days=8))
+        customers["cohort"] = np.select(
+            [new, last_active <= at - pd.Timedelta(days=90), last_active <= at - pd.Timedelta(days=45),
+             last_active <= at - pd.Timedelta(days=30)],
+            ["new_inactive", "silent_3m", "lapsed_1_3m", "dormant_30d"], "active")
     engine.dispose()
     joined = events.merge(assignments, on="customer_id")
     inside = joined[(joined.occurred_at >= joined.assigned_at)
@@ -167,8 +180,10 @@ def pandas_baseline(meta_url: str, name: str) -> list[dict]:
     }).groupby("customer_id").sum()
     per = assignments[["customer_id", "variant"]].merge(per, left_on="customer_id", right_index=True, how="left")
     per = per.fillna(0)
+    per = per.merge(customers, on="customer_id", how="left")
     metrics = pd.DataFrame({
-        "variant": per.variant,
+        "variant": per.variant, "cohort": per.cohort,
+        "spend_before": per.spend_before.astype(float).fillna(0), "orders_before": per.orders_before.astype(float).fillna(0),
         "returned": ((per.visits + per.orders) > 0).astype(float), "ordered": (per.orders > 0).astype(float),
         "revenue": per.revenue, "redeemed": (per.redemptions > 0).astype(float),
         "unsubscribed": (per.unsubscribes > 0).astype(float), "complained": (per.complaints > 0).astype(float),
@@ -179,17 +194,38 @@ def pandas_baseline(meta_url: str, name: str) -> list[dict]:
     pairs = [(v, m) for v in stats if v != control for m in BUILTIN_METRICS]
     estimates = compare_many([stats[control][m] for _, m in pairs], [stats[v][m] for v, m in pairs],
                              [BUILTIN_METRICS[m].kind for _, m in pairs])
-    return [dict(variant=v, metric=m, abs_uplift=e.abs_uplift, p_value=e.p_value, abs_ci=e.abs_ci, method=e.method)
-            for (v, m), e in zip(pairs, estimates, strict=True)]
+    out = [dict(variant=v, metric=m, segment=None, abs_uplift=e.abs_uplift, p_value=e.p_value, abs_ci=e.abs_ci,
+                method=e.method) for (v, m), e in zip(pairs, estimates, strict=True)]
+    # Segments: the primary metric per cohort, as the report's segment tables.
+    cells = {key: SampleStats.from_values(g.returned.to_numpy()) for key, g in metrics.groupby(["cohort", "variant"])}
+    keys = [(c, v) for c, v in cells if v != control and (c, control) in cells]
+    estimates = compare_many([cells[(c, control)] for c, _ in keys], [cells[k] for k in keys],
+                             [BUILTIN_METRICS["returned"].kind] * len(keys))
+    out += [dict(variant=v, metric="returned", segment=f"cohort={c}", abs_uplift=e.abs_uplift, p_value=e.p_value,
+                 abs_ci=e.abs_ci, method=e.method) for (c, v), e in zip(keys, estimates, strict=True)]
+    # CUPED on the pre-period spend and orders.
+    covariates = ["spend_before", "orders_before"]
+    adjusted = {}
+    for variant, group in metrics.groupby("variant"):
+        x = group[covariates].to_numpy()
+        for m in BUILTIN_METRICS:
+            y = group[m].to_numpy()
+            adjusted[(variant, m)] = CovariateStats(len(y), y.sum(), y @ y, x.sum(axis=0), x.T @ x, x.T @ y)
+    for v, m in pairs:
+        e = cuped(adjusted[(control, m)], adjusted[(v, m)])
+        out.append(dict(variant=v, metric=m, segment="cuped", abs_uplift=float(e.abs_uplift),
+                        p_value=float(e.p_value), abs_ci=(float(e.abs_ci[0]), float(e.abs_ci[1])), method=e.method))
+    return out
 
 
 def differences(report: dict, baseline: list[dict]) -> tuple[float, int]:
     """Largest relative difference between the report's and the baseline's numbers, and how many
     comparisons were compared (those the report ran with the same method: not capped revenue)."""
     worst, compared = 0.0, 0
-    ours = {(c["variant"], c["metric"]): c for c in report["comparisons"] if c["segment"] is None}
+    ours = {(c["variant"], c["metric"], c["segment"]): c for c in report["comparisons"] + report["segments"]}
+    ours.update({(c["variant"], c["metric"], "cuped"): c for c in report["cuped"]})
     for b in baseline:
-        c = ours[(b["variant"], b["metric"])]
+        c = ours[(b["variant"], b["metric"], b["segment"])]
         if c["method"] != b["method"]:
             continue
         compared += 1

@@ -81,6 +81,9 @@ class SendsTable(_Table):
     customer_id: Identifier = "customer_id"
     variant: Identifier = "variant"
     channel: Identifier = "channel"
+    # 0 = each customer's first touch: contacted customers are counted as step-0 rows, in the same
+    # scan as the touches; none (or a first touch that can be skipped): counted as distinct customers.
+    step: Identifier | None = "step"
 
 
 class SourceSpec(BaseModel):

@@ -151,7 +151,7 @@ def _write_team_tables(write, c: Campaign) -> None:  # noqa: ANN001 - a DataFram
         columns={"customer_id": "uid", "variant": "arm", "assigned_at": "assigned_ts"}))
     write("app_events", c.events.assign(event_type=c.events.event_type.map(THEIR_EVENTS)).rename(
         columns={"customer_id": "uid", "event_type": "kind", "occurred_at": "ts", "value": "amount"}))
-    write("touches", c.sends.assign(campaign="wh-test").rename(columns={"customer_id": "uid", "variant": "arm"}))
+    write("touches", c.sends.assign(campaign="wh-test", seq=0).rename(columns={"customer_id": "uid", "variant": "arm"}))
 
 
 def _mapping(url: str) -> dict:
@@ -164,7 +164,7 @@ def _mapping(url: str) -> dict:
                    "value": "amount"},
         "customers": {"table": "crm_users", "customer_id": "uid", "spend_before": "spend_90d",
                       "orders_before": "orders_90d"},
-        "sends": {"table": "touches", "experiment": "campaign", "customer_id": "uid", "variant": "arm"},
+        "sends": {"table": "touches", "experiment": "campaign", "customer_id": "uid", "variant": "arm", "step": "seq"},
         "event_types": THEIR_EVENTS,
     }
 
