@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import Connection, and_, case, func, literal, or_, select
+from sqlalchemy import Connection, and_, case, func, literal, null, select, union_all
 from sqlalchemy.sql import ColumnElement
 
 from analysis.cuped import CovariateStats
@@ -153,67 +153,68 @@ class Cells:
                               np.array([self.total(f"xy__{c}__{metric}", mask) for c in self.covariates]))
 
 
-def _cell_rows(conn: Connection, query, labels: list) -> dict[tuple, dict[str, float]]:  # noqa: ANN001
-    """Rows of a cells query keyed by (variant key, *labels)."""
-    out = {}
-    width = 1 + len(labels)
-    for row in conn.execute(query).all():
-        key = (row[0], *[None if v is None else str(v) for v in row[1:width]])
-        out[key] = {name: float(v or 0) for name, v in zip(row._fields[width:], row[width:], strict=True)}
-    return out
-
-
 def designed_cells(conn: Connection, experiment: Experiment, tables: Tables, until: datetime | None = None,
-                   *, segments: bool = True) -> Cells:
+                   *, segments: bool | Sequence[str] = True) -> Cells:
     """n, Σx, Σx², Σx³ of every per-customer metric, the covariates' sums and cross-products, and
-    :data:`PRODUCTS`, per variant × segment labels, computed where the data lives.
+    :data:`PRODUCTS`, per variant × segment labels: one statement, computed where the data lives.
 
-    Two queries: every assigned customer (n and the covariates' sums; no events read), and the
-    customers with an event in their window (the outcomes' sums). Their cells add up because a
-    customer without events has every outcome 0.
+    Every assigned customer is labelled once (a CTE: the labels may rank all customers with window
+    functions). Two branches of a UNION ALL then add up (1) n and the covariates over everyone and
+    (2) the outcomes over the customers with an event in their window: the events are joined to the
+    assignments within the experiment's period and grouped per customer, so a recall campaign's many
+    customers who did not come back cost nothing in (2), and their outcomes, all 0, nothing in any sum.
     """
     customers = tables.customers
     covariates = tables.covariates if customers is not None else ()
-    xs = {c: func.coalesce(_num(customers.c[c]), 0) for c in covariates} if customers is not None else {}
-
-    def grouped(base, columns: list, customer_id, assigned_at):  # noqa: ANN001, ANN202
-        labels, joins = tables.labels(assigned_at, customer_id) if segments else ([], [])
-        query = select(base.c.variant, *labels, *columns).select_from(base)
-        if customers is not None and (covariates or labels):
-            query = query.outerjoin(customers, customers.c.customer_id == customer_id)
-        for target, on in joins:
-            query = query.outerjoin(target, on)
-        return query.group_by(base.c.variant, *labels), labels
-
     a = tables.assignments
-    everyone = [func.count().label("n")]
-    for i, c in enumerate(covariates):
-        everyone.append(func.sum(xs[c]).label(f"x__{c}"))
-        everyone += [func.sum(xs[c] * xs[d]).label(f"xx__{c}__{d}") for d in covariates[i:]]
-    query, labels = grouped(a, everyone, a.c.customer_id, a.c.assigned_at)
-    totals = _cell_rows(conn, query, labels)
+    dimensions = None if segments is True else ([] if segments is False else list(segments))
+    labels, joins = tables.labels(a.c.assigned_at, a.c.customer_id, dimensions)
+    names = [label.name for label in labels]
+    labelled = select(a.c.customer_id, a.c.variant, *labels,
+                      *[func.coalesce(_num(customers.c[c]), 0).label(c) for c in covariates]).select_from(a)
+    if customers is not None and (covariates or labels):
+        labelled = labelled.outerjoin(customers, customers.c.customer_id == a.c.customer_id)
+    for target, on in joins:
+        labelled = labelled.outerjoin(target, on)
+    lab = labelled.cte("labelled")
+    keys = [lab.c.variant, *[lab.c[name] for name in names]]
+    xs = {c: lab.c[c] for c in covariates}
 
+    everyone = {"n": func.count()}
+    for i, c in enumerate(covariates):
+        everyone[f"x__{c}"] = func.sum(xs[c])
+        everyone.update({f"xx__{c}__{d}": func.sum(xs[c] * xs[d]) for d in covariates[i:]})
     bounds = _event_bounds(conn, tables, experiment.attribution_days)
     per_customer = customer_metrics(tables, experiment.attribution_days, until, with_events_only=True, bounds=bounds)
-    pc = per_customer.c
-    outcomes = []
+    o = per_customer.c
+    outcomes = {}
     for m in CUSTOMER_METRICS:
-        x = _num(pc[m])
-        outcomes += [func.sum(x).label(f"s1__{m}"), func.sum(x * x).label(f"s2__{m}"),
-                     func.sum(x * x * x).label(f"s3__{m}")]
-    outcomes += [func.sum(_num(pc[a]) * _num(pc[b])).label(f"p__{a}__{b}") for a, b in PRODUCTS]
-    outcomes += [func.sum(xs[c] * _num(pc[m])).label(f"xy__{c}__{m}") for c in covariates for m in CUSTOMER_METRICS]
-    query, _ = grouped(per_customer, outcomes, pc.customer_id, pc.assigned_at)
-    sums = _cell_rows(conn, query, labels) if bounds else {}
+        x = _num(o[m])
+        outcomes.update({f"s1__{m}": func.sum(x), f"s2__{m}": func.sum(x * x), f"s3__{m}": func.sum(x * x * x)})
+    outcomes.update({f"p__{a}__{b}": func.sum(_num(o[a]) * _num(o[b])) for a, b in PRODUCTS})
+    outcomes.update({f"xy__{c}__{m}": func.sum(xs[c] * _num(o[m])) for c in covariates for m in CUSTOMER_METRICS})
 
-    keys = list(totals)
-    names = [label.name for label in labels]
-    columns = [col.name for col in [*everyone, *outcomes]]
-    merged = [{**totals[k], **sums.get(k, {})} for k in keys]
+    columns = [*everyone, *outcomes]
+
+    def branch(values: dict, source):  # noqa: ANN001, ANN202 - a FROM clause
+        return select(*keys, *[(values[c] if c in values else null()).label(c) for c in columns]
+                      ).select_from(source).group_by(*keys)
+
+    returners = lab.join(per_customer, o.customer_id == lab.c.customer_id)
+    statement = union_all(branch(everyone, lab), branch(outcomes, returners))
+    rows: dict[tuple, dict[str, float]] = {}
+    width = len(keys)
+    for row in conn.execute(statement):
+        key = (row[0], *[None if v is None else str(v) for v in row[1:width]])
+        cell = rows.setdefault(key, {})
+        for name, value in zip(columns, row[width:], strict=True):
+            if value is not None:
+                cell[name] = float(value)
+    cells = [k for k in rows if "n" in rows[k]]
     return Cells(
-        variant_ids=np.array([tables.variant_id(k[0]) for k in keys], dtype=int),
-        labels={name: [k[1 + i] for k in keys] for i, name in enumerate(names)},
-        sums={col: np.array([row.get(col, 0.0) for row in merged]) for col in columns},
+        variant_ids=np.array([tables.variant_id(k[0]) for k in cells], dtype=int),
+        labels={name: [k[1 + i] for k in cells] for i, name in enumerate(names)},
+        sums={c: np.array([rows[k].get(c, 0.0) for k in cells]) for c in columns},
         covariates=tuple(covariates),
     )
 
@@ -326,7 +327,7 @@ class ExperimentStatistics:
 
 
 def experiment_statistics(conn: Connection, experiment: Experiment, until: datetime | None = None, *,
-                          segments: bool = True) -> ExperimentStatistics:
+                          segments: bool | Sequence[str] = True) -> ExperimentStatistics:
     """Sufficient statistics of every metric for every variant of ``experiment``, keyed by variant id,
     read where the data lives (its ``[source]`` or Recall Lab's tables); ``until`` counts only events
     before that time (what a look on that day saw; designed experiments)."""

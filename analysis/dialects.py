@@ -50,7 +50,7 @@ class as_number(FunctionElement):  # noqa: N801 - reads as a SQL function
 @compiles(as_number)
 def _as_number_default(element: as_number, compiler, **kw) -> str:  # noqa: ANN001
     (value,) = element.clauses
-    return f"CAST({compiler.process(value, **kw)} AS NUMERIC(18, 4))"
+    return f"CAST({compiler.process(value, **kw)} AS DOUBLE PRECISION)"
 
 
 @compiles(as_number, "duckdb")

@@ -14,7 +14,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -242,28 +242,30 @@ def _json_safe(value: Any) -> Any:
 def build_report(
     engine: Engine, name: str, *, alpha: float = DEFAULT_ALPHA, correction: str = "holm",
     guardrail_margins: Mapping[str, float] | None = None, sequential: bool = False, bayesian: bool = False,
-    cuped: bool = False, relative_ci: str = "delta",
+    cuped: bool = False, relative_ci: str = "delta", segments: Sequence[str] | None = None,
 ) -> Report:
     """Compute the significance report of experiment ``name`` from database aggregates.
 
     ``relative_ci``: "delta" (log-ratio delta method) or "fieller" (Fieller's interval, unbounded
-    when the control mean is not clearly away from 0)."""
+    when the control mean is not clearly away from 0). ``segments``: the dimensions to break the
+    primary metric down by (default: all the experiment has; ``[]``: none)."""
     if relative_ci not in RELATIVE_CIS:
         raise ValueError(f"unknown relative_ci {relative_ci!r}; choose one of {', '.join(RELATIVE_CIS)}")
     with session_scope(engine) as session:
         experiment = get_experiment(session, name)
         conn = session.connection()
-        statistics = experiment_statistics(conn, experiment)
+        statistics = experiment_statistics(conn, experiment, segments=True if segments is None else segments)
         arms = statistics.arms
         quality = (recall_quality(conn, experiment, utcnow(), alpha=alpha)
                    if experiment.source == ExperimentSource.DESIGNED and source_of(experiment) is None else [])
         primary = experiment.primary_metric if experiment.source == ExperimentSource.DESIGNED else next(
             m.name for m in experiment.metrics if m.role == MetricRole.METRIC)
-        segments = segment_statistics(conn, experiment, primary, statistics)
+        by_segment = {key: value for key, value in segment_statistics(conn, experiment, primary, statistics).items()
+                      if segments is None or key[0] in segments}
         robust = _skew_handling(conn, experiment, arms)
         monitoring = _sequential(experiment, arms, primary, alpha=alpha) if sequential else []
         adjusted = _cuped(conn, experiment, statistics, alpha=alpha) if cuped else []
-        return _report(experiment, arms, alpha=alpha, correction=correction, quality=quality, segments=segments,
+        return _report(experiment, arms, alpha=alpha, correction=correction, quality=quality, segments=by_segment,
                        robust=robust, monitoring=monitoring, bayesian=bayesian, adjusted=adjusted,
                        relative_ci=relative_ci,
                        guardrail_margins={**GUARDRAIL_MARGINS, **(guardrail_margins or {})})

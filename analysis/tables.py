@@ -10,7 +10,7 @@ against them and run unchanged on SQLite, PostgreSQL, DuckDB or any dialect a ``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -52,23 +52,32 @@ class Tables:
             raise ValueError(f"the source's assignments name a variant {key!r} that the design does not have "
                              f"({', '.join(map(str, self.variant_ids))})") from None
 
-    def labels(self, assigned_at: ColumnElement, customer_id: ColumnElement
+    def labels(self, assigned_at: ColumnElement, customer_id: ColumnElement, dimensions: Sequence[str] | None = None
                ) -> tuple[list[ColumnElement[str]], list[tuple[FromClause, ColumnElement[bool]]]]:
-        """Segment label expressions for one row per customer, and the extra joins they need; a NULL
-        label (no RFM score: active after the launch; a missing customer row) leaves the customer out
-        of that dimension's segments but not out of the totals."""
-        if not self.dimensions:
+        """Segment label expressions of ``dimensions`` (default: all) for one row per customer, and the
+        extra joins they need; a NULL label (no RFM score: active after the launch; a missing customer
+        row) leaves the customer out of that dimension's segments but not out of the totals."""
+        chosen = list(self.dimensions if dimensions is None else dimensions)
+        unknown = [d for d in chosen if d not in self.dimensions]
+        if unknown:
+            raise ValueError(f"unknown segment dimension {', '.join(unknown)}; this experiment has "
+                             f"{', '.join(self.dimensions) or 'none'}")
+        if not chosen:
             return [], []
         assert self.customers is not None
         if self.rfm is None:
-            return [self.customers.c[d].label(d) for d in self.dimensions], []
+            return [self.customers.c[d].label(d) for d in chosen], []
+        # The RFM scores rank every customer three times (window functions): joined only when asked for.
         scores = self.rfm
         total = scores.c.recency + scores.c.frequency + scores.c.monetary
-        rfm_tier = case((total >= 12, literal("high")), (total >= 8, literal("mid")),
-                        (total.is_not(None), literal("low")))
-        return ([lifecycle_stage_at(assigned_at, self.customers).label("cohort"),
-                 scores.c.value_tier.label("value_tier"), rfm_tier.label("rfm_tier")],
-                [(scores, scores.c.customer_id == customer_id)])
+        expressions = {
+            "cohort": lambda: lifecycle_stage_at(assigned_at, self.customers),
+            "value_tier": lambda: scores.c.value_tier,
+            "rfm_tier": lambda: case((total >= 12, literal("high")), (total >= 8, literal("mid")),
+                                     (total.is_not(None), literal("low"))),
+        }
+        joins = [(scores, scores.c.customer_id == customer_id)] if {"value_tier", "rfm_tier"} & set(chosen) else []
+        return [expressions[d]().label(d) for d in chosen], joins
 
 
 def lifecycle_stage_at(assigned_at: ColumnElement, customers: FromClause) -> ColumnElement[str]:

@@ -4,7 +4,7 @@ For each backend and size it builds a simulated campaign once (``recall simulate
 variants + a 10% no-contact control, 4 lifecycle cohorts as segments, about 3 events per customer),
 then measures, each in a fresh process:
 
-- ``recall report NAME --format json --cuped``: wall time and peak memory (max RSS) of the process,
+- ``recall report NAME --format json --cuped --segments cohort`` (the 4 lifecycle cohorts): wall time and peak memory (max RSS) of the process,
   which holds DuckDB's own memory too;
 - the pandas baseline: load the per-customer rows (assignments, the events of the experiment's
   period, customers) into pandas, compute the same per-customer outcomes, then the same report
@@ -269,7 +269,7 @@ def main() -> None:
         meta_url, data_url, built = build(backend, size, args.pg, args.rebuild)
         name = name_of(size)
         env = {**os.environ, "RECALL_DATABASE_URL": meta_url}
-        runs = [run_measured([RECALL, "report", name, "--format", "json", "--cuped"], env)
+        runs = [run_measured([RECALL, "report", name, "--format", "json", "--cuped", "--segments", "cohort"], env)
                 for _ in range(args.repeat)]
         seconds, peak, stdout = min(runs)
         report = json.loads(stdout)

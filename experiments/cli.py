@@ -307,6 +307,8 @@ def report(
              "mean is not clearly above 0).")] = RelativeCi.delta,
     guardrail_margin: Annotated[list[str] | None, typer.Option(
         help="Tolerated increase of a guardrail rate, e.g. unsubscribed=0.005 (repeatable).")] = None,
+    segments: Annotated[str | None, typer.Option(
+        help="Segment dimensions, comma-separated (e.g. cohort,rfm_tier), or none; default: all.")] = None,
     db: DbOption = None,
 ) -> None:
     """Significance report of NAME: uplift over the natural return rate, CIs, p-values, SRM, ROI."""
@@ -324,8 +326,10 @@ def report(
                 fail(f"--guardrail-margin: expected METRIC=RATE such as unsubscribed=0.005, got {item!r}")
         result = build_report(engine_for(db), name, alpha=alpha, correction=correction.value,
                               guardrail_margins=margins, sequential=sequential,
-                              cuped=cuped, bayesian=bayesian, relative_ci=relative_ci.value)
-    except NotFound as exc:
+                              cuped=cuped, bayesian=bayesian, relative_ci=relative_ci.value,
+                              segments=None if segments is None else
+                              [d.strip() for d in segments.split(",") if d.strip() and d.strip() != "none"])
+    except (NotFound, ValueError) as exc:
         fail(str(exc))
     text = result.to_json() if format == ReportFormat.json else render_markdown(result, lang=lang.value)
     if output:

@@ -48,7 +48,7 @@ def test_simulate_into_a_recall_lab_database(database_url: str) -> None:
     summary = simulate(database_url, N, chunk=1_000)
     assert (summary.name, summary.customers, summary.assignments) == (NAME, N, N)
     assert 2.5 * N < summary.events < 3.5 * N  # about three events per customer
-    assert set(summary.seconds) == {"customers", "assign", "sends", "events"}
+    assert set(summary.seconds) == {"customers", "assign", "sends", "events", "analyze"}
 
     engine = make_engine(database_url)
     with session_scope(engine) as session:

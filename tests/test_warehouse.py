@@ -243,6 +243,15 @@ def test_own_tables_equal_per_customer_rows(engine: Engine, team_campaign: Campa
         assert 0 < n <= N
     report = build_report(engine, "wh-test")
     assert {c.variant for c in report.comparisons} == {"coupon5_sms_10h", "coupon10_sms_10h"}
+    assert {c.segment.split("=")[0] for c in report.segments} == {"cohort", "value_tier", "rfm_tier"}
+    only = build_report(engine, "wh-test", segments=["rfm_tier"])
+    assert {c.segment.split("=")[0] for c in only.segments} == {"rfm_tier"}
+    for a, b in zip(only.comparisons, report.comparisons, strict=True):  # the sums' order may differ
+        assert (a.variant, a.metric, a.n) == (b.variant, b.metric, b.n)
+        _close(a.p_value, b.p_value)
+    assert build_report(engine, "wh-test", segments=[]).segments == []
+    with pytest.raises(ValueError, match="lifecycle"):
+        build_report(engine, "wh-test", segments=["lifecycle"])
 
 
 def test_read_only_source_refuses_writes(tmp_path: Path) -> None:
