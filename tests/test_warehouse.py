@@ -154,6 +154,16 @@ def _write_team_tables(write, c: Campaign) -> None:  # noqa: ANN001 - a DataFram
     write("touches", c.sends.assign(campaign="wh-test", seq=0).rename(columns={"customer_id": "uid", "variant": "arm"}))
 
 
+def _duckdb_writer(con: duckdb.DuckDBPyConnection):  # noqa: ANN202 - a DataFrame writer
+    def write(name: str, frame: pd.DataFrame) -> None:
+        con.register("frame", frame)
+        exists = con.execute("select count(*) from information_schema.tables where table_name = ?",
+                             [name]).fetchone()[0]
+        con.execute(f"insert into {name} select * from frame" if exists else f"create table {name} as select * from frame")
+        con.unregister("frame")
+    return write
+
+
 def _mapping(url: str) -> dict:
     return {
         "url": url,
@@ -194,14 +204,7 @@ def team_campaign(engine: Engine) -> Campaign:
 def test_duckdb_source_equals_per_customer_rows(engine: Engine, team_campaign: Campaign, tmp_path: Path) -> None:
     path = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(path)) as con:
-        def write(name: str, frame: pd.DataFrame) -> None:
-            con.register("frame", frame)
-            exists = con.execute("select count(*) from information_schema.tables where table_name = ?",
-                                 [name]).fetchone()[0]
-            con.execute(f"insert into {name} select * from frame" if exists
-                        else f"create table {name} as select * from frame")
-            con.unregister("frame")
-        _write_team_tables(write, team_campaign)
+        _write_team_tables(_duckdb_writer(con), team_campaign)
     store_spec(engine, _spec(_mapping(f"duckdb:///{path}")))
     _check_mapped(engine, team_campaign)
 
@@ -270,14 +273,7 @@ def test_an_unknown_variant_in_the_source_is_named(engine: Engine, team_campaign
     broken = Campaign(c.customers, c.assignments.assign(variant=c.assignments.variant.replace("coupon5_sms_10h", "coupon5-sms")),
                       c.events, c.sends)
     with duckdb.connect(str(path)) as con:
-        def write(name: str, frame: pd.DataFrame) -> None:
-            con.register("frame", frame)
-            exists = con.execute("select count(*) from information_schema.tables where table_name = ?",
-                                 [name]).fetchone()[0]
-            con.execute(f"insert into {name} select * from frame" if exists
-                        else f"create table {name} as select * from frame")
-            con.unregister("frame")
-        _write_team_tables(write, broken)
+        _write_team_tables(_duckdb_writer(con), broken)
     store_spec(engine, _spec(_mapping(f"duckdb:///{path}")))
     experiment = _launch(engine)
     with engine.connect() as conn, pytest.raises(ValueError, match="coupon5-sms"):
@@ -293,14 +289,7 @@ def test_ratio_metrics_fieller_and_roi_from_the_pushed_down_sums(engine: Engine,
 
     path = tmp_path / "ratio.duckdb"
     with duckdb.connect(str(path)) as con:
-        def write(name: str, frame: pd.DataFrame) -> None:
-            con.register("frame", frame)
-            exists = con.execute("select count(*) from information_schema.tables where table_name = ?",
-                                 [name]).fetchone()[0]
-            con.execute(f"insert into {name} select * from frame" if exists
-                        else f"create table {name} as select * from frame")
-            con.unregister("frame")
-        _write_team_tables(write, team_campaign)
+        _write_team_tables(_duckdb_writer(con), team_campaign)
     spec = example_spec(name="wh-test", attribution_days=WINDOW, source=_mapping(f"duckdb:///{path}"),
                         ratio_metrics=["revenue_per_returner", "order_value"],
                         costs={"margin": 0.4, "acquisition_cost": 30})
@@ -326,3 +315,18 @@ def test_ratio_metrics_fieller_and_roi_from_the_pushed_down_sums(engine: Engine,
         roi = next(r for r in report.roi if r.variant == variant)
         assert roi.margin == pytest.approx(0.4) and roi.acquisition_cost == pytest.approx(30)
         assert "delta" in roi.roi_method.lower()
+
+
+def test_parquet_files_through_duckdb_views(engine: Engine, team_campaign: Campaign, tmp_path: Path) -> None:
+    """Parquet files as the warehouse: a small DuckDB file holds only views over them."""
+    staging = tmp_path / "staging.duckdb"
+    with duckdb.connect(str(staging)) as con:
+        _write_team_tables(_duckdb_writer(con), team_campaign)
+        for name in ("crm_users", "recall_assignments", "app_events", "touches"):
+            con.execute(f"copy {name} to '{tmp_path / name}.parquet' (format parquet)")
+    views = tmp_path / "views.duckdb"
+    with duckdb.connect(str(views)) as con:
+        for name in ("crm_users", "recall_assignments", "app_events", "touches"):
+            con.execute(f"create view {name} as select * from read_parquet('{tmp_path / name}.parquet')")
+    store_spec(engine, _spec(_mapping(f"duckdb:///{views}")))
+    _check_mapped(engine, team_campaign)
