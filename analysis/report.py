@@ -389,7 +389,9 @@ def _estimates(pairs: list[_Pair], alpha: float, relative_ci: str) -> list[Estim
         if relative_ci == "fieller":
             pair = pairs[i]
             lo, hi = fieller_interval(pair.control, pair.treated, alpha)
-            e = dataclasses.replace(e, rel_ci=(float(lo), float(hi)), method=f"{e.method}; {FIELLER_METHOD}")
+            unbounded = "; unbounded: the control mean is not clearly away from 0" if np.isinf(lo) else ""
+            e = dataclasses.replace(e, rel_ci=(float(lo), float(hi)),
+                                    method=f"{e.method}; {FIELLER_METHOD}{unbounded}")
         out[i] = e
     for i, p in enumerate(pairs):
         if p.kind == RATIO:

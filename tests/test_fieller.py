@@ -145,3 +145,16 @@ def test_coverage_with_a_noisy_control_mean() -> None:
     assert 0.05 < 1 - bounded.mean() < 0.5
     np.testing.assert_array_equal(covered[bounded], np.abs(pivots[bounded]) <= Z)
     assert covered.mean() > 0.95 - band(0.95) - 0.005, covered.mean()  # − the z-for-t error at 50 per arm (≈ 0.004)
+
+
+def test_the_report_says_when_the_fieller_interval_is_unbounded() -> None:
+    """A control mean indistinguishable from 0: (−∞, ∞), and the report's method says so."""
+    from analysis.report import _estimates, _Pair
+
+    control, variant = SampleStats(30, 1.0, 1.0), SampleStats(30, 6.0, 6.0)  # 1 and 6 of 30 returned
+    pair = _Pair(variant=None, metric="returned", kind="binary", segment=None,  # type: ignore[arg-type]
+                 control=control, treated=variant)
+    (estimate,) = _estimates([pair], 0.05, "fieller")
+    lo, hi = fieller_interval(control, variant)
+    assert estimate.rel_ci == (lo, hi) == (-np.inf, np.inf)
+    assert "unbounded" in estimate.method
