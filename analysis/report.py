@@ -243,12 +243,16 @@ def build_report(
     engine: Engine, name: str, *, alpha: float = DEFAULT_ALPHA, correction: str = "holm",
     guardrail_margins: Mapping[str, float] | None = None, sequential: bool = False, bayesian: bool = False,
     cuped: bool = False, relative_ci: str = "delta", segments: Sequence[str] | None = None,
+    cap: float | None = None,
 ) -> Report:
     """Compute the significance report of experiment ``name`` from database aggregates.
 
     ``relative_ci``: "delta" (log-ratio delta method) or "fieller" (Fieller's interval, unbounded
     when the control mean is not clearly away from 0). ``segments``: the dimensions to break the
-    primary metric down by (default: all the experiment has; ``[]``: none)."""
+    primary metric down by (default: all the experiment has; ``[]``: none). ``cap``: analyse every
+    continuous metric on values capped at this quantile of the positive values (e.g. 0.99)."""
+    if cap is not None and not 0 < cap < 1:
+        raise ValueError(f"cap must be a quantile between 0 and 1, e.g. 0.99; got {cap}")
     if relative_ci not in RELATIVE_CIS:
         raise ValueError(f"unknown relative_ci {relative_ci!r}; choose one of {', '.join(RELATIVE_CIS)}")
     with session_scope(engine) as session:
@@ -262,7 +266,7 @@ def build_report(
             m.name for m in experiment.metrics if m.role == MetricRole.METRIC)
         by_segment = {key: value for key, value in segment_statistics(conn, experiment, primary, statistics).items()
                       if segments is None or key[0] in segments}
-        robust = _skew_handling(conn, experiment, arms)
+        robust = _skew_handling(conn, experiment, arms, cap)
         monitoring = _sequential(experiment, arms, primary, alpha=alpha) if sequential else []
         adjusted = _cuped(conn, experiment, statistics, alpha=alpha) if cuped else []
         return _report(experiment, arms, alpha=alpha, correction=correction, quality=quality, segments=by_segment,
@@ -286,35 +290,59 @@ class _Pair:
 
 @dataclass(frozen=True)
 class SkewHandling:
-    """A continuous metric too skewed for Welch given the arm sizes: capped stats and why."""
+    """A continuous metric analysed on capped values: because it is too skewed for Welch given the
+    arm sizes (then also skewness-corrected), or because the analyst asked (``--cap``)."""
 
     cap: float
     lam: float
     arms: dict[int, SampleStats]
+    quantile: float = CAP_QUANTILE
+    corrected: bool = True  # Hall-Johnson skewness correction on top of the capping
+    requested: bool = False
 
-    def method(self, quantile: float = CAP_QUANTILE) -> str:
-        return (f"Welch t on values capped at the {quantile:.0%} percentile of positive values ({self.cap:,.2f}) with "
-                f"Hall-Johnson "
-                f"skewness correction, because the values are skewed for these arm sizes (λ = {self.lam:+.2f}; "
-                f"plain Welch holds its level only for |λ| < {SKEW_THRESHOLD})")
+    def method(self) -> str:
+        capped = f"values capped at the {self.quantile:.0%} percentile of positive values ({self.cap:,.2f})"
+        why = (f"because the values are skewed for these arm sizes (λ = {self.lam:+.2f}; plain Welch holds its "
+               f"level only for |λ| < {SKEW_THRESHOLD})")
+        if not self.requested:
+            return f"Welch t on {capped} with Hall-Johnson skewness correction, {why}"
+        if self.corrected:
+            return f"Welch t on {capped} (as requested) with Hall-Johnson skewness correction, {why}"
+        return f"Welch t on {capped} (as requested)"
 
 
-def _skew_handling(conn: Connection, experiment: Experiment, arms: dict[int, ArmStatistics]
-                   ) -> dict[str, SkewHandling]:
-    """Continuous metrics whose mean difference is skewed enough to mislead Welch (|λ| ≥ threshold
-    for some variant), with their statistics capped at the pooled 99th percentile, computed in SQL."""
+def _worst_lambda(control: SampleStats, treated: list[SampleStats]) -> float:
+    lams = [float(pooled_skewness_lambda(control, t)) for t in treated]
+    return max(lams, key=lambda x: abs(x) if math.isfinite(x) else -1, default=math.nan)
+
+
+def _skew_handling(conn: Connection, experiment: Experiment, arms: dict[int, ArmStatistics],
+                   cap: float | None = None) -> dict[str, SkewHandling]:
+    """Continuous metrics to analyse on capped values (computed in SQL): every one when the analyst
+    gives ``cap`` (a quantile of the positive values, e.g. 0.99), else those whose mean difference is
+    skewed enough to mislead Welch (pooled |λ| ≥ threshold for some variant), capped at CAP_QUANTILE.
+    Capped values that are still skewed get the skewness-corrected t as well."""
     control = arms[experiment.control.id]
+    contacted = [v for v in experiment.variants if not v.is_control]
     out = {}
     for m in experiment.metrics:
         if m.role != MetricRole.METRIC or m.kind != MetricKind.CONTINUOUS:
             continue
-        lams = [float(pooled_skewness_lambda(control.metrics[m.name], arms[v.id].metrics[m.name]))
-                for v in experiment.variants if not v.is_control]
-        worst = max(lams, key=lambda x: abs(x) if math.isfinite(x) else -1, default=math.nan)
-        if math.isfinite(worst) and abs(worst) >= SKEW_THRESHOLD:
-            cap, capped = capped_statistics(conn, experiment, m.name, CAP_QUANTILE)
-            if cap is not None:
-                out[m.name] = SkewHandling(cap, worst, capped)
+        worst = _worst_lambda(control.metrics[m.name], [arms[v.id].metrics[m.name] for v in contacted])
+        skewed = math.isfinite(worst) and abs(worst) >= SKEW_THRESHOLD
+        if cap is None and not skewed:
+            continue
+        value, capped = capped_statistics(conn, experiment, m.name, cap or CAP_QUANTILE)
+        if value is None:
+            continue
+        if cap is None:
+            out[m.name] = SkewHandling(value, worst, capped)
+            continue
+        empty = SampleStats(0, 0.0, 0.0, 0.0)
+        lam = _worst_lambda(capped.get(experiment.control.id, empty),
+                            [capped.get(v.id, empty) for v in contacted])
+        out[m.name] = SkewHandling(value, lam, capped, quantile=cap,
+                                   corrected=math.isfinite(lam) and abs(lam) >= SKEW_THRESHOLD, requested=True)
     return out
 
 
@@ -384,7 +412,7 @@ def _estimates(pairs: list[_Pair], alpha: float, relative_ci: str) -> list[Estim
     picked = [pairs[i] for i in plain]
     for i, e in zip(plain, compare_many(
             [p.control for p in picked], [p.treated for p in picked], [MetricKind(p.kind) for p in picked],
-            alpha, skew_corrected=[p.skew is not None for p in picked],
+            alpha, skew_corrected=[p.skew is not None and p.skew.corrected for p in picked],
             methods=[p.skew.method() if p.skew else None for p in picked]) if picked else [], strict=True):
         if relative_ci == "fieller":
             pair = pairs[i]

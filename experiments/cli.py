@@ -309,6 +309,8 @@ def report(
         help="Tolerated increase of a guardrail rate, e.g. unsubscribed=0.005 (repeatable).")] = None,
     segments: Annotated[str | None, typer.Option(
         help="Segment dimensions, comma-separated (e.g. cohort,rfm_tier), or none; default: all.")] = None,
+    cap: Annotated[float | None, typer.Option(
+        min=0.5, max=0.9999, help="Cap amounts (revenue) at this quantile of the positive values, e.g. 0.99.")] = None,
     db: DbOption = None,
 ) -> None:
     """Significance report of NAME: uplift over the natural return rate, CIs, p-values, SRM, ROI."""
@@ -328,7 +330,8 @@ def report(
                               guardrail_margins=margins, sequential=sequential,
                               cuped=cuped, bayesian=bayesian, relative_ci=relative_ci.value,
                               segments=None if segments is None else
-                              [d.strip() for d in segments.split(",") if d.strip() and d.strip() != "none"])
+                              [d.strip() for d in segments.split(",") if d.strip() and d.strip() != "none"],
+                              cap=cap)
     except (NotFound, ValueError) as exc:
         fail(str(exc))
     text = result.to_json() if format == ReportFormat.json else render_markdown(result, lang=lang.value)
