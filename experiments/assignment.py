@@ -14,8 +14,7 @@ import hashlib
 import struct
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import accumulate
@@ -29,12 +28,11 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from sqlalchemy import Engine, exists, func, select, text, true
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Engine, exists, func, select, true
+from sqlalchemy.orm import aliased
 
 from experiments.cohorts import cohort_filter
-from experiments.db import bulk_insert, session_scope
+from experiments.db import bulk_insert, foreign_keys_checked_once, session_scope
 from experiments.filters import compile_filter
 from experiments.models import Assignment, Customer, Experiment, ExperimentStatus
 from experiments.policy import ContactPolicy
@@ -180,46 +178,3 @@ def progress_bar(enabled: bool) -> Progress:
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
         TimeElapsedColumn(), console=Console(stderr=True), disable=not enabled,
     )
-
-
-# Above this many new rows, PostgreSQL bulk loads skip the per-row foreign-key checks; they wait at
-# most LOCK_TIMEOUT for the table's lock.
-BULK_LOAD_ROWS = 200_000
-LOCK_TIMEOUT = "5s"
-
-
-@contextmanager
-def foreign_keys_checked_once(session: Session, model: type, rows: int) -> Iterator[None]:
-    """On PostgreSQL, for a load of many ``rows`` into ``model``'s table: drop the table's foreign keys
-    for the load and add them back after it, validated in one pass over the table.
-
-    This is the bulk-load recipe of the PostgreSQL manual ("Populating a Database"): each row's two
-    key-check triggers cost more than the COPY itself (about 9 of 12 s per million rows measured).
-    The constraints are re-created from their own catalog definitions, and DDL is transactional: an
-    error anywhere leaves the schema as it was. The table is locked for the load; when the lock or
-    the right to alter the table cannot be had, rows are checked one by one as usual.
-    """
-    connection = session.connection()
-    if connection.dialect.name != "postgresql" or rows < BULK_LOAD_ROWS:
-        yield
-        return
-    table = model.__table__.name
-    quote = connection.dialect.identifier_preparer.quote
-    constraints = connection.execute(text(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE conrelid = CAST(:table AS regclass) AND contype = 'f' ORDER BY conname"), {"table": table}).all()
-    lock_timeout = connection.scalar(text("SELECT current_setting('lock_timeout')"))
-    savepoint = connection.begin_nested()
-    try:
-        connection.execute(text("SELECT set_config('lock_timeout', :value, true)"), {"value": LOCK_TIMEOUT})
-        for name, _ in constraints:
-            connection.execute(text(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}"))
-        connection.execute(text("SELECT set_config('lock_timeout', :value, true)"), {"value": lock_timeout})
-    except DBAPIError:
-        savepoint.rollback()
-        yield
-        return
-    savepoint.commit()
-    yield
-    for name, definition in constraints:
-        connection.execute(text(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}"))

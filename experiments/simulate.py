@@ -35,9 +35,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from experiments.assignment import assign, bucket_bounds, buckets, foreign_keys_checked_once, progress_bar
+from experiments.assignment import assign, bucket_bounds, buckets, progress_bar
 from experiments.config import database_url, settings
-from experiments.db import bulk_insert, open_engine, session_scope
+from experiments.db import bulk_insert, foreign_keys_checked_once, open_engine, session_scope
 from experiments.messages import MessageContext, render
 from experiments.models import Customer, Event, EventType, Experiment, ExperimentStatus, Send, Variant
 from experiments.policy import ContactPolicy

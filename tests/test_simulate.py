@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 import experiments.assignment as assignment_module
+import experiments.db as db_module
 from experiments.assignment import assign, bucket, bucket_bounds, variant_index
 from experiments.cli import app
 from experiments.cohorts import lifecycle_stage
@@ -176,7 +177,7 @@ def test_assign_refuses_an_experiment_with_a_source(engine) -> None:  # noqa: AN
 
 def test_bulk_load_keeps_the_foreign_keys(engine, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     """On PostgreSQL a large assignment drops and re-adds the foreign keys; the schema is unchanged."""
-    monkeypatch.setattr(assignment_module, "BULK_LOAD_ROWS", 0)
+    monkeypatch.setattr(db_module, "BULK_LOAD_ROWS", 0)
     monkeypatch.setattr(assignment_module, "CHUNK", 300)
     ids = [f"C{i:05d}" for i in range(1_000)]
     add_customers(engine, ids)
@@ -196,8 +197,8 @@ def test_bulk_load_falls_back_when_the_table_is_busy(engine, monkeypatch: pytest
     """Another session reading assignments: the keys stay, rows are checked one by one, nothing waits long."""
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL only")
-    monkeypatch.setattr(assignment_module, "BULK_LOAD_ROWS", 0)
-    monkeypatch.setattr(assignment_module, "LOCK_TIMEOUT", "200ms")
+    monkeypatch.setattr(db_module, "BULK_LOAD_ROWS", 0)
+    monkeypatch.setattr(db_module, "LOCK_TIMEOUT", "200ms")
     add_customers(engine, [f"C{i:04d}" for i in range(500)])
     store_spec(engine, campaign_spec("busy"))
     before = _foreign_keys(engine)
