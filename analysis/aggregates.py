@@ -176,7 +176,9 @@ def designed_cells(conn: Connection, experiment: Experiment, tables: Tables, unt
         labelled = labelled.outerjoin(customers, customers.c.customer_id == a.c.customer_id)
     for target, on in joins:
         labelled = labelled.outerjoin(target, on)
-    lab = labelled.cte("labelled")
+    # Labels that rank every customer (RFM: window functions) are computed once, as a CTE; plain
+    # columns are cheaper recomputed in each branch, where the database joins the few returners first.
+    lab = labelled.cte("labelled") if joins else labelled.subquery("labelled")
     keys = [lab.c.variant, *[lab.c[name] for name in names]]
     xs = {c: lab.c[c] for c in covariates}
 

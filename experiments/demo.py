@@ -161,7 +161,8 @@ def _main_campaign(launch: datetime) -> Campaign:
     spec = parse_spec(dict(
         name=MAIN, cohort="all", attribution_days=14, primary_metric="returned", start=_local_day(launch),
         hypothesis="¥10 beats ¥5, lively wording wins the recently lapsed, 20:00 beats 10:00",
-        variants=variants, costs=dict(channels={"sms": 0.05}),
+        variants=variants, costs=dict(channels={"sms": 0.05}, acquisition_cost=30),
+        ratio_metrics=["revenue_per_returner", "order_value"],
     ))
     return Campaign(spec, launch, ExperimentStatus.RUNNING, uplift, unsubscribe)
 
