@@ -32,13 +32,14 @@ from sqlalchemy import Engine, exists, func, select, true
 from sqlalchemy.orm import aliased
 
 from experiments.cohorts import cohort_filter
-from experiments.db import bulk_insert, foreign_keys_checked_once, session_scope
+from experiments.db import bulk_insert_tuples, foreign_keys_checked_once, session_scope
 from experiments.filters import compile_filter
 from experiments.models import Assignment, Customer, Experiment, ExperimentStatus
 from experiments.policy import ContactPolicy
 from experiments.store import get_experiment, stored_spec, utcnow
 
 BUCKETS = 10_000
+ASSIGNMENT_COLUMNS = ("experiment_id", "customer_id", "variant_id", "bucket", "assigned_at")
 CHUNK = 50_000
 _FIRST_8_BYTES = struct.Struct(">Q").unpack_from
 
@@ -155,10 +156,8 @@ def assign(engine: Engine, name: str, as_of: datetime | None = None, policy: Con
                     ids = [c for c, b in zip(ids, buckets(policy.global_holdout_salt, ids)) if b >= holdout_bound]
                     held_out += n - len(ids)
                 chunk_buckets = buckets(salt, ids)
-                bulk_insert(session, Assignment, [
-                    {"experiment_id": experiment_id, "customer_id": customer_id, "variant_id": variant_of[b],
-                     "bucket": b, "assigned_at": as_of}
-                    for customer_id, b in zip(ids, chunk_buckets)
+                bulk_insert_tuples(session, Assignment, ASSIGNMENT_COLUMNS, [
+                    (experiment_id, customer_id, variant_of[b], b, as_of) for customer_id, b in zip(ids, chunk_buckets)
                 ])
                 per_bucket.update(chunk_buckets)
                 bar.advance(task, n)

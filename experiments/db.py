@@ -7,7 +7,7 @@ foreign keys checked once per load (:func:`foreign_keys_checked_once`) on Postgr
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -110,6 +110,28 @@ def bulk_insert(session: Session, model: type, rows: list[dict[str, Any]], chunk
         return
     for start in range(0, len(rows), chunk):
         session.execute(insert(model), rows[start:start + chunk])
+
+
+def bulk_insert_tuples(session: Session, model: type, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                       chunk: int = 20_000) -> None:
+    """:func:`bulk_insert` for rows given as tuples of plain values (no enums) in ``columns`` order: on
+    PostgreSQL they go to COPY as they are, which saves building a dict and converting each value
+    (a third of the time of assigning a million customers)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        with connection.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(f"COPY {model.__table__.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(dict(zip(columns, row, strict=True)))
+        if len(batch) >= chunk:
+            session.execute(insert(model), batch)
+            batch = []
+    if batch:
+        session.execute(insert(model), batch)
 
 
 def _plain(value: Any) -> Any:
