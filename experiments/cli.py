@@ -211,6 +211,7 @@ def assign(
 def sendlist(
     name: str,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the CSV files.")],
+    progress: Annotated[bool, typer.Option(help="Show a progress bar (on stderr).")] = True,
     db: DbOption = None,
 ) -> None:
     """Write one CSV per contacted variant (never the control, never unsubscribed customers)."""
@@ -218,7 +219,7 @@ def sendlist(
     from experiments.store import NotFound
 
     try:
-        files = write_send_lists(engine_for(db), name, out_dir)
+        files = write_send_lists(engine_for(db), name, out_dir, progress=progress)
     except NotFound as exc:
         fail(str(exc))
     for f in files:
@@ -244,13 +245,17 @@ def _split(value: str | None) -> list[str]:
 
 
 @import_app.command("events")
-def import_events(file: Path, db: DbOption = None) -> None:
+def import_events(
+    file: Path,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar (on stderr).")] = True,
+    db: DbOption = None,
+) -> None:
     """Import events (customer_id, event_type, occurred_at, value) from FILE.csv, atomically."""
     from experiments.importer import ImportFailed
     from experiments.importer import import_events as run_import
 
     try:
-        _import_outcome(run_import(engine_for(db), file))
+        _import_outcome(run_import(engine_for(db), file, progress=progress))
     except ImportFailed as exc:
         fail(str(exc))
 
@@ -268,6 +273,7 @@ def import_results(
     shares: Annotated[str | None, typer.Option(help="Designed shares, e.g. 'A=0.45,B=0.45,Control=0.1' "
                                                     "(default: equal).")] = None,
     channel: Annotated[str | None, typer.Option(help="Channel the contacted variants used, for costs.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar (on stderr).")] = True,
     db: DbOption = None,
 ) -> None:
     """Import per-customer results of a test run elsewhere as a new experiment."""
@@ -284,7 +290,7 @@ def import_results(
         result = run_import(
             engine_for(db), file, experiment=experiment, variant_column=variant_column, control=control,
             metrics=_split(metrics), id_column=id_column, covariates=_split(covariates),
-            segments=_split(segments), shares=parsed_shares, channel=channel,
+            segments=_split(segments), shares=parsed_shares, channel=channel, progress=progress,
         )
     except ImportFailed as exc:
         fail(str(exc))

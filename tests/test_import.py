@@ -297,3 +297,88 @@ def test_the_cli_imports_events_and_names_a_bad_row(database_url: str, engine: E
     assert rejected.exit_code == 1
     assert "late.csv, line 3, field event_type: unknown event type 'refund'" in rejected.output
     assert count(engine, Event) == 2
+
+
+# Streaming in chunks -------------------------------------------------------------------------------
+
+def table_rows(engine: Engine, *models: type) -> dict[str, list[tuple]]:
+    """Every row of ``models`` without generated ids and import times, sorted: comparable across databases."""
+    skip = {"id", "imported_at", "created_at", "launched_at", "assigned_at", "experiment_id", "variant_id"}
+    with session_scope(engine) as session:
+        return {m.__tablename__: sorted(
+            tuple(str(getattr(r, c.key)) for c in m.__table__.columns if c.key not in skip)
+            for r in session.scalars(select(m))) for m in models}
+
+
+def test_an_error_after_the_first_chunk_rolls_back_every_chunk(engine: Engine, tmp_path: Path) -> None:
+    good = "".join(f"C{i},visit,2026-12-01 10:{i % 60:02d},\n" for i in range(25))
+    path = write(tmp_path, "late.csv", HEADER + good + "C99,visit,2026-12-32 10:00,\n")
+    with pytest.raises(ImportFailed, match="late.csv, line 27, field occurred_at: not an ISO date-time"):
+        import_events(engine, path, chunk=4)  # six chunks written before the seventh fails
+    assert count(engine, Event) == 0 and count(engine, ImportRecord) == 0
+
+
+def test_a_results_error_after_the_first_chunk_rolls_back_every_chunk(engine: Engine, tmp_path: Path) -> None:
+    rows = "".join(f"u{i},{'holdout' if i % 2 else 'sms'},0,0,1,a\n" for i in range(10))
+    with pytest.raises(ImportFailed, match=r"ext.csv, line 12, field user: customer 'u3' appears twice \(first on line 5\)"):
+        results(engine, write(tmp_path, "ext.csv", RESULTS + rows + "u3,sms,0,0,1,a\n"), chunk=3)
+    with pytest.raises(ImportFailed, match="ext.csv, line 12, field revenue: negative value -1"):
+        results(engine, write(tmp_path, "ext.csv", RESULTS + rows + "u10,sms,0,-1,1,a\n"), chunk=3)
+    assert [count(engine, m) for m in (Experiment, Variant, Assignment, MetricValue, SegmentValue, ImportRecord)] == [0] * 6
+
+
+def test_chunked_and_unchunked_event_imports_store_the_same(database_url: str, tmp_path: Path) -> None:
+    from experiments.db import make_engine
+    from tests.conftest import fresh_database
+
+    def folder(path: Path) -> Path:
+        path.mkdir()
+        return path
+
+    def rows(numbers: range) -> str:
+        return "".join(f"C{i % 7},order,2026-12-0{1 + i % 5} 10:00,{i}\n" for i in numbers)
+
+    first = write(tmp_path, "a.csv", HEADER + rows(range(30)))
+    # Overlaps the first file (10 rows), repeats its own rows across chunks (15), unsubscribes a customer.
+    second = write(tmp_path, "b.csv", HEADER + rows(range(20, 45)) + rows(range(30, 45)) + "C1,unsubscribe,2026-12-02,\n")
+    outcomes, tables = [], []
+    for chunk in (3, 1_000):
+        engine = make_engine(fresh_database(folder(tmp_path / f"chunk{chunk}")))
+        outcomes.append([import_events(engine, path, chunk=chunk) for path in (first, second, second)])
+        tables.append(table_rows(engine, Event, ImportRecord))
+        engine.dispose()
+    assert outcomes[0] == outcomes[1]
+    assert [(r.inserted, r.skipped_duplicates, r.already_imported) for r in outcomes[0]] == \
+        [(30, 0, False), (16, 10, False), (0, 0, True)]
+    assert tables[0] == tables[1]
+
+
+def test_chunked_and_unchunked_results_imports_store_the_same(database_url: str, tmp_path: Path) -> None:
+    from experiments.db import make_engine
+    from tests.conftest import fresh_database
+
+    def folder(path: Path) -> Path:
+        path.mkdir()
+        return path
+
+    rows = "".join(f"u{(i * 7) % 23},{('holdout', 'sms', 'push')[i % 3]},{i % 2},{i * 1.5},{i - 10},c{i % 4}\n"
+                   for i in range(23))
+    path = write(tmp_path, "ext.csv", RESULTS + rows)
+    outcomes, tables = [], []
+    for chunk in (2, 1_000):
+        engine = make_engine(fresh_database(folder(tmp_path / f"chunk{chunk}")))
+        outcomes.append(results(engine, path, chunk=chunk))
+        tables.append(table_rows(engine, Experiment, Variant, MetricDefinition, Assignment, MetricValue,
+                                 SegmentValue, ImportRecord))
+        with session_scope(engine) as session:
+            tables[-1]["arms"] = sorted(session.execute(
+                select(Assignment.customer_id, Variant.name, Variant.position).join(Variant)).all())
+        engine.dispose()
+    assert outcomes[0] == outcomes[1] and outcomes[0].inserted == 23
+    assert tables[0] == tables[1]
+    assert len(tables[0]["metric_values"]) == 23 * 3
+
+
+def test_import_progress_bar_does_not_change_the_outcome(engine: Engine, tmp_path: Path) -> None:
+    path = write(tmp_path, "events.csv", HEADER + "C1,order,2026-12-01 10:00,88.5\nC2,visit,2026-12-01 11:00,\n")
+    assert import_events(engine, path, chunk=1, progress=True).inserted == 2

@@ -102,3 +102,52 @@ def test_a_sequence_lists_every_step_and_caps_count_every_step(engine, tmp_path:
         holds = session.execute(select(ContactHold.step, ContactHold.reason).distinct()).all()
     assert steps == {0: len(customers), 1: len(customers)}
     assert holds == [(2, HoldReason.DORMANT_CAP)]
+
+
+def test_a_send_list_built_in_chunks_equals_one_built_at_once(tmp_path: Path) -> None:
+    """Same files, same recorded sends and holds, whatever the chunk size (here with sequences, caps
+    from another experiment's sends, and unsubscribes)."""
+    from experiments.db import make_engine
+    from experiments.models import ContactHold, Experiment
+    from experiments.sendlist import write_send_lists
+    from tests.conftest import fresh_database
+
+    def folder(path: Path) -> Path:
+        path.mkdir()
+        return path
+
+    def build(chunk: int) -> tuple[list, dict[str, str], dict[str, list[tuple]]]:
+        engine = make_engine(fresh_database(folder(tmp_path / f"db{chunk}")))
+        add_customers(engine, [f"C{i:04d}" for i in range(300)], inactive_days=60)
+        spec = example_spec()
+        variants = [v.model_dump() for v in spec.variants]
+        variants[2]["touches"] = [dict(day=3, channel="sms", template=REMINDER, send_hour=20)]
+        store_spec(engine, example_spec(name="earlier", layer="other"))
+        assign(engine, "earlier", as_of=AS_OF)
+        write_send_lists(engine, "earlier", tmp_path / f"earlier{chunk}", now=AS_OF, chunk=chunk)
+        store_spec(engine, example_spec(variants=variants))
+        assign(engine, NAME, as_of=AS_OF)
+        with session_scope(engine) as session:
+            for c in ("C0003", "C0100", "C0250"):
+                session.add(Event(customer_id=c, event_type=EventType.UNSUBSCRIBE, occurred_at=AS_OF - timedelta(days=1)))
+        out = tmp_path / f"out{chunk}"
+        files = write_send_lists(engine, NAME, out, now=AS_OF, chunk=chunk, progress=chunk == 7)
+        again = write_send_lists(engine, NAME, out, now=AS_OF, chunk=chunk)  # rebuilt: nothing recorded twice
+        with session_scope(engine) as session:
+            recorded = {
+                "sends": sorted(session.execute(select(
+                    Experiment.name, Send.customer_id, Send.step, Variant.name, Send.channel, Send.scheduled_at,
+                    Send.message).join(Experiment, Experiment.id == Send.experiment_id)
+                    .join(Variant, Variant.id == Send.variant_id)).all()),
+                "holds": sorted(session.execute(select(
+                    ContactHold.customer_id, ContactHold.step, ContactHold.reason)).all()),
+            }
+        engine.dispose()
+        summary = [(f.variant, f.rows, f.suppressed_unsubscribed, f.held_by_caps) for f in files + again]
+        return summary, {f.path.name: f.path.read_text(encoding="utf-8") for f in files}, recorded
+
+    chunked, at_once = build(7), build(100_000)
+    assert chunked == at_once
+    summary, lists, recorded = at_once
+    assert sum(s[2] for s in summary) > 0 and sum(s[3] for s in summary) > 0 and len(recorded["holds"]) > 0
+    assert all("phone" not in text.splitlines()[0] for text in lists.values())
