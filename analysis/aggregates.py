@@ -176,9 +176,9 @@ def designed_cells(conn: Connection, experiment: Experiment, tables: Tables, unt
         labelled = labelled.outerjoin(customers, customers.c.customer_id == a.c.customer_id)
     for target, on in joins:
         labelled = labelled.outerjoin(target, on)
-    # Labels that rank every customer (RFM: window functions) are computed once, as a CTE; plain
-    # columns are cheaper recomputed in each branch, where the database joins the few returners first.
-    lab = labelled.cte("labelled") if joins else labelled.subquery("labelled")
+    # Computed once, as a CTE: inlined in both branches, PostgreSQL took 181 s instead of 54 s at 10M
+    # customers (DuckDB is about 10% faster inlined).
+    lab = labelled.cte("labelled")
     keys = [lab.c.variant, *[lab.c[name] for name in names]]
     xs = {c: lab.c[c] for c in covariates}
 
