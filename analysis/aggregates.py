@@ -39,10 +39,6 @@ class ArmStatistics:
     products: dict[tuple[str, str], float] = field(default_factory=dict)  # Σ x·y of PRODUCTS (designed)
 
 
-def _num(x: ColumnElement) -> ColumnElement:
-    return as_number(x)
-
-
 # Per-customer outcomes of a designed experiment; the experiment's metrics are some of these.
 CUSTOMER_METRICS = ("returned", "ordered", "orders", "revenue", "redeemed", "redemptions", "unsubscribed",
                     "complained")
@@ -68,6 +64,7 @@ def customer_metrics(tables: Tables, attribution_days: int, until: datetime | No
         *([e.c.occurred_at < literal(until)] if until is not None else []),
         *([e.c.occurred_at >= literal(bounds[0]), e.c.occurred_at < literal(bounds[1])] if bounds else []),
     )
+
     def count(kind: EventType, value: ColumnElement | int = 1) -> ColumnElement:
         return func.coalesce(func.sum(case((tables.event_is(kind), value), else_=0)), 0)
 
@@ -171,7 +168,7 @@ def designed_cells(conn: Connection, experiment: Experiment, tables: Tables, unt
     labels, joins = tables.labels(a.c.assigned_at, a.c.customer_id, dimensions)
     names = [label.name for label in labels]
     labelled = select(a.c.customer_id, a.c.variant, *labels,
-                      *[func.coalesce(_num(customers.c[c]), 0).label(c) for c in covariates]).select_from(a)
+                      *[func.coalesce(as_number(customers.c[c]), 0).label(c) for c in covariates]).select_from(a)
     if customers is not None and (covariates or labels):
         labelled = labelled.outerjoin(customers, customers.c.customer_id == a.c.customer_id)
     for target, on in joins:
@@ -191,10 +188,10 @@ def designed_cells(conn: Connection, experiment: Experiment, tables: Tables, unt
     o = per_customer.c
     outcomes = {}
     for m in CUSTOMER_METRICS:
-        x = _num(o[m])
+        x = as_number(o[m])
         outcomes.update({f"s1__{m}": func.sum(x), f"s2__{m}": func.sum(x * x), f"s3__{m}": func.sum(x * x * x)})
-    outcomes.update({f"p__{a}__{b}": func.sum(_num(o[a]) * _num(o[b])) for a, b in PRODUCTS})
-    outcomes.update({f"xy__{c}__{m}": func.sum(xs[c] * _num(o[m])) for c in covariates for m in CUSTOMER_METRICS})
+    outcomes.update({f"p__{x}__{y}": func.sum(as_number(o[x]) * as_number(o[y])) for x, y in PRODUCTS})
+    outcomes.update({f"xy__{c}__{m}": func.sum(xs[c] * as_number(o[m])) for c in covariates for m in CUSTOMER_METRICS})
 
     columns = [*everyone, *outcomes]
 
@@ -366,7 +363,7 @@ def _imported_values(experiment: Experiment, metric: str):  # noqa: ANN202 - a s
 def _designed_values(experiment: Experiment, tables: Tables, metric: str):  # noqa: ANN202 - a subquery
     per_customer = customer_metrics(tables, experiment.attribution_days)
     return select(per_customer.c.variant, per_customer.c.customer_id,
-                  _num(per_customer.c[metric]).label("value")).subquery("values")
+                  as_number(per_customer.c[metric]).label("value")).subquery("values")
 
 
 def positive_percentile(conn: Connection, values, q: float) -> float | None:  # noqa: ANN001 - a subquery

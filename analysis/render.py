@@ -153,7 +153,7 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
                 f"| {L['variant']} | {L['metric']} | {L['adj_uplift']} | {L['p']} | {L['var_red']} |",
                 "|---|---|---|---:|---:|"]
         for a in report.cuped:
-            kind = next(c.kind for c in report.comparisons if c.metric == a.metric)
+            kind = report.metric_kind(a.metric)
             out.append(f"| {a.variant} | {metric_label(a.metric, lang)} | {fmt_value(a.abs_uplift, kind, signed=True)} "
                        f"{fmt_ci(a.abs_ci, kind)} | {fmt_p(a.p_value)} | {a.variance_reduction:.2%} |")
         out.append("")
@@ -162,7 +162,7 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
                 f"| {L['variant']} | {L['metric']} | {L['p_beat']} | {L['loss']} | {L['credible']} |",
                 "|---|---|---:|---:|---|"]
         for b in report.bayesian:
-            kind = next(c.kind for c in report.comparisons if c.metric == b.metric)
+            kind = report.metric_kind(b.metric)
             out.append(f"| {b.variant} | {metric_label(b.metric, lang)} | {b.chance_to_beat_control:.1%} "
                        f"| {fmt_value(b.expected_loss, kind)} | {fmt_ci(b.uplift_ci, kind)} |")
         out.append("")
@@ -171,7 +171,7 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
                 f"| {L['variant']} | {L['abs']} | {L['always_valid']} | {L['p_av']} | {L['may_act']} |",
                 "|---|---:|---|---:|:---:|"]
         for q in report.sequential:
-            kind = next(c.kind for c in report.comparisons if c.metric == q.metric)
+            kind = report.metric_kind(q.metric)
             out.append(f"| {q.variant} | {fmt_value(q.abs_uplift, kind, signed=True)} | {fmt_ci(q.ci, kind)} "
                        f"| {fmt_p(q.p_value_always_valid)} | {L['yes'] if q.may_act else L['no']} |")
         out.append("")

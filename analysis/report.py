@@ -182,6 +182,10 @@ class Report:
     def comparison(self, variant: str, metric: str) -> Comparison:
         return next(c for c in self.comparisons if c.variant == variant and c.metric == metric)
 
+    def metric_kind(self, metric: str) -> str:
+        """``binary``, ``continuous`` or ``ratio``: how a metric's values are formatted."""
+        return next(c.kind for c in self.comparisons if c.metric == metric)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; non-finite numbers become null (see docs/report-json.md)."""
         data = asdict(self)

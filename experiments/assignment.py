@@ -46,14 +46,14 @@ _FIRST_8_BYTES = struct.Struct(">Q").unpack_from
 
 def bucket(salt: str, customer_id: str) -> int:
     """The customer's bucket in [0, BUCKETS): the first 8 bytes of sha256("salt:id"), big-endian."""
-    digest = hashlib.sha256(f"{salt}:{customer_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % BUCKETS
+    return buckets(salt, [customer_id])[0]
 
 
 def buckets(salt: str, customer_ids: Iterable[str]) -> list[int]:
-    """:func:`bucket` of many customers at once: the same values, about twice as fast.
+    """:func:`bucket` of many customers at once (the one implementation of the hash).
 
-    The hash state of ``"salt:"`` is computed once and copied for each customer id.
+    The hash state of ``"salt:"`` is computed once and copied for each customer id, about twice as
+    fast as hashing ``"salt:id"`` whole.
     """
     salted = hashlib.sha256(f"{salt}:".encode()).copy
     first_8_bytes = _FIRST_8_BYTES

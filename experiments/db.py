@@ -92,6 +92,19 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+def _copies(session: Session) -> bool:
+    connection = session.connection()
+    return connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg"
+
+
+def _copy(session: Session, model: type, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """PostgreSQL's COPY FROM STDIN of plain value rows in ``columns`` order."""
+    cursor_of = session.connection().connection.driver_connection.cursor
+    with cursor_of() as cursor, cursor.copy(f"COPY {model.__table__.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
 def bulk_insert(session: Session, model: type, rows: list[dict[str, Any]], chunk: int = 20_000) -> None:
     """Insert many rows in the session's transaction: COPY on PostgreSQL, chunked executemany elsewhere.
 
@@ -99,14 +112,9 @@ def bulk_insert(session: Session, model: type, rows: list[dict[str, Any]], chunk
     """
     if not rows:
         return
-    connection = session.connection()
-    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+    if _copies(session):
         columns = list(rows[0])
-        table = model.__table__.name
-        with connection.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row([_plain(row[c]) for c in columns])
+        _copy(session, model, columns, ([_plain(row[c]) for c in columns] for row in rows))
         return
     for start in range(0, len(rows), chunk):
         session.execute(insert(model), rows[start:start + chunk])
@@ -117,12 +125,8 @@ def bulk_insert_tuples(session: Session, model: type, columns: Sequence[str], ro
     """:func:`bulk_insert` for rows given as tuples of plain values (no enums) in ``columns`` order: on
     PostgreSQL they go to COPY as they are, which saves building a dict and converting each value
     (a third of the time of assigning a million customers)."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
-        with connection.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(f"COPY {model.__table__.name} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+    if _copies(session):
+        _copy(session, model, columns, rows)
         return
     batch: list[dict[str, Any]] = []
     for row in rows:

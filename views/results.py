@@ -122,7 +122,7 @@ if report.roi:
 if report.sequential:
     st.subheader(t("sequential_title"))
     st.caption(t("sequential_caption"))
-    kind = next(c.kind for c in report.comparisons if c.metric == report.sequential[0].metric)
+    kind = report.metric_kind(report.sequential[0].metric)
     looks = daily_looks_for(url, name, report.sequential[0].metric)
     if looks:
         st.altair_chart(monitoring_path(looks, label=metric_name(report.sequential[0].metric), day_label=t("day")),
