@@ -24,8 +24,9 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import integrate, optimize, special, stats
+from scipy import special
 
+from analysis.distributions import norm_cdf, norm_isf, norm_pdf, norm_sf
 from analysis.sufficient import SampleStats
 
 EXACT_METHOD = "beta-binomial: exact P(beat) (Evan Miller) and expected loss; CI by numerical integration"
@@ -102,11 +103,17 @@ def prob_greater_exact(a_x: float, b_x: float, a_y: float, b_y: float, over: str
 
 
 def _support(a: float, b: float) -> tuple[float, float]:
+    """Beta(a, b)'s quantiles at _TAIL and 1 − _TAIL. scipy.stats' beta.ppf rather than
+    ``special.betaincinv``: the two differ where the root finding struggles (a = 0.5, b = 3)."""
+    from scipy import stats  # here, not at the top: keeps the CLI's start-up light
+
     return float(stats.beta.ppf(_TAIL, a, b)), float(stats.beta.isf(_TAIL, a, b))
 
 
 def diff_cdf(d: float, a_x: float, b_x: float, a_y: float, b_y: float) -> float:
     """P(X − Y ≤ d) = ∫ f_Y(p) F_X(p + d) dp for independent beta X and Y, by adaptive quadrature."""
+    from scipy import integrate  # here, not at the top: keeps the CLI's start-up light
+
     lo, hi = _support(a_y, b_y)
     log_norm = special.betaln(a_y, b_y)
 
@@ -135,8 +142,8 @@ def _normal_loss(mu: float, sd: float) -> tuple[float, float]:
     if sd <= 0:
         return max(-mu, 0.0), max(mu, 0.0)
     z = mu / sd
-    loss_neg = sd * stats.norm.pdf(z) - mu * stats.norm.sf(z)
-    loss_pos = sd * stats.norm.pdf(z) + mu * stats.norm.cdf(z)
+    loss_neg = sd * norm_pdf(z) - mu * norm_sf(z)
+    loss_pos = sd * norm_pdf(z) + mu * norm_cdf(z)
     return max(float(loss_neg), 0.0), max(float(loss_pos), 0.0)
 
 
@@ -177,8 +184,8 @@ def beta_binomial(control: SampleStats, variant: SampleStats, prior: tuple[float
     sd = math.sqrt(var_c + var_v)
     if min(params) > MAX_EXACT_TERMS:
         loss_v, loss_c = _normal_loss(uplift, sd)
-        z = stats.norm.isf(alpha / 2)
-        return BayesianResult(float(stats.norm.sf(0.0, uplift, sd)) if sd > 0 else float(uplift > 0),
+        z = norm_isf(alpha / 2)
+        return BayesianResult(float(norm_cdf(uplift / sd)) if sd > 0 else float(uplift > 0),
                               loss_v, loss_c, uplift, (float(uplift - z * sd), float(uplift + z * sd)),
                               BETA_NORMAL_METHOD)
 
@@ -192,6 +199,8 @@ def beta_binomial(control: SampleStats, variant: SampleStats, prior: tuple[float
     # = mean · Beta(a + 1, b) density.
     loss_v = m_c * prob(a_c + 1, b_c, a_v, b_v) - m_v * prob(a_c, b_c, a_v + 1, b_v)
     loss_c = m_v * prob(a_v + 1, b_v, a_c, b_c) - m_c * prob(a_v, b_v, a_c + 1, b_c)
+
+    from scipy import optimize  # here, not at the top: keeps the CLI's start-up light
 
     def quantile(q: float) -> float:
         lo, hi = max(uplift - 40 * sd, -1.0), min(uplift + 40 * sd, 1.0)
@@ -219,15 +228,15 @@ def normal_posterior(control: SampleStats, variant: SampleStats, *, scale: str =
     """
     n_c, m_c, v_c = (np.asarray(x, dtype=float) for x in (control.n, control.mean, control.variance))
     n_v, m_v, v_v = (np.asarray(x, dtype=float) for x in (variant.n, variant.mean, variant.variance))
-    z = stats.norm.isf(alpha / 2)
+    z = norm_isf(alpha / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         if scale == "absolute":
             mu = m_v - m_c
             sd = np.sqrt(v_v / n_v + v_c / n_c)
             s = np.where(sd > 0, mu / sd, np.sign(mu) * np.inf)  # sd = 0: a point mass at mu
-            chance = np.where(sd > 0, stats.norm.cdf(s), np.where(mu > 0, 1.0, np.where(mu < 0, 0.0, 0.5)))
-            loss_v = np.where(sd > 0, sd * stats.norm.pdf(s) - mu * stats.norm.sf(s), np.maximum(-mu, 0))
-            loss_c = np.where(sd > 0, sd * stats.norm.pdf(s) + mu * stats.norm.cdf(s), np.maximum(mu, 0))
+            chance = np.where(sd > 0, norm_cdf(s), np.where(mu > 0, 1.0, np.where(mu < 0, 0.0, 0.5)))
+            loss_v = np.where(sd > 0, sd * norm_pdf(s) - mu * norm_sf(s), np.maximum(-mu, 0))
+            loss_c = np.where(sd > 0, sd * norm_pdf(s) + mu * norm_cdf(s), np.maximum(mu, 0))
             uplift, ci, method = mu, (mu - z * sd, mu + z * sd), NORMAL_METHOD
         elif scale == "relative":
             positive = (m_c > 0) & (m_v > 0)
@@ -235,10 +244,10 @@ def normal_posterior(control: SampleStats, variant: SampleStats, *, scale: str =
             mu = np.log(m_v / m_c)
             sd = np.sqrt(v_v / (n_v * m_v * m_v) + v_c / (n_c * m_c * m_c))
             s = mu / sd
-            chance = stats.norm.cdf(s)
+            chance = norm_cdf(s)
             growth = np.exp(mu + sd * sd / 2)  # E[e^L]
-            loss_v = stats.norm.sf(s) - growth * stats.norm.sf(s + sd)
-            loss_c = growth * stats.norm.cdf(s + sd) - stats.norm.cdf(s)
+            loss_v = norm_sf(s) - growth * norm_sf(s + sd)
+            loss_c = growth * norm_cdf(s + sd) - norm_cdf(s)
             uplift, ci, method = growth - 1, (np.expm1(mu - z * sd), np.expm1(mu + z * sd)), LOG_NORMAL_METHOD
         else:
             raise ValueError(f"scale must be 'absolute' or 'relative', not {scale!r}")

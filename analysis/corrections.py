@@ -23,7 +23,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
+
+from analysis.distributions import norm_isf, norm_sf
 
 CORRECTIONS = ("holm", "bh", "bonferroni", "none")
 
@@ -84,7 +85,7 @@ def holm_compatible_bounds(estimates: Sequence[float], standard_errors: Sequence
     est = np.asarray(estimates, dtype=float)
     se = np.asarray(standard_errors, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = stats.norm.sf(est / se)
+        p = norm_sf(est / se)
     defined = np.isfinite(est) & np.isfinite(se) & (se >= 0) & np.isfinite(p)
     bounds = np.full(est.shape, np.nan)
     m = int(defined.sum())
@@ -94,11 +95,11 @@ def holm_compatible_bounds(estimates: Sequence[float], standard_errors: Sequence
     rejected[defined] = _holm(p[defined]) < alpha
     k = int(rejected.sum())
     if k == m:
-        bounds[defined] = np.maximum(0.0, est[defined] - stats.norm.isf(alpha / m) * se[defined])
+        bounds[defined] = np.maximum(0.0, est[defined] - norm_isf(alpha / m) * se[defined])
     else:
         bounds[rejected] = 0.0
         open_ = defined & ~rejected
-        bounds[open_] = est[open_] - stats.norm.isf(alpha / (m - k)) * se[open_]
+        bounds[open_] = est[open_] - norm_isf(alpha / (m - k)) * se[open_]
     return bounds
 
 

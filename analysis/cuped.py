@@ -42,7 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
+
+from analysis.distributions import norm_isf, t_isf, t_sf
 
 CUPED_METHOD = ("regression adjustment (Lin 2013 interacted OLS = CUPED with per-arm θ); "
                 "per-arm OLS variance, Welch-Satterthwaite t")
@@ -157,14 +158,14 @@ def cuped(control: CovariateStats, variant: CovariateStats, alpha: float = 0.05)
         se = np.where(var > 0, np.sqrt(var), np.nan)
         df = var * var / (var_c * var_c / df_c + var_v * var_v / df_v)
         t = tau / se
-        p_value = 2 * stats.t.sf(np.abs(t), df)
-        half = stats.t.isf(alpha / 2, df) * se
+        p_value = 2 * t_sf(np.abs(t), df)
+        half = t_isf(alpha / 2, df) * se
         reduction = 1 - var / (un_c + un_v)
 
         positive = (m_c > 0) & (m_v > 0)
         log_ratio = np.log(np.where(positive, m_v / m_c, np.nan))
         rel_se = np.sqrt(var_v / (m_v * m_v) + var_c / (m_c * m_c))
-        z = stats.norm.isf(alpha / 2)
+        z = norm_isf(alpha / 2)
         rel_uplift = m_v / m_c - 1
 
     theta_c, theta_v = (arm.theta[..., 0] if k == 1 and np.ndim(control.sum_x) == np.ndim(control.n)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
+from analysis.distributions import norm_isf, norm_sf, t_cdf, t_isf, t_sf
 from analysis.sufficient import SampleStats
 from experiments.models import MetricKind
 
@@ -53,7 +53,7 @@ class Estimate:
 
 
 def _z(alpha: float) -> float:
-    return float(stats.norm.isf(alpha / 2))
+    return float(norm_isf(alpha / 2))
 
 
 def _arrays(s: SampleStats) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -95,7 +95,7 @@ def two_proportion_z(control: SampleStats, variant: SampleStats) -> tuple[np.nda
         pooled = (x_c + x_v) / (n_c + n_v)
         se = np.sqrt(pooled * (1 - pooled) * (1 / n_c + 1 / n_v))
         z = np.where(se > 0, (p_v - p_c) / se, np.nan)
-    return z, 2 * stats.norm.sf(np.abs(z))
+    return z, 2 * norm_sf(np.abs(z))
 
 
 def welch(control: SampleStats, variant: SampleStats, alpha: float = 0.05
@@ -110,8 +110,8 @@ def welch(control: SampleStats, variant: SampleStats, alpha: float = 0.05
         df = (a + b) ** 2 / (a * a / (n_v - 1) + b * b / (n_c - 1))
         diff = m_v - m_c
         t = diff / se
-        half = stats.t.isf(alpha / 2, df) * se
-    return t, 2 * stats.t.sf(np.abs(t), df), (diff - half, diff + half)
+        half = t_isf(alpha / 2, df) * se
+    return t, 2 * t_sf(np.abs(t), df), (diff - half, diff + half)
 
 
 def skewness_lambda(control: SampleStats, variant: SampleStats) -> np.ndarray:
@@ -167,8 +167,8 @@ def skew_corrected_welch(control: SampleStats, variant: SampleStats, alpha: floa
         df = (a + b) ** 2 / (a * a / (n_v - 1) + b * b / (n_c - 1))
         diff = m_v - m_c
         g = _hall(diff / se, lam)
-        p = 2 * np.minimum(stats.t.sf(g, df), stats.t.cdf(g, df))
-        q = stats.t.isf(alpha / 2, df)
+        p = 2 * np.minimum(t_sf(g, df), t_cdf(g, df))
+        q = t_isf(alpha / 2, df)
         interval = (diff - se * _hall_inverse(q, lam), diff - se * _hall_inverse(-q, lam))
     return g, p, interval
 
@@ -305,8 +305,8 @@ def worse_than(control: SampleStats, variant: SampleStats, *, margin: float = 0.
         se = np.sqrt(v_v / n_v + v_c / n_c)
         diff = m_v - m_c
         z = np.where(se > 0, (diff - margin) / se, np.nan)
-        p = stats.norm.sf(z)
-        upper = diff + stats.norm.isf(alpha) * se
+        p = norm_sf(z)
+        upper = diff + norm_isf(alpha) * se
     p_value = float(p)
     return OneSided(float(m_c), float(m_v), float(diff), float(upper), p_value,
                     bool(p_value < alpha) if math.isfinite(p_value) else False)

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
+from analysis.distributions import norm_isf, norm_sf
 from analysis.frequentist import Estimate
 
 RATIO_METHOD = "delta-method z-test on a ratio metric (Deng et al. 2018)"
@@ -112,13 +112,13 @@ def ratio_test(control: RatioStats, variant: RatioStats, alpha: float = 0.05) ->
     unless both ratios are positive."""
     r_c, r_v = np.asarray(control.ratio, dtype=float), np.asarray(variant.ratio, dtype=float)
     v_c, v_v = np.asarray(control.ratio_variance, dtype=float), np.asarray(variant.ratio_variance, dtype=float)
-    z_crit = float(stats.norm.isf(alpha / 2))
+    z_crit = float(norm_isf(alpha / 2))
     with np.errstate(divide="ignore", invalid="ignore"):
         diff = r_v - r_c
         var = v_v + v_c
         se = np.where(var > 0, np.sqrt(var), np.nan)
         z = diff / se
-        p = 2 * stats.norm.sf(np.abs(z))
+        p = 2 * norm_sf(np.abs(z))
         positive = (r_c > 0) & (r_v > 0)
         rel = np.where(r_c != 0, r_v / r_c - 1, np.nan)
         log_var = np.where(positive, v_v / (r_v * r_v) + v_c / (r_c * r_c), np.nan)

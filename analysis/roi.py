@@ -25,8 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats
-
+from analysis.distributions import norm_isf
 from analysis.frequentist import compare
 from analysis.sufficient import SampleStats
 from experiments.models import MetricKind
@@ -168,7 +167,7 @@ def roi(
     coupon_cost = redeemed * coupon_value
     cost = contact_cost + coupon_cost + fixed_cost
     cost_known = variant_redemptions is None or coupon_value == 0
-    z = float(stats.norm.isf(alpha / 2))
+    z = float(norm_isf(alpha / 2))
     returns_ci = compare(control_return, variant_return, MetricKind.BINARY, alpha=alpha).abs_ci
     returns_ci = (returns_ci[0] * n_variant, returns_ci[1] * n_variant)
     revenue_ci = compare(control_revenue, variant_revenue, MetricKind.CONTINUOUS, alpha=alpha).abs_ci

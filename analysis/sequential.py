@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import optimize, stats
 
+from analysis.distributions import norm_isf, norm_pdf, norm_ppf, norm_sf
 from analysis.sufficient import SampleStats
 
 OBF_METHOD = "group-sequential, Lan-DeMets O'Brien-Fleming-type alpha spending (recursive integration)"
@@ -74,7 +74,7 @@ def obf_spending(t: ArrayLike, alpha: float = 0.025) -> np.ndarray:
     """
     t = np.asarray(t, dtype=float)
     with np.errstate(divide="ignore"):
-        spent = 2.0 * stats.norm.sf(stats.norm.isf(alpha / 2.0) / np.sqrt(t))
+        spent = 2.0 * norm_sf(norm_isf(alpha / 2.0) / np.sqrt(t))
     return np.where(t > 0, spent, 0.0)
 
 
@@ -104,7 +104,7 @@ def _upper_crossing(z: np.ndarray, wh: np.ndarray, s_prev: float, s_now: float, 
     """P(continue up to the previous look, Z_now ≥ boundary), given the weighted sub-density ``wh``."""
     if not np.isfinite(boundary):
         return 0.0
-    return float(wh @ stats.norm.sf((boundary * s_now - z * s_prev - drift * step) / math.sqrt(step)))
+    return float(wh @ norm_sf((boundary * s_now - z * s_prev - drift * step) / math.sqrt(step)))
 
 
 def _next_density(z_prev: np.ndarray, wh: np.ndarray, s_prev: float, s_now: float, step: float,
@@ -112,7 +112,7 @@ def _next_density(z_prev: np.ndarray, wh: np.ndarray, s_prev: float, s_now: floa
     """Grid and weighted sub-density of Z_now on {no crossing so far}: one step of the recursion."""
     z, w = _grid(drift * s_now, boundary)
     sd = math.sqrt(step)
-    kernel = stats.norm.pdf((z[:, None] * s_now - z_prev[None, :] * s_prev - drift * step) / sd) * (s_now / sd)
+    kernel = norm_pdf((z[:, None] * s_now - z_prev[None, :] * s_prev - drift * step) / sd) * (s_now / sd)
     return z, w * (kernel @ wh)
 
 
@@ -136,6 +136,8 @@ def obf_boundaries(information_fractions: Sequence[float], alpha: float = 0.025)
     4.877, 3.357, 2.680, 2.290, 2.031. Fractions need not be equally spaced; if the actual looks
     drift from the plan, recompute with the fractions actually observed (that is what spending allows).
     """
+    from scipy import optimize  # here, not at the top: keeps the CLI's start-up light
+
     if not 0 < alpha < 0.5:
         raise ValueError(f"one-sided alpha must be in (0, 0.5); got {alpha}")
     t = _check_fractions(information_fractions)
@@ -149,17 +151,17 @@ def obf_boundaries(information_fractions: Sequence[float], alpha: float = 0.025)
         if target <= 0:
             b = math.inf
         elif k == 0:
-            b = float(stats.norm.isf(target))
+            b = float(norm_isf(target))
         else:
             step = tk - t[k - 1]
-            hi = float(stats.norm.isf(target))  # P_k(b) ≤ P(Z_k ≥ b), so P_k(hi) ≤ target
+            hi = float(norm_isf(target))  # P_k(b) ≤ P(Z_k ≥ b), so P_k(hi) ≤ target
             lo = -12.0
             crossing = lambda b: _upper_crossing(z, wh, s_prev, s_now, step, b, 0.0) - target  # noqa: E731
             b = hi if crossing(hi) >= 0 else float(optimize.brentq(crossing, lo, hi, xtol=1e-12, rtol=1e-14))
         boundaries.append(b)
         if k == 0:
             z, w = _grid(0.0, b)
-            wh = w * stats.norm.pdf(z)
+            wh = w * norm_pdf(z)
         else:
             z, wh = _next_density(z, wh, s_prev, s_now, tk - t[k - 1], b, 0.0)
         s_prev = s_now
@@ -167,7 +169,7 @@ def obf_boundaries(information_fractions: Sequence[float], alpha: float = 0.025)
     return GroupSequentialDesign(
         information_fractions=tuple(t.tolist()),
         boundaries=tuple(bounds.tolist()),
-        nominal_alphas=tuple(stats.norm.sf(bounds).tolist()),
+        nominal_alphas=tuple(norm_sf(bounds).tolist()),
         cumulative_alpha=tuple(cumulative.tolist()),
         alpha=alpha,
     )
@@ -187,9 +189,9 @@ def crossing_probabilities(design: GroupSequentialDesign, drift: float = 0.0) ->
     for k, (tk, b) in enumerate(zip(t, design.boundaries)):
         s_now = math.sqrt(tk)
         if k == 0:
-            out[0] = float(stats.norm.sf(b - drift * s_now))
+            out[0] = float(norm_sf(b - drift * s_now))
             z, w = _grid(drift * s_now, b)
-            wh = w * stats.norm.pdf(z - drift * s_now)
+            wh = w * norm_pdf(z - drift * s_now)
         else:
             step = tk - t[k - 1]
             out[k] = _upper_crossing(z, wh, s_prev, s_now, step, b, drift)
@@ -205,9 +207,11 @@ def inflation_factor(design: GroupSequentialDesign, power: float = 0.8) -> float
     (Jennison & Turnbull 2000, §2.5 and ch. 7). Multiply a fixed-horizon n (analysis/power.py, planned
     with one-sided α, i.e. two-sided 2α) by R; assumes the final information fraction is 1.
     """
+    from scipy import optimize  # here, not at the top: keeps the CLI's start-up light
+
     if not design.alpha < power < 1:
         raise ValueError(f"power must be in (alpha, 1); got {power}")
-    fixed = float(stats.norm.isf(design.alpha) + stats.norm.ppf(power))
+    fixed = float(norm_isf(design.alpha) + norm_ppf(power))
     drift = optimize.brentq(lambda d: crossing_probabilities(design, d).sum() - power, 0.0, 3.0 * fixed + 5.0,
                             xtol=1e-12)
     return (drift / fixed) ** 2

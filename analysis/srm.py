@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+from analysis.distributions import chi2_sf
 
 SRM_THRESHOLD = 0.001
 
@@ -37,7 +38,7 @@ def srm_check(observed: Sequence[int], shares: Sequence[float], threshold: float
     else:
         expected = expected_shares * total
         chi2 = float(((counts - expected) ** 2 / expected).sum())
-        p = float(stats.chi2.sf(chi2, df=len(counts) - 1))
+        p = float(chi2_sf(chi2, df=len(counts) - 1))
     return SrmResult(
         observed=[int(c) for c in observed],
         expected_shares=[float(s) for s in expected_shares],
