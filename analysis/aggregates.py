@@ -20,7 +20,7 @@ from sqlalchemy import Connection, and_, case, func, literal, null, select, unio
 from sqlalchemy.sql import ColumnElement
 
 from analysis.cuped import CovariateStats
-from analysis.dialects import add_days, as_number
+from experiments.dialects import add_days, as_number
 from analysis.sufficient import SampleStats
 from analysis.tables import OWN_COVARIATES, Tables, open_tables, source_of
 from experiments.models import Assignment, EventType, Experiment, ExperimentSource, MetricRole, MetricValue

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Numeric, and_, case, cast, func, literal, select
 from sqlalchemy.orm import aliased
 
-from analysis.dialects import add_days
+from experiments.dialects import add_days
 from analysis.frequentist import compare
 from analysis.sufficient import SampleStats
 from experiments.models import Assignment, Event, EventType, Experiment, MetricKind

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, String, and_, case, column, literal, select, table, type_coerce
 from sqlalchemy.sql import ColumnElement, FromClause
 
-from analysis.dialects import add_days
+from experiments.dialects import add_days
 from experiments.cohorts import rfm_scores
 from experiments.models import Assignment, Customer, Event, EventType, Experiment, Send
 from experiments.source import SourceSpec, read_only_engine

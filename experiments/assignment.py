@@ -3,9 +3,9 @@
 The hash makes the split reproducible on any machine and database and independent of the order
 customers arrive in; only customers not yet assigned are ever written, so nobody moves.
 
-Assignment streams: target customers are read in chunks of ``CHUNK`` and each chunk is written with
-:func:`experiments.db.bulk_insert` (COPY on PostgreSQL), so memory stays bounded whatever the
-number of customers.
+:func:`bucket` is the definition; :class:`experiments.dialects.hash_bucket` computes the same number
+inside the database, so assigning millions of customers is INSERT … SELECT, one range of customer
+ids at a time, and no customer id travels to Python.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from bisect import bisect_right
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import accumulate
@@ -28,11 +27,13 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from sqlalchemy import Engine, exists, func, select, true
-from sqlalchemy.orm import aliased
+from sqlalchemy import DateTime, Engine, Insert, Select, case, exists, false, func, insert, literal, select, true
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import ColumnElement
 
 from experiments.cohorts import cohort_filter
-from experiments.db import bulk_insert_tuples, foreign_keys_checked_once, session_scope
+from experiments.db import foreign_keys_checked_once, session_scope
+from experiments.dialects import hash_bucket
 from experiments.filters import compile_filter
 from experiments.models import Assignment, Customer, Experiment, ExperimentStatus
 from experiments.policy import ContactPolicy
@@ -40,7 +41,7 @@ from experiments.store import get_experiment, stored_spec, utcnow
 
 BUCKETS = 10_000
 ASSIGNMENT_COLUMNS = ("experiment_id", "customer_id", "variant_id", "bucket", "assigned_at")
-CHUNK = 50_000
+CHUNK = 1_000_000  # customer ids per INSERT … SELECT (a step of the progress bar)
 _FIRST_8_BYTES = struct.Struct(">Q").unpack_from
 
 
@@ -77,11 +78,6 @@ def variant_index(bucket_no: int, bounds: Sequence[int]) -> int:
     return bisect_right(bounds, bucket_no)
 
 
-def variant_table(bounds: Sequence[int]) -> list[int]:
-    """``variant_index`` of every bucket, as a list indexed by bucket number (a lookup, not a search)."""
-    return [variant_index(b, bounds) for b in range(BUCKETS)]
-
-
 @dataclass(frozen=True)
 class AssignmentSummary:
     experiment: str
@@ -103,8 +99,10 @@ def assign(engine: Engine, name: str, as_of: datetime | None = None, policy: Con
     ``as_of`` (naive UTC) is the reference time for the cohort and the start of each new
     customer's attribution window; it defaults to now. Customers in another running experiment of
     the same layer, and those in the global holdout, are left out (see :mod:`experiments.policy`).
-    Customers stream in chunks of ``CHUNK`` (bounded memory), each chunk written in one bulk insert
-    (COPY on PostgreSQL); ``progress`` shows a progress bar on the terminal.
+
+    The database does the work: customers are hashed where they are (:class:`hash_bucket`) and
+    stored with INSERT … SELECT, one range of ``CHUNK`` customer ids at a time (a progress bar with
+    ``progress``), all in one transaction. No customer id travels to Python, so memory stays flat.
 
     An experiment whose spec has a ``[source]`` is refused: its assignments live in the team's
     warehouse, where they were made, and Recall Lab only reads them.
@@ -119,56 +117,104 @@ def assign(engine: Engine, name: str, as_of: datetime | None = None, policy: Con
                 f"experiment {experiment.name!r} reads its assignments from the team's warehouse ([source] in its "
                 "spec): Recall Lab does not assign it; assign it where the warehouse's assignments are made"
             )
-        variants = experiment.variants
-        index_of = variant_table(bucket_bounds([v.share for v in variants]))
-        variant_of = [variants[i].id for i in index_of]  # plain ints: no ORM attribute access per row
-        already = exists().where(
-            Assignment.experiment_id == experiment.id, Assignment.customer_id == Customer.customer_id
-        )
-        other = aliased(Experiment)
-        in_other = exists().where(
-            Assignment.customer_id == Customer.customer_id,
-            Assignment.experiment_id == other.id,
-            other.id != experiment.id,
-            other.layer == experiment.layer,
-            other.status == ExperimentStatus.RUNNING,
-        )
         custom = compile_filter(spec.filter, as_of) if spec else true()
-        eligible = (cohort_filter(experiment.cohort, as_of), custom, ~already)
-        in_other_experiment = session.scalar(select(func.count()).select_from(Customer).where(*eligible, in_other))
-        total = session.scalar(select(func.count()).select_from(Customer).where(*eligible, ~in_other)) or 0
-        per_bucket: Counter[int] = Counter()
-        held_out = 0
+        targets = _Targets(session, experiment, (cohort_filter(experiment.cohort, as_of), custom))
+        in_other_experiment = session.scalar(targets.count(busy=True))
+        total = session.scalar(targets.count(busy=False)) or 0
         holdout_bound = round(policy.global_holdout_share * BUCKETS) if policy.global_holdout_share else 0
-        experiment_id, salt = experiment.id, experiment.salt
+        not_held_out = hash_bucket(policy.global_holdout_salt, Customer.customer_id, BUCKETS) >= holdout_bound
+        before = _per_variant(session, experiment)
         with foreign_keys_checked_once(session, Assignment, total), progress_bar(progress) as bar:
             task = bar.add_task(f"assigning {experiment.name}", total=total)
-            # Core, not ORM: plain strings streamed from a server-side cursor, CHUNK at a time.
-            targets = session.connection().execute(
-                select(Customer.customer_id)
-                .where(*eligible, ~in_other)
-                .order_by(Customer.customer_id)
-                .execution_options(yield_per=CHUNK)
-            )
-            for ids in targets.scalars().partitions():
-                n = len(ids)
-                if holdout_bound:
-                    ids = [c for c, b in zip(ids, buckets(policy.global_holdout_salt, ids)) if b >= holdout_bound]
-                    held_out += n - len(ids)
-                chunk_buckets = buckets(salt, ids)
-                bulk_insert_tuples(session, Assignment, ASSIGNMENT_COLUMNS, [
-                    (experiment_id, customer_id, variant_of[b], b, as_of) for customer_id, b in zip(ids, chunk_buckets)
-                ])
-                per_bucket.update(chunk_buckets)
-                bar.advance(task, n)
-            targets.close()
-        counts = {v.name: 0 for v in variants}
-        for b, n in per_bucket.items():
-            counts[variants[index_of[b]].name] += n
+            for first, end in _id_ranges(session, CHUNK):
+                inserted = session.execute(
+                    targets.insert(as_of, first, end, *([not_held_out] if holdout_bound else []))).rowcount
+                bar.advance(task, inserted)
+            bar.update(task, completed=total)
+        after = _per_variant(session, experiment)
+        counts = {v.name: after.get(v.id, 0) - before.get(v.id, 0) for v in experiment.variants}
+        newly_assigned = sum(counts.values())
         if experiment.status == ExperimentStatus.DRAFT:
             experiment.status = ExperimentStatus.RUNNING
             experiment.launched_at = as_of
-        return AssignmentSummary(experiment.name, sum(counts.values()), counts, in_other_experiment or 0, held_out)
+        return AssignmentSummary(experiment.name, newly_assigned, counts, in_other_experiment or 0,
+                                 total - newly_assigned)
+
+
+class _Targets:
+    """The experiment's target customers as SQL: eligible (cohort, filter), not yet assigned, and
+    (``busy``) in another running experiment of the same layer or not.
+
+    The experiments to check against are looked up first, so that the common case, a new experiment
+    in a layer with nothing else running, needs no anti-join over the assignments table at all.
+    """
+
+    def __init__(self, session: Session, experiment: Experiment, eligible: Sequence[ColumnElement[bool]]):
+        self.experiment = experiment
+        self.eligible = eligible
+        self.others = list(session.scalars(select(Experiment.id).where(
+            Experiment.id != experiment.id, Experiment.layer == experiment.layer,
+            Experiment.status == ExperimentStatus.RUNNING)))
+        self.has_assignments = session.scalar(
+            select(Assignment.customer_id).where(Assignment.experiment_id == experiment.id).limit(1)) is not None
+
+    def _assigned(self, experiments: Sequence[int], *within: ColumnElement[bool]) -> ColumnElement[bool]:
+        if not experiments:
+            return false()
+        return exists().where(Assignment.experiment_id.in_(experiments),
+                              Assignment.customer_id == Customer.customer_id, *within)
+
+    def _where(self, busy: bool, *within: ColumnElement[bool]) -> list[ColumnElement[bool]]:
+        in_other = self._assigned(self.others, *within)
+        already = [~self._assigned([self.experiment.id], *within)] if self.has_assignments else []
+        return [*self.eligible, *already, in_other if busy else ~in_other]
+
+    def count(self, busy: bool) -> Select:
+        return select(func.count()).select_from(Customer).where(*self._where(busy))
+
+    def insert(self, as_of: datetime, first: str | None, end: str | None, *conditions: ColumnElement[bool]) -> Insert:
+        """INSERT … SELECT of the targets with ids in [first, end) (None: unbounded)."""
+        within = _id_range(Customer.customer_id, first, end)
+        # The same range inside the anti-joins lets the database probe only this range of assignments.
+        hashed = (
+            select(Customer.customer_id, hash_bucket(self.experiment.salt, Customer.customer_id, BUCKETS).label("bucket"))
+            .where(*within, *self._where(False, *_id_range(Assignment.customer_id, first, end)), *conditions)
+            # OFFSET 0 keeps PostgreSQL from inlining the hash into every branch of the CASE below
+            # (it would compute sha256 once per variant).
+            .offset(0)
+            .subquery("hashed")
+        )
+        variants = self.experiment.variants
+        bounds = bucket_bounds([v.share for v in variants])
+        variant_id = case(*[(hashed.c.bucket < bound, v.id) for bound, v in zip(bounds[:-1], variants)],
+                          else_=variants[-1].id)
+        rows = select(literal(self.experiment.id), hashed.c.customer_id, variant_id, hashed.c.bucket,
+                      literal(as_of, DateTime()))
+        return insert(Assignment).from_select(list(ASSIGNMENT_COLUMNS), rows)
+
+
+def _id_range(column: ColumnElement[str], first: str | None, end: str | None) -> list[ColumnElement[bool]]:
+    return [*([column >= first] if first is not None else []), *([column < end] if end is not None else [])]
+
+
+def _id_ranges(session: Session, size: int) -> Iterator[tuple[str | None, str | None]]:
+    """Consecutive [first, end) ranges of about ``size`` customer ids, read off the primary key's index."""
+    first: str | None = None
+    while True:
+        boundary = select(Customer.customer_id).order_by(Customer.customer_id).offset(size).limit(1)
+        end = session.scalar(boundary.where(Customer.customer_id >= first) if first is not None else boundary)
+        yield first, end
+        if end is None:
+            return
+        first = end
+
+
+def _per_variant(session: Session, experiment: Experiment) -> dict[int, int]:
+    return dict(session.execute(
+        select(Assignment.variant_id, func.count())
+        .where(Assignment.experiment_id == experiment.id)
+        .group_by(Assignment.variant_id)
+    ).all())
 
 
 def progress_bar(enabled: bool) -> Progress:

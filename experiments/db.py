@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from experiments.config import PROJECT_ROOT, database_url
+from experiments.dialects import register_sqlite_functions
 
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 
@@ -27,6 +28,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+    register_sqlite_functions(dbapi_connection)
 
 
 def make_engine(url: str | None = None) -> Engine:

@@ -154,7 +154,6 @@ class Assignment(Base):
 
     __tablename__ = "assignments"
     __table_args__ = (
-        Index("ix_assignments_experiment_variant", "experiment_id", "variant_id"),
         Index("ix_assignments_customer", "customer_id"),
     )
 

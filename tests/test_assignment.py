@@ -6,11 +6,12 @@ import hashlib
 
 import pytest
 from scipy import stats
-from sqlalchemy import select
+from sqlalchemy import String, column, create_engine, select, table, text
 
 from experiments.assignment import BUCKETS, assign, bucket, bucket_bounds, variant_index
 from experiments.db import session_scope
-from experiments.models import Assignment, ExperimentStatus, Variant
+from experiments.dialects import hash_bucket
+from experiments.models import Assignment, Customer, ExperimentStatus, Variant
 from experiments.store import DesignLocked, create_experiment, get_experiment
 from tests.helpers import AS_OF, add_customers, example_spec, store_spec
 
@@ -30,6 +31,30 @@ def test_bucket_is_sha256_of_salt_and_id() -> None:
     assert [bucket("winback", f"C{i}") for i in range(5)] == [8589, 366, 2091, 2875, 5796]
     digest = hashlib.sha256(b"winback:C0").digest()
     assert bucket("winback", "C0") == int.from_bytes(digest[:8], "big") % BUCKETS
+
+
+# Ids that stress the SQL spellings: non-ASCII, the longest allowed, empty, quotes, every hash sign.
+HASH_IDS = [f"C{i}" for i in range(500)] + ["客户-001", "x" * 64, "", "o'brien", "a:b", "١٢٣"]
+
+
+@pytest.mark.parametrize("salt", ["winback", "春节召回-2027", "it's"])
+def test_the_database_hashes_like_python(engine, salt: str) -> None:  # noqa: ANN001
+    # Assignment hashes in SQL; any difference from bucket() would re-randomize customers.
+    add_customers(engine, HASH_IDS)
+    query = select(Customer.customer_id, hash_bucket(salt, Customer.customer_id, BUCKETS))
+    with engine.connect() as connection:
+        assert dict(connection.execute(query).all()) == {c: bucket(salt, c) for c in HASH_IDS}
+
+
+def test_duckdb_hashes_like_python() -> None:
+    ids = table("ids", column("c", String))
+    duckdb_engine = create_engine("duckdb:///:memory:")
+    with duckdb_engine.begin() as connection:
+        connection.execute(text("CREATE TABLE ids (c VARCHAR)"))
+        connection.execute(ids.insert(), [{"c": c} for c in HASH_IDS])
+        hashed = dict(connection.execute(select(ids.c.c, hash_bucket("winback", ids.c.c, BUCKETS))).all())
+    duckdb_engine.dispose()
+    assert hashed == {c: bucket("winback", c) for c in HASH_IDS}
 
 
 def test_bucket_bounds_follow_shares() -> None:
