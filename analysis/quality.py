@@ -31,6 +31,7 @@ MEASURES: dict[str, tuple[int, MetricKind]] = {
     "repeat_orders_30d": (30, MetricKind.CONTINUOUS),
     "spend_30d": (30, MetricKind.CONTINUOUS),
 }
+FOLLOW_UP_DAYS = max(days for days, _ in MEASURES.values())
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,9 @@ def _per_customer(experiment: Experiment, as_of: datetime):  # noqa: ANN202 - a 
             func.sum(case((and_(order, within(30)), later.value), else_=0)).label("spend_30d"),
         )
         .select_from(returns)
-        .outerjoin(later, and_(later.customer_id == returns.c.customer_id, later.occurred_at >= start))
+        # Only the 30 days every measure looks at: the rest of a customer's history never counts.
+        .outerjoin(later, and_(later.customer_id == returns.c.customer_id, later.occurred_at >= start,
+                               later.occurred_at < add_days(returns.c.returned_at, FOLLOW_UP_DAYS)))
         .group_by(returns.c.variant_id, returns.c.customer_id)
         .subquery("quality")
     )

@@ -240,6 +240,19 @@ def test_own_tables_equal_per_customer_rows(engine: Engine, team_campaign: Campa
     with engine.connect() as conn:
         stats = experiment_statistics(conn, experiment)
     check(stats, experiment, expected_per_customer(c), segments=False, covariates=True)
+    # Without the ranked tiers the labels are computed twice (not in a CTE): the same cells.
+    with engine.connect() as conn:
+        plain = experiment_statistics(conn, experiment, segments=["cohort"])
+    check(plain, experiment, expected_per_customer(c), segments=False, covariates=True)
+    for metric in ("returned", "revenue"):
+        cohorts = {k: v for k, v in stats.segments(metric).items() if k[0] == "cohort"}
+        assert plain.segments(metric).keys() == cohorts.keys()
+        for key, arms in cohorts.items():
+            for variant_id, want in arms.items():
+                got = plain.segments(metric)[key][variant_id]
+                assert got.n == want.n
+                _close(got.sum, want.sum)
+                _close(got.sum_sq, want.sum_sq)
     # Every designed dimension partitions the customers it labels: its segments add up to at most the total.
     for dimension in ("cohort", "value_tier", "rfm_tier"):
         n = sum(s.n for (d, _), arms in stats.segments("returned").items() if d == dimension for s in arms.values())
