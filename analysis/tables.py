@@ -10,18 +10,20 @@ against them and run unchanged on SQLite, PostgreSQL, DuckDB or any dialect a ``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, String, and_, case, column, literal, select, table, type_coerce
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement, FromClause
 
 from experiments.dialects import add_days
 from experiments.cohorts import rfm_scores
 from experiments.models import Assignment, Customer, Event, EventType, Experiment, Send
-from experiments.source import SourceSpec, read_only_engine
+from experiments.source import DUCKDB_MEMORY_LIMIT, SourceSpec, read_only_engine
 from experiments.store import stored_spec
 
 OWN_DIMENSIONS = ("cohort", "value_tier", "rfm_tier")
@@ -172,5 +174,16 @@ def open_tables(conn: Connection, experiment: Experiment) -> Iterator[tuple[Conn
     try:
         with engine.connect() as source_conn:
             yield source_conn, mapped_tables(experiment, source)
+    except DBAPIError as exc:
+        if "Out of Memory" not in str(exc.orig):
+            raise
+        raise SourceOutOfMemory(
+            f"the warehouse source of {experiment.name!r} ran out of memory: DuckDB may use "
+            f"{os.environ.get('RECALL_DUCKDB_MEMORY_LIMIT', DUCKDB_MEMORY_LIMIT)} "
+            "(RECALL_DUCKDB_MEMORY_LIMIT); set it higher, e.g. RECALL_DUCKDB_MEMORY_LIMIT=2GB") from exc
     finally:
         engine.dispose()
+
+
+class SourceOutOfMemory(RuntimeError):
+    """The warehouse could not run the report's query within its memory limit."""

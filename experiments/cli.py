@@ -192,6 +192,7 @@ def assign(
     name: str,
     as_of: Annotated[str | None, typer.Option(help="Reference time for the cohort and attribution window "
                                                    "(ISO; local time unless an offset is given). Default: now.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar (on stderr).")] = True,
     db: DbOption = None,
 ) -> None:
     """Assign the target customers of NAME to variants (deterministic; nobody already assigned moves)."""
@@ -199,7 +200,7 @@ def assign(
     from experiments.store import NotFound
 
     try:
-        summary = run_assign(engine_for(db), name, as_of=parse_local_time(as_of))
+        summary = run_assign(engine_for(db), name, as_of=parse_local_time(as_of), progress=progress)
     except (NotFound, ValueError) as exc:
         fail(str(exc))
     out.print(f"{summary.newly_assigned:,} customers newly assigned in [bold]{name}[/]")
@@ -322,6 +323,7 @@ def report(
     """Significance report of NAME: uplift over the natural return rate, CIs, p-values, SRM, ROI."""
     from analysis.render import render_markdown
     from analysis.report import build_report
+    from analysis.tables import SourceOutOfMemory
     from experiments.store import NotFound
 
     try:
@@ -338,7 +340,7 @@ def report(
                               segments=None if segments is None else
                               [d.strip() for d in segments.split(",") if d.strip() and d.strip() != "none"],
                               cap=cap)
-    except (NotFound, ValueError) as exc:
+    except (NotFound, ValueError, SourceOutOfMemory) as exc:
         fail(str(exc))
     text = result.to_json() if format == ReportFormat.json else render_markdown(result, lang=lang.value)
     if output:

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, insert, text
 from analysis.aggregates import CUSTOMER_METRICS, PRODUCTS, experiment_statistics
 from analysis.report import build_report
 from analysis.sufficient import SampleStats
+from analysis.tables import SourceOutOfMemory
 from experiments.db import session_scope
 from experiments.models import Assignment, Customer, Event, Experiment, ExperimentStatus, Send
 from experiments.source import read_only_engine
@@ -343,3 +344,14 @@ def test_parquet_files_through_duckdb_views(engine: Engine, team_campaign: Campa
             con.execute(f"create view {name} as select * from read_parquet('{tmp_path / name}.parquet')")
     store_spec(engine, _spec(_mapping(f"duckdb:///{views}")))
     _check_mapped(engine, team_campaign)
+
+
+def test_a_source_out_of_memory_says_which_limit_to_raise(engine: Engine, team_campaign: Campaign, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        _write_team_tables(_duckdb_writer(con), team_campaign)
+    store_spec(engine, _spec(_mapping(f"duckdb:///{path}")))
+    monkeypatch.setenv("RECALL_DUCKDB_MEMORY_LIMIT", "256KB")
+    with pytest.raises(SourceOutOfMemory, match="RECALL_DUCKDB_MEMORY_LIMIT"):
+        build_report(engine, "wh-test")
