@@ -5,7 +5,15 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from experiments.db import current_revision, downgrade, ensure_schema, head_revision, table_names, upgrade
+from experiments.db import (
+    SCHEMA_REVISION,
+    current_revision,
+    downgrade,
+    ensure_schema,
+    head_revision,
+    table_names,
+    upgrade,
+)
 from experiments.models import Base
 
 TABLES = {"customers", "experiments", "variants", "metrics", "assignments", "sends", "events", "metric_values",
@@ -30,3 +38,8 @@ def test_models_match_migrations(engine) -> None:  # noqa: ANN001
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diff = compare_metadata(context, Base.metadata)
     assert diff == []
+
+
+def test_the_schema_revision_is_the_newest_migration() -> None:
+    # ensure_schema compares databases with SCHEMA_REVISION: a new migration must move it.
+    assert SCHEMA_REVISION == head_revision()
