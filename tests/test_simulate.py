@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
-import experiments.assignment as assignment_module
 import experiments.db as db_module
 from experiments.assignment import assign, bucket, bucket_bounds, variant_index
 from experiments.cli import app
@@ -178,7 +177,6 @@ def test_assign_refuses_an_experiment_with_a_source(engine) -> None:  # noqa: AN
 def test_bulk_load_keeps_the_foreign_keys(engine, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     """On PostgreSQL a large assignment drops and re-adds the foreign keys; the schema is unchanged."""
     monkeypatch.setattr(db_module, "BULK_LOAD_ROWS", 0)
-    monkeypatch.setattr(assignment_module, "CHUNK", 300)
     ids = [f"C{i:05d}" for i in range(1_000)]
     add_customers(engine, ids)
     store_spec(engine, campaign_spec("bulk"))
