@@ -118,6 +118,8 @@ def diff_cdf(d: float, a_x: float, b_x: float, a_y: float, b_y: float) -> float:
     log_norm = special.betaln(a_y, b_y)
 
     def integrand(p: float) -> float:  # scipy.special directly: quad calls this thousands of times
+        if not 0.0 < p < 1.0:  # a support bound that rounded to 0 or 1: one point, weight 0
+            return 0.0
         density = math.exp((a_y - 1) * math.log(p) + (b_y - 1) * math.log1p(-p) - log_norm)
         return density * special.betainc(a_x, b_x, min(max(p + d, 0.0), 1.0))
 

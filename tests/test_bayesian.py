@@ -131,6 +131,17 @@ def test_non_integer_prior_uses_quadrature() -> None:
     assert jeffreys.uplift_ci == pytest.approx(mc.uplift_ci, abs=2e-4)
 
 
+@pytest.mark.parametrize(("control", "variant"), [((10, 10), (10, 10)), ((10, 10), (50, 0))])
+def test_non_integer_prior_at_the_edges_of_the_support(control, variant) -> None:  # noqa: ANN001
+    # Every customer returned (or none): a support bound rounds to exactly 1 (or 0), where the
+    # integrand's log used to fail with "math domain error".
+    c, v = binary(*control), binary(*variant)
+    jeffreys = beta_binomial(c, v, prior=(0.5, 0.5))
+    mc = beta_binomial(c, v, prior=(0.5, 0.5), draws=DRAWS, seed=3)
+    assert jeffreys.chance_to_beat_control == pytest.approx(mc.chance_to_beat_control, abs=2e-3)
+    assert jeffreys.uplift_ci == pytest.approx(mc.uplift_ci, abs=2e-3)
+
+
 def revenue(n: int, mean: float, sd: float) -> SampleStats:
     return SampleStats(n, n * mean, (n - 1) * sd * sd + n * mean * mean)
 
