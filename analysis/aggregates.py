@@ -14,13 +14,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, and_, case, func, literal, null, select, union_all
 from sqlalchemy.sql import ColumnElement
 
 from analysis.cuped import CovariateStats
-from experiments.dialects import add_days, as_number
+from experiments.dialects import CUSTOMERS_PER_STATEMENT, add_days, as_number
 from analysis.sufficient import SampleStats
 from analysis.tables import OWN_COVARIATES, Tables, open_tables, source_of
 from experiments.models import Assignment, EventType, Experiment, ExperimentSource, MetricRole, MetricValue
@@ -48,17 +49,20 @@ PRODUCTS = (("revenue", "redemptions"), ("revenue", "returned"), ("revenue", "or
 
 
 def customer_metrics(tables: Tables, attribution_days: int, until: datetime | None = None, *,
-                     with_events_only: bool = False, bounds: tuple[datetime, datetime] | None = None):  # noqa: ANN201
+                     with_events_only: bool = False, bounds: tuple[datetime, datetime] | None = None,
+                     ids: IdRange = (None, None)):  # noqa: ANN201
     """One row per assigned customer with outcomes inside [assigned_at, assigned_at + window).
 
     ``with_events_only`` keeps only customers with an event in their window (an inner join): everyone
     else has all outcomes 0, adds nothing to any sum, and is counted by :func:`designed_cells`
     without touching the events. ``bounds`` (first assignment, last window end) lets the database
-    skip events outside the experiment: a warehouse's events table holds years of history.
+    skip events outside the experiment: a warehouse's events table holds years of history. ``ids``
+    keeps one range of customer ids (see :func:`designed_cells`).
     """
     a, e = tables.assignments, tables.events
     in_window = and_(
         e.c.customer_id == a.c.customer_id,
+        *within(a.c.customer_id, ids), *within(e.c.customer_id, ids),
         e.c.occurred_at >= a.c.assigned_at,
         e.c.occurred_at < add_days(a.c.assigned_at, attribution_days),
         *([e.c.occurred_at < literal(until)] if until is not None else []),
@@ -106,15 +110,40 @@ def customer_metrics(tables: Tables, attribution_days: int, until: datetime | No
     ).subquery("customer_metrics")
 
 
-def _event_bounds(conn: Connection, tables: Tables, attribution_days: int) -> tuple[datetime, datetime] | None:
-    """(first assignment, last assignment + window + 1 day): no event outside can count."""
+IdRange = tuple[Any, Any]  # customer ids in (after, up_to]; None: unbounded
+
+
+def within(customer_id: ColumnElement, ids: IdRange) -> list[ColumnElement[bool]]:
+    after, up_to = ids
+    return [*([customer_id > after] if after is not None else []), *([customer_id <= up_to] if up_to is not None else [])]
+
+
+def _id_ranges(conn: Connection, tables: Tables, customers: int) -> list[IdRange]:
+    """Ranges of assigned customer ids that cover them all, of the size the dialect wants per statement
+    (:data:`experiments.dialects.CUSTOMERS_PER_STATEMENT`; one range if it has none)."""
+    per_statement = CUSTOMERS_PER_STATEMENT.get(conn.dialect.name)
+    k = math.ceil(customers / per_statement) if per_statement else 1
+    if k <= 1:
+        return [(None, None)]
     a = tables.assignments
-    first, last = conn.execute(select(func.min(a.c.assigned_at), func.max(a.c.assigned_at))).one()
+    tiles = select(a.c.customer_id, func.ntile(k).over(order_by=a.c.customer_id).label("tile")).subquery()
+    last = func.max(tiles.c.customer_id)
+    ends = list(conn.scalars(select(last).group_by(tiles.c.tile).order_by(last)))
+    return list(zip([None, *ends[:-1]], [*ends[:-1], None], strict=True))
+
+
+def _event_bounds(conn: Connection, tables: Tables, attribution_days: int
+                  ) -> tuple[tuple[datetime, datetime] | None, int]:
+    """(first assignment, last assignment + window + 1 day): no event outside can count; and the
+    number of assigned customers."""
+    a = tables.assignments
+    first, last, customers = conn.execute(
+        select(func.min(a.c.assigned_at), func.max(a.c.assigned_at), func.count())).one()
     if first is None:
-        return None
+        return None, 0
     if isinstance(first, str):  # SQLite without declared types (a mapped source) returns text
         first, last = datetime.fromisoformat(first), datetime.fromisoformat(last)
-    return first, last + timedelta(days=attribution_days + 1)
+    return (first, last + timedelta(days=attribution_days + 1)), int(customers)
 
 
 @dataclass(frozen=True)
@@ -168,63 +197,74 @@ def designed_cells(conn: Connection, experiment: Experiment, tables: Tables, unt
     a = tables.assignments
     dimensions = None if segments is True else ([] if segments is False else list(segments))
 
-    def labelled(units, customer_id, assigned_at):  # noqa: ANN001, ANN202 - FROM clause and columns
+    def labelled(units, customer_id, assigned_at, ids: IdRange):  # noqa: ANN001, ANN202 - FROM clause, columns
         """``units`` with their segment labels and covariates, from the customer row of ``customer_id``."""
         labels, joins = tables.labels(assigned_at, customer_id, dimensions)
         xs = {c: func.coalesce(as_number(customers.c[c]), 0) for c in covariates}
         source = units
         if customers is not None and (covariates or labels):
-            source = source.outerjoin(customers, customers.c.customer_id == customer_id)
+            source = source.outerjoin(customers, and_(customers.c.customer_id == customer_id,
+                                                      *within(customers.c.customer_id, ids)))
         for target, on in joins:
             source = source.outerjoin(target, on)
         return source, labels, xs, bool(joins)
 
-    everyone_from, labels, xs, ranked = labelled(a, a.c.customer_id, a.c.assigned_at)
+    bounds, assigned = _event_bounds(conn, tables, experiment.attribution_days)
+    _, labels, _, ranked = labelled(a, a.c.customer_id, a.c.assigned_at, (None, None))
     names = [label.name for label in labels]
-    bounds = _event_bounds(conn, tables, experiment.attribution_days)
-    per_customer = customer_metrics(tables, experiment.attribution_days, until, with_events_only=True, bounds=bounds)
-    o = per_customer.c
-    if ranked:
-        lab = (select(a.c.customer_id, a.c.variant, *labels, *[x.label(c) for c, x in xs.items()])
-               .select_from(everyone_from).cte("labelled"))
-        everyone_from, everyone_keys = lab, [lab.c.variant, *[lab.c[name] for name in names]]
-        xs = {c: lab.c[c] for c in covariates}
-        returners_from, returner_keys, returner_xs = (lab.join(per_customer, o.customer_id == lab.c.customer_id),
-                                                      everyone_keys, xs)
-    else:
-        everyone_keys = [a.c.variant, *labels]
-        returners_from, returner_labels, returner_xs, _ = labelled(per_customer, o.customer_id, o.assigned_at)
-        returner_keys = [o.variant, *returner_labels]
 
-    everyone = {"n": func.count()}
-    for i, c in enumerate(covariates):
-        everyone[f"x__{c}"] = func.sum(xs[c])
-        everyone.update({f"xx__{c}__{d}": func.sum(xs[c] * xs[d]) for d in covariates[i:]})
-    outcomes = {}
-    for m in CUSTOMER_METRICS:
-        x = as_number(o[m])
-        outcomes.update({f"s1__{m}": func.sum(x), f"s2__{m}": func.sum(x * x), f"s3__{m}": func.sum(x * x * x)})
-    outcomes.update({f"p__{x}__{y}": func.sum(as_number(o[x]) * as_number(o[y])) for x, y in PRODUCTS})
-    outcomes.update({f"xy__{c}__{m}": func.sum(returner_xs[c] * as_number(o[m]))
-                     for c in covariates for m in CUSTOMER_METRICS})
+    def statement(ids: IdRange):  # noqa: ANN202 - a UNION ALL
+        everyone_from, labels, xs, _ = labelled(a, a.c.customer_id, a.c.assigned_at, ids)
+        per_customer = customer_metrics(tables, experiment.attribution_days, until, with_events_only=True,
+                                        bounds=bounds, ids=ids)
+        o = per_customer.c
+        if ranked:
+            lab = (select(a.c.customer_id, a.c.variant, *labels, *[x.label(c) for c, x in xs.items()])
+                   .select_from(everyone_from).cte("labelled"))
+            everyone_from, everyone_keys = lab, [lab.c.variant, *[lab.c[name] for name in names]]
+            xs = {c: lab.c[c] for c in covariates}
+            returners_from, returner_keys, returner_xs = (
+                lab.join(per_customer, o.customer_id == lab.c.customer_id), everyone_keys, xs)
+        else:
+            everyone_keys = [a.c.variant, *labels]
+            returners_from, returner_labels, returner_xs, _ = labelled(per_customer, o.customer_id, o.assigned_at, ids)
+            returner_keys = [o.variant, *returner_labels]
 
-    columns = [*everyone, *outcomes]
+        everyone = {"n": func.count()}
+        for i, c in enumerate(covariates):
+            everyone[f"x__{c}"] = func.sum(xs[c])
+            everyone.update({f"xx__{c}__{d}": func.sum(xs[c] * xs[d]) for d in covariates[i:]})
+        outcomes = {}
+        for m in CUSTOMER_METRICS:
+            x = as_number(o[m])
+            outcomes.update({f"s1__{m}": func.sum(x), f"s2__{m}": func.sum(x * x), f"s3__{m}": func.sum(x * x * x)})
+        outcomes.update({f"p__{x}__{y}": func.sum(as_number(o[x]) * as_number(o[y])) for x, y in PRODUCTS})
+        outcomes.update({f"xy__{c}__{m}": func.sum(returner_xs[c] * as_number(o[m]))
+                         for c in covariates for m in CUSTOMER_METRICS})
 
-    def branch(keys: list, values: dict, source):  # noqa: ANN001, ANN202 - a FROM clause
-        keys = [key.label(f"k{i}") for i, key in enumerate(keys)]
-        return select(*keys, *[(values[c] if c in values else null()).label(c) for c in columns]
-                      ).select_from(source).group_by(*keys)
+        columns = [*everyone, *outcomes]
 
-    statement = union_all(branch(everyone_keys, everyone, everyone_from),
-                          branch(returner_keys, outcomes, returners_from))
+        def branch(keys: list, values: dict, source, *where: ColumnElement[bool]):  # noqa: ANN001, ANN202
+            keys = [key.label(f"k{i}") for i, key in enumerate(keys)]
+            return select(*keys, *[(values[c] if c in values else null()).label(c) for c in columns]
+                          ).select_from(source).where(*where).group_by(*keys)
+
+        everyone_where = [] if ranked else within(a.c.customer_id, ids)
+        return columns, union_all(branch(everyone_keys, everyone, everyone_from, *everyone_where),
+                                  branch(returner_keys, outcomes, returners_from))
+
+    # Labels that rank every customer need them all in one statement.
+    ranges = [(None, None)] if ranked else _id_ranges(conn, tables, assigned)
     rows: dict[tuple, dict[str, float]] = {}
     width = 1 + len(names)
-    for row in conn.execute(statement):
-        key = (row[0], *[None if v is None else str(v) for v in row[1:width]])
-        cell = rows.setdefault(key, {})
-        for name, value in zip(columns, row[width:], strict=True):
-            if value is not None:
-                cell[name] = float(value)
+    for ids in ranges:
+        columns, query = statement(ids)
+        for row in conn.execute(query):
+            key = (row[0], *[None if v is None else str(v) for v in row[1:width]])
+            cell = rows.setdefault(key, {})
+            for name, value in zip(columns, row[width:], strict=True):
+                if value is not None:
+                    cell[name] = cell.get(name, 0.0) + float(value)
     cells = [k for k in rows if "n" in rows[k]]
     return Cells(
         variant_ids=np.array([tables.variant_id(k[0]) for k in cells], dtype=int),

@@ -15,6 +15,13 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 
+# Customers per aggregate statement. The sums add up, so a report can run one statement per range of
+# customer ids. DuckDB runs inside the report's process: a million customers at a time keeps its
+# memory flat whatever the total (and is faster: 10M customers in 5.7 s instead of 5.9 s). A server
+# (PostgreSQL) plans one statement better: 10 ranges took 52 s at 10M instead of about 30 s.
+CUSTOMERS_PER_STATEMENT: dict[str, int] = {"duckdb": 1_000_000}
+
+
 class add_days(FunctionElement):  # noqa: N801 - reads as a SQL function
     """``timestamp + n days`` for a literal integer ``n`` (negative goes back)."""
 

@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 
 from experiments.models import EventType
 
-DUCKDB_MEMORY_LIMIT = "768MB"  # RECALL_DUCKDB_MEMORY_LIMIT overrides it; 512MB ran out at 30M customers
+DUCKDB_MEMORY_LIMIT = "320MB"  # RECALL_DUCKDB_MEMORY_LIMIT overrides it; a report runs one statement per million customers
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=63)]
 TableName = Annotated[str, Field(pattern=r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$", max_length=127)]
 

@@ -23,6 +23,7 @@ from analysis.report import build_report
 from analysis.sufficient import SampleStats
 from analysis.tables import SourceOutOfMemory
 from experiments.db import session_scope
+from experiments.dialects import CUSTOMERS_PER_STATEMENT
 from experiments.models import Assignment, Customer, Event, Experiment, ExperimentStatus, Send
 from experiments.source import read_only_engine
 from experiments.store import get_experiment
@@ -219,10 +220,8 @@ def test_mapped_source_on_the_test_database_equals_per_customer_rows(engine: Eng
     _check_mapped(engine, team_campaign)
 
 
-def test_own_tables_equal_per_customer_rows(engine: Engine, team_campaign: Campaign) -> None:
-    c = team_campaign
-    store_spec(engine, _spec(None))
-    experiment = _launch(engine)
+def _store_own(engine: Engine, experiment: Experiment, c: Campaign) -> None:
+    """The campaign in Recall Lab's own tables."""
     ids = {v.name: v.id for v in experiment.variants}
     with session_scope(engine) as session:
         session.execute(insert(Customer), [
@@ -238,6 +237,13 @@ def test_own_tables_equal_per_customer_rows(engine: Engine, team_campaign: Campa
         session.execute(insert(Send), [
             dict(experiment_id=experiment.id, customer_id=r.customer_id, variant_id=ids[r.variant], step=0,
                  channel=r.channel, scheduled_at=LAUNCH, message="") for r in c.sends.itertuples()])
+
+
+def test_own_tables_equal_per_customer_rows(engine: Engine, team_campaign: Campaign) -> None:
+    c = team_campaign
+    store_spec(engine, _spec(None))
+    experiment = _launch(engine)
+    _store_own(engine, experiment, c)
     with engine.connect() as conn:
         stats = experiment_statistics(conn, experiment)
     check(stats, experiment, expected_per_customer(c), segments=False, covariates=True)
@@ -355,3 +361,36 @@ def test_a_source_out_of_memory_says_which_limit_to_raise(engine: Engine, team_c
     monkeypatch.setenv("RECALL_DUCKDB_MEMORY_LIMIT", "256KB")
     with pytest.raises(SourceOutOfMemory, match="RECALL_DUCKDB_MEMORY_LIMIT"):
         build_report(engine, "wh-test")
+
+
+@pytest.mark.parametrize("backend", ["own tables", "duckdb"])
+def test_ranges_of_customer_ids_add_up_to_one_statement(engine: Engine, team_campaign: Campaign, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    # Big experiments are summed one range of customer ids at a time: the cells must not change.
+    if backend == "duckdb":
+        path = tmp_path / "warehouse.duckdb"
+        with duckdb.connect(str(path)) as con:
+            _write_team_tables(_duckdb_writer(con), team_campaign)
+        store_spec(engine, _spec(_mapping(f"duckdb:///{path}")))
+        experiment = _launch(engine)
+    else:
+        store_spec(engine, _spec(None))
+        experiment = _launch(engine)
+        _store_own(engine, experiment, team_campaign)
+    dimension = "lifecycle" if backend == "duckdb" else "cohort"
+    with engine.connect() as conn:
+        whole = experiment_statistics(conn, experiment, segments=[dimension])
+        monkeypatch.setitem(CUSTOMERS_PER_STATEMENT, engine.dialect.name, N // 7)
+        monkeypatch.setitem(CUSTOMERS_PER_STATEMENT, "duckdb", N // 7)
+        ranged = experiment_statistics(conn, experiment, segments=[dimension])
+    check(ranged, experiment, expected_per_customer(team_campaign), segments=False, covariates=True)
+    assert ranged.arms.keys() == whole.arms.keys()
+    for variant_id, arm in whole.arms.items():
+        assert ranged.arms[variant_id].n == arm.n
+        for metric, want in arm.metrics.items():
+            _close(ranged.arms[variant_id].metrics[metric].sum_sq, want.sum_sq)
+    for key, arms in whole.segments("revenue").items():
+        for variant_id, want in arms.items():
+            got = ranged.segments("revenue")[key][variant_id]
+            assert got.n == want.n
+            _close(got.sum, want.sum)
