@@ -48,6 +48,14 @@ CUSTOMER_METRICS = ("returned", "ordered", "orders", "revenue", "redeemed", "red
 PRODUCTS = (("revenue", "redemptions"), ("revenue", "returned"), ("revenue", "orders"))
 
 
+IdRange = tuple[Any, Any]  # customer ids in (after, up_to]; None: unbounded
+
+
+def within(customer_id: ColumnElement, ids: IdRange) -> list[ColumnElement[bool]]:
+    after, up_to = ids
+    return [*([customer_id > after] if after is not None else []), *([customer_id <= up_to] if up_to is not None else [])]
+
+
 def customer_metrics(tables: Tables, attribution_days: int, until: datetime | None = None, *,
                      with_events_only: bool = False, bounds: tuple[datetime, datetime] | None = None,
                      ids: IdRange = (None, None)):  # noqa: ANN201
@@ -108,14 +116,6 @@ def customer_metrics(tables: Tables, attribution_days: int, until: datetime | No
         flag(events.unsubscribes > 0).label("unsubscribed"),
         flag(events.complaints > 0).label("complained"),
     ).subquery("customer_metrics")
-
-
-IdRange = tuple[Any, Any]  # customer ids in (after, up_to]; None: unbounded
-
-
-def within(customer_id: ColumnElement, ids: IdRange) -> list[ColumnElement[bool]]:
-    after, up_to = ids
-    return [*([customer_id > after] if after is not None else []), *([customer_id <= up_to] if up_to is not None else [])]
 
 
 def _id_ranges(conn: Connection, tables: Tables, customers: int) -> list[IdRange]:
@@ -207,14 +207,14 @@ def designed_cells(conn: Connection, experiment: Experiment, tables: Tables, unt
                                                       *within(customers.c.customer_id, ids)))
         for target, on in joins:
             source = source.outerjoin(target, on)
-        return source, labels, xs, bool(joins)
+        return source, labels, xs
 
     bounds, assigned = _event_bounds(conn, tables, experiment.attribution_days)
-    _, labels, _, ranked = labelled(a, a.c.customer_id, a.c.assigned_at, (None, None))
-    names = [label.name for label in labels]
+    labels, joins = tables.labels(a.c.assigned_at, a.c.customer_id, dimensions)
+    names, ranked = [label.name for label in labels], bool(joins)
 
     def statement(ids: IdRange):  # noqa: ANN202 - a UNION ALL
-        everyone_from, labels, xs, _ = labelled(a, a.c.customer_id, a.c.assigned_at, ids)
+        everyone_from, labels, xs = labelled(a, a.c.customer_id, a.c.assigned_at, ids)
         per_customer = customer_metrics(tables, experiment.attribution_days, until, with_events_only=True,
                                         bounds=bounds, ids=ids)
         o = per_customer.c
@@ -227,7 +227,7 @@ def designed_cells(conn: Connection, experiment: Experiment, tables: Tables, unt
                 lab.join(per_customer, o.customer_id == lab.c.customer_id), everyone_keys, xs)
         else:
             everyone_keys = [a.c.variant, *labels]
-            returners_from, returner_labels, returner_xs, _ = labelled(per_customer, o.customer_id, o.assigned_at, ids)
+            returners_from, returner_labels, returner_xs = labelled(per_customer, o.customer_id, o.assigned_at, ids)
             returner_keys = [o.variant, *returner_labels]
 
         everyone = {"n": func.count()}

@@ -28,7 +28,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from sqlalchemy import DateTime, Engine, Insert, Select, case, exists, false, func, insert, literal, select, true
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from experiments.cohorts import cohort_filter
@@ -118,12 +118,12 @@ def assign(engine: Engine, name: str, as_of: datetime | None = None, policy: Con
                 "spec): Recall Lab does not assign it; assign it where the warehouse's assignments are made"
             )
         custom = compile_filter(spec.filter, as_of) if spec else true()
-        targets = _Targets(session, experiment, (cohort_filter(experiment.cohort, as_of), custom))
+        before = _per_variant(session, experiment)
+        targets = _Targets(session, experiment, (cohort_filter(experiment.cohort, as_of), custom), bool(before))
         in_other_experiment = session.scalar(targets.count(busy=True))
         total = session.scalar(targets.count(busy=False)) or 0
         holdout_bound = round(policy.global_holdout_share * BUCKETS) if policy.global_holdout_share else 0
         not_held_out = hash_bucket(policy.global_holdout_salt, Customer.customer_id, BUCKETS) >= holdout_bound
-        before = _per_variant(session, experiment)
         with foreign_keys_checked_once(session, Assignment, total), progress_bar(progress) as bar:
             # One statement: the bar pulses with the elapsed time until the database is done.
             task = bar.add_task(f"assigning {total:,} customers to {experiment.name}", total=None)
@@ -147,14 +147,14 @@ class _Targets:
     in a layer with nothing else running, needs no anti-join over the assignments table at all.
     """
 
-    def __init__(self, session: Session, experiment: Experiment, eligible: Sequence[ColumnElement[bool]]):
+    def __init__(self, session: Session, experiment: Experiment, eligible: Sequence[ColumnElement[bool]],
+                 has_assignments: bool):
         self.experiment = experiment
         self.eligible = eligible
         self.others = list(session.scalars(select(Experiment.id).where(
             Experiment.id != experiment.id, Experiment.layer == experiment.layer,
             Experiment.status == ExperimentStatus.RUNNING)))
-        self.has_assignments = session.scalar(
-            select(Assignment.customer_id).where(Assignment.experiment_id == experiment.id).limit(1)) is not None
+        self.has_assignments = has_assignments
 
     def _assigned(self, experiments: Sequence[int]) -> ColumnElement[bool]:
         if not experiments:

@@ -48,9 +48,8 @@ def _add_days_sqlite(element: add_days, compiler, **kw) -> str:  # noqa: ANN001
 
 
 class as_number(FunctionElement):  # noqa: N801 - reads as a SQL function
-    """A value to sum, square and cube: exact NUMERIC where sums of products stay exact (PostgreSQL;
-    SQLite stores it as REAL anyway), DOUBLE on DuckDB, whose DECIMAL overflows past 38 digits when
-    a cube of NUMERIC(18, 4) is taken."""
+    """A value to sum, square and cube, as a double on every dialect (DOUBLE PRECISION; DOUBLE on
+    DuckDB): DuckDB's DECIMAL overflows past 38 digits when a cube of NUMERIC(18, 4) is taken."""
 
     type = Numeric(18, 4)
     inherit_cache = True
