@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from experiments.cli import app
+from cli import app
 from tests.helpers import EXAMPLE_SPEC, add_customers
 
 NAME = "winback-coupon-2026-12"

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
-from experiments.cli import app
+from cli import app
 from experiments.db import session_scope
 from experiments.importer import ImportFailed, ImportResult, import_events, import_results
 from experiments.models import (

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from experiments.cli import app
+from cli import app
 from experiments.message_checks import CheckPolicy, Severity, check_message, sms_length
 
 GOOD = "【好物商城】好久不见！为您预留{coupon}元礼金，3天内有效，戳 m.haowu.cn/r 回TD退订"

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, insert
 from typer.testing import CliRunner
 
 from experiments.assignment import assign
-from experiments.cli import app
+from cli import app
 from experiments.db import session_scope
 from experiments.models import Assignment, Customer, ExperimentStatus
 from experiments.planning import PlanBook, audience, draft_spec, load_plans, tier_bounds, tier_filter

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import experiments.db as db_module
 from experiments.assignment import assign, bucket, bucket_bounds, variant_index
-from experiments.cli import app
+from cli import app
 from experiments.cohorts import lifecycle_stage
 from experiments.db import make_engine, session_scope
 from experiments.models import Assignment, Customer, Event, ExperimentStatus, Send, Variant
