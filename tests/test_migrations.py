@@ -17,7 +17,7 @@ from experiments.db import (
 from experiments.models import Base
 
 TABLES = {"customers", "experiments", "variants", "metrics", "assignments", "sends", "events", "metric_values",
-          "contact_holds", "analysis_runs",
+          "contact_holds", "analysis_runs", "users", "audit_log",
           "segment_values", "imports"}
 
 
