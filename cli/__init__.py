@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import typer
 
-from cli import analysis, campaign, data, db, experiment, imports, messages, plan, server
+from cli import (
+    analysis,
+    campaign,
+    data,
+    db,
+    experiment,
+    imports,
+    messages,
+    plan,
+    server,
+)
 
 app = typer.Typer(help="Recall Lab: randomized experiments for user-recall (win-back) campaigns.", no_args_is_help=True)
 app.add_typer(experiment.app, name="experiment")

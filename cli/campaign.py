@@ -10,7 +10,6 @@ import typer
 from cli.common import DbOption, engine_for, fail, out, parse_local_time
 
 
-
 def assign(
     name: str,
     as_of: Annotated[str | None, typer.Option(help="Reference time for the cohort and attribution window "
@@ -19,11 +18,12 @@ def assign(
     db: DbOption = None,
 ) -> None:
     """Assign the target customers of NAME to variants (deterministic; nobody already assigned moves)."""
-    from experiments.assignment import assign as run_assign
+    from experiments.access import cli_actor
+    from experiments.lifecycle import launch
     from experiments.store import NotFound
 
     try:
-        summary = run_assign(engine_for(db), name, as_of=parse_local_time(as_of), progress=progress)
+        summary = launch(engine_for(db), name, actor=cli_actor(), as_of=parse_local_time(as_of), progress=progress)
     except (NotFound, ValueError) as exc:
         fail(str(exc))
     out.print(f"{summary.newly_assigned:,} customers newly assigned in [bold]{name}[/]")

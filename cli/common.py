@@ -30,7 +30,7 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def engine_for(db: str | None):  # noqa: ANN201 - sqlalchemy.Engine, imported lazily for a fast --help
+def engine_for(db: str | None):
     from experiments.db import open_engine
 
     return open_engine(db)

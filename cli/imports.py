@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, split_list, engine_for, err, fail, out
+from cli.common import DbOption, engine_for, err, fail, out, split_list
 
 app = typer.Typer(help="Import outcomes: events, or per-customer results of a test run elsewhere.", no_args_is_help=True)
 
 
-def _import_outcome(result) -> None:  # noqa: ANN001 - experiments.importer.ImportResult
+def _import_outcome(result) -> None:
     if result.already_imported:
         out.print(f"{result.file}: already imported, nothing changed")
         return
