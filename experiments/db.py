@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, insert, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,12 +47,45 @@ def alembic_config() -> Config:
     return cfg
 
 
+# The key of the PostgreSQL advisory lock every migration holds (any constant the project owns).
+SCHEMA_LOCK_KEY = 0x5245_4341_4C4C  # "RECALL"
+
+
+@contextmanager
+def migrating(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the database's migration lock until it has committed.
+
+    Three ``recall`` commands started at once on an empty database would otherwise all create the
+    tables and all insert into ``alembic_version`` (UniqueViolation). Under the lock the second one
+    finds the schema made, because Alembic reads the revision again once the lock is granted.
+    PostgreSQL: a transaction-level advisory lock, released at commit or rollback. SQLite: an
+    exclusive lock on a file beside the database, released after the commit.
+    """
+    with _sqlite_file_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        yield connection
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}-migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (what ``recall db upgrade`` and first use do)."""
+    """Apply migrations up to ``revision`` (what ``recall db upgrade`` and first use do), under the lock."""
     from alembic import command
 
     cfg = alembic_config()
-    with engine.begin() as connection:
+    with migrating(engine) as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
@@ -61,7 +94,7 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
     from alembic import command
 
     cfg = alembic_config()
-    with engine.begin() as connection:
+    with migrating(engine) as connection:
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, revision)
 
@@ -87,7 +120,10 @@ SCHEMA_REVISION = "0005"
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Migrate on first use, so a newcomer never runs a setup step by hand."""
+    """Migrate on first use, so a newcomer never runs a setup step by hand.
+
+    The quick check runs without a lock; :func:`upgrade` takes the lock and checks again.
+    """
     with engine.connect() as connection:
         stored = (connection.scalar(text("SELECT version_num FROM alembic_version"))
                   if inspect(connection).has_table("alembic_version") else None)
