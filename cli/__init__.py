@@ -20,7 +20,20 @@ from cli import (
     server,
 )
 
-app = typer.Typer(help="Recall Lab: randomized experiments for user-recall (win-back) campaigns.", no_args_is_help=True)
+from cli.common import DebugOption, FaultReportingGroup
+
+app = typer.Typer(help="Recall Lab: randomized experiments for user-recall (win-back) campaigns.", no_args_is_help=True,
+                  cls=FaultReportingGroup)
+
+
+@app.callback()
+def root(debug: DebugOption = False) -> None:
+    """Recall Lab: randomized experiments for user-recall (win-back) campaigns.
+
+    A fault ends in one line that says what failed and what to do; --debug adds the traceback.
+    """
+
+
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(plan.app, name="plan")
 campaign.register(app)

@@ -1,15 +1,17 @@
 """Engine and schema: one URL selects SQLite (default) or PostgreSQL; Alembic makes the schema.
 
-Also the bulk-load write paths, the only dialect-specific writes: COPY (:func:`bulk_insert`) and
+Transactions: :func:`session_scope`, and :func:`run_in_transaction`, which runs one again after a
+deadlock. Also the bulk-load write paths, the only dialect-specific writes: COPY (:func:`bulk_insert`) and
 foreign keys checked once per load (:func:`foreign_keys_checked_once`) on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, text
 from sqlalchemy.exc import DBAPIError
@@ -17,11 +19,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from experiments.config import PROJECT_ROOT, database_url
 from experiments.dialects import register_sqlite_functions
+from experiments.faults import is_transient
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
@@ -143,6 +147,26 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     factory = sessionmaker(engine, expire_on_commit=False)
     with factory() as session, session.begin():
         yield session
+
+
+def run_in_transaction(engine: Engine, work: Callable[[Session], T], *, retries: int = 1,
+                       pause: float = 0.2) -> T:
+    """``work(session)`` in one transaction (:func:`session_scope`), run again after a deadlock or a
+    serialization failure, at most ``retries`` times.
+
+    PostgreSQL rolls the losing transaction of a deadlock back whole, so running ``work`` again is
+    safe when ``work`` only writes through ``session`` (no files, no other connections). A fault that
+    persists is raised; the CLI turns it into one line (experiments.faults).
+    """
+    for attempt in range(retries + 1):
+        try:
+            with session_scope(engine) as session:
+                return work(session)
+        except Exception as exc:  # wrapped by SQLAlchemy or raw from the driver (COPY)
+            if attempt == retries or not is_transient(exc):
+                raise
+            time.sleep(pause * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _copies(session: Session) -> bool:
