@@ -19,7 +19,7 @@ from cli import app
 from experiments.access import cli_actor
 from experiments.audit import Action, entries, record_now
 from experiments.backup import BackupError, back_up, restore
-from experiments.db import current_revision, head_revision, session_scope, table_names
+from experiments.db import current_revision, downgrade, head_revision, session_scope, table_names
 from experiments.importer import import_results
 from experiments.models import Experiment, MetricValue
 
@@ -147,3 +147,21 @@ def test_a_missing_pg_dump_is_a_clear_error(engine: Engine, tmp_path: Path, monk
         back_up(engine, cli_actor(), tmp_path / "x.dump")
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM audit_log")) == 0
+
+
+def test_a_failed_backup_drops_nothing(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("pg_dump is for PostgreSQL")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    refused = recall("db", "downgrade", "--yes")
+    assert refused.exit_code == 1 and "pg_dump not found on PATH" in refused.stderr
+    assert "nothing was dropped" in refused.stderr and current_revision(engine) == head_revision()
+
+
+def test_an_upgrade_is_recorded(engine: Engine) -> None:
+    downgrade(engine, "0004")  # before the audit log existed
+    assert recall("db", "upgrade").exit_code == 0
+    with session_scope(engine) as session:
+        [entry] = entries(session)
+    assert (entry.action, entry.target, entry.details) == (Action.DB_UPGRADE.value, head_revision(),
+                                                           {"from_revision": "0004"})
