@@ -19,7 +19,6 @@ from cli import (
     plan,
     server,
 )
-
 from cli.common import DebugOption, FaultReportingGroup
 
 app = typer.Typer(help="Recall Lab: randomized experiments for user-recall (win-back) campaigns.", no_args_is_help=True,

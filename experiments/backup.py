@@ -26,7 +26,13 @@ from sqlalchemy.engine import URL
 from experiments.access import Actor, Permission, require
 from experiments.audit import Action, record_now
 from experiments.config import PROJECT_ROOT
-from experiments.db import current_revision, downgrade, ensure_schema, table_names, upgrade
+from experiments.db import (
+    current_revision,
+    downgrade,
+    ensure_schema,
+    table_names,
+    upgrade,
+)
 
 DEFAULT_BACKUP_FOLDER = PROJECT_ROOT / "backups"
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -146,7 +152,7 @@ def _run_pg(tool: str, url: URL, options: list[str], last: str | None = None) ->
     target = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
     env = {**os.environ, **({"PGPASSWORD": str(url.password)} if url.password else {})}
     arguments = [program, *options, f"--dbname={target}", *([last] if last else [])]
-    done = subprocess.run(arguments, capture_output=True, text=True, env=env)
+    done = subprocess.run(arguments, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         raise BackupError(f"{tool} failed: {lines[0] if lines else f'exit status {done.returncode}'}")

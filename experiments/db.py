@@ -74,8 +74,8 @@ def migrating(engine: Engine) -> Iterator[Connection]:
 @contextmanager
 def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
     database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        yield
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        yield  # nothing to lock beside: not SQLite, in memory, or a file: URI (its path is not a plain file name)
         return
     import fcntl
 

@@ -45,8 +45,8 @@ _BY_SQLSTATE: dict[str, tuple[str, str]] = {
     "53200": ("the database server ran out of memory", "run the command again later or on fewer rows"),
     "25006": ("the database is read-only for this connection",
               "use a writable database (not a standby, no default_transaction_read_only)"),
-    "42501": ("permission denied", "grant the database user access to the schema's tables, or use another "
-                                   "user in --db / RECALL_DATABASE_URL"),
+    "42501": ("permission denied",
+              f"grant the database user access to the schema's tables, or use another user; {CHECK_URL}"),
     "3F000": ("the database user may not use the schema (no schema it may create in)",
               f"grant it USAGE and CREATE on the schema, or use another user; {CHECK_URL}"),
     "28P01": ("the database refused the sign-in (wrong password)", f"check the user and password; {CHECK_URL}"),
@@ -66,8 +66,8 @@ _BY_SQLITE_NAME: dict[str, tuple[str, str]] = {
     "SQLITE_FULL": ("the disk holding the SQLite database is full", "free space, then run the command again"),
     "SQLITE_READONLY": ("the SQLite database is read-only",
                         "check the file's and its folder's permissions, or use a writable copy"),
-    "SQLITE_CANTOPEN": ("cannot open the SQLite database", f"check that its folder exists and is writable; "
-                                                           f"{CHECK_URL}"),
+    "SQLITE_CANTOPEN": ("cannot open the SQLite database",
+                        f"check that its folder exists and is writable; {CHECK_URL}"),
     "SQLITE_NOTADB": ("the file is not a SQLite database", CHECK_URL),
     "SQLITE_CORRUPT": ("the SQLite database file is damaged", "restore it from a backup (recall db restore)"),
     "SQLITE_IOERR": ("the disk holding the SQLite database failed to read or write",

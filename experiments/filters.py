@@ -186,7 +186,7 @@ class _Compiler:
         return _in_range(value, kind, field)
 
 
-def _in_range(value: int | float, kind: type, field: str) -> int | float | Decimal:
+def _in_range(value: float, kind: type, field: str) -> int | float | Decimal:
     """``value`` as the field compares it, refused unless finite and within the field's range."""
     low, high = _RANGES[kind]
     if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:

@@ -19,7 +19,13 @@ from cli import app
 from experiments.access import cli_actor
 from experiments.audit import Action, entries, record_now
 from experiments.backup import BackupError, back_up, restore
-from experiments.db import current_revision, downgrade, head_revision, session_scope, table_names
+from experiments.db import (
+    current_revision,
+    downgrade,
+    head_revision,
+    session_scope,
+    table_names,
+)
 from experiments.importer import import_results
 from experiments.models import Experiment, MetricValue
 

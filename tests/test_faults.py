@@ -35,7 +35,8 @@ CLOSED_PORT_URL = "postgresql+psycopg://postgres:s3cret@127.0.0.1:5433/recall"
 def recall_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``recall ARGS`` as a user does: a process of its own (slow to start: used where it matters)."""
     return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})}, timeout=120)
+                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})}, timeout=120,
+                          check=False)
 
 
 def recall(*args: str, env: dict[str, str] | None = None) -> Result:
