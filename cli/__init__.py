@@ -27,10 +27,7 @@ app = typer.Typer(help="Recall Lab: randomized experiments for user-recall (win-
 
 @app.callback()
 def root(debug: DebugOption = False) -> None:
-    """Recall Lab: randomized experiments for user-recall (win-back) campaigns.
-
-    A fault ends in one line that says what failed and what to do; --debug adds the traceback.
-    """
+    """Options of every command: a fault ends in one line (FaultReportingGroup); --debug adds the traceback."""
 
 
 app.add_typer(experiment.app, name="experiment")

@@ -115,7 +115,6 @@ def is_transient(exc: BaseException) -> bool:
 
 def explain(exc: BaseException, url: str | None = None) -> str:
     """One line for any exception: what failed, then what to do (``url``: the database, if known)."""
-    url = getattr(exc, "recall_url", None) or url
     where = f" at {safe_url(url)}" if url else ""
     return mask_passwords(_explain(exc, where)).replace("\n", " ")
 
@@ -151,7 +150,7 @@ def _database_fault(exc: BaseException, driver: BaseException, where: str) -> st
             what, todo = _BY_SQLITE_NAME[key]
             return f"{what}{where} ({message}): {todo}"
     lowered = message.lower()
-    if "nul (0x00)" in lowered or "0x00" in lowered:
+    if "0x00" in lowered:  # psycopg refuses it before sending; PostgreSQL's own check is SQLSTATE 22021
         return "text contains a NUL (0x00) byte, which PostgreSQL cannot store: remove it from the input file"
     if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or _is_lost(lowered):
         return f"lost the connection to the database{where} ({message}): {RUN_AGAIN}"
