@@ -54,13 +54,13 @@ def sendlist(
         day = date.fromisoformat(due) if due else today
     except ValueError:
         fail(f"--due: not a date such as {today.isoformat()}: {due!r}")
-    if day != today:
-        err.print(f"[yellow]note:[/] listing the touches due on {day}, not today ({today}): opt-outs imported "
-                  "after now cannot stop them; build each day's list on its day", highlight=False)
     try:
         files = write_send_lists(engine_for(db), name, out_dir, actor=cli_actor(), due=day, progress=progress)
     except (NotFound, ValueError, Forbidden) as exc:
         fail(str(exc))
+    if day != today:
+        err.print(f"[yellow]note:[/] listed the touches due on {day}, not today ({today}): an opt-out imported "
+                  "after now cannot stop them; build each day's list on its day", highlight=False, soft_wrap=True)
     for f in files:
         notes = [f"{f.suppressed_unsubscribed:,} opted out"] if f.suppressed_unsubscribed else []
         notes += [f"{f.held_by_caps:,} held back by frequency caps"] if f.held_by_caps else []

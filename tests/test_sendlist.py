@@ -28,7 +28,8 @@ from experiments.models import (
     Variant,
 )
 from experiments.policy import HoldReason
-from experiments.sendlist import SendListRefused, list_path, write_send_lists
+from experiments.sendlist import SendListRefused, list_path, local_day, write_send_lists
+from experiments.store import utcnow
 from tests.helpers import AS_OF, add_customers, example_spec, store_spec
 
 NAME = "winback-coupon-2026-12"
@@ -328,3 +329,31 @@ def test_a_send_list_built_in_chunks_equals_one_built_at_once(tmp_path: Path) ->
     assert sum(s[3] for s in summary) > 0 and sum(s[4] for s in summary) > 0 and len(recorded["holds"]) > 0
     assert [s[2] for s in summary if s[0] == 3][2:] == [0, 0]
     assert all("phone" not in text.splitlines()[0] for text in lists.values())
+
+
+def test_the_sendlist_command(engine: Engine, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    runner = CliRunner()
+    store_spec(engine, example_spec())
+    draft = runner.invoke(app, ["sendlist", NAME, "--out", str(tmp_path / "out"), "--due", "2026-12-01"])
+    assert draft.exit_code == 1 and draft.output.strip().splitlines() == [
+        f"error: '{NAME}' is a draft: launch it first (recall assign {NAME})"]
+    bad = runner.invoke(app, ["sendlist", NAME, "--out", str(tmp_path / "out"), "--due", "1.12."])
+    assert bad.exit_code == 1 and "error: --due: not a date such as" in bad.output
+
+    add_customers(engine, [f"C{i:04d}" for i in range(100)])
+    assign(engine, NAME, as_of=AS_OF)
+    opt_out(engine, ["C0001", "C0002", "C0003"])
+    done = runner.invoke(app, ["sendlist", NAME, "--out", str(tmp_path / "out"), "--due", "2026-12-01",
+                               "--no-progress"])
+    assert done.exit_code == 0, done.output
+    today = local_day(utcnow())
+    assert ("not today" in done.output) == (today != DAY0)  # a day other than today is named
+    lines = [line for line in done.output.splitlines() if line.endswith("touches due 2026-12-01") or "opted out" in line]
+    assert len(lines) == 2 and sum(int(line.split(": ")[1].split()[0]) for line in lines) == count(engine, Send)
+    again = runner.invoke(app, ["sendlist", NAME, "--out", str(tmp_path / "again"), "--due", "2026-12-01",
+                                "--no-progress"])
+    assert "coupon5_sms_10h: no file: 0 touches due 2026-12-01" in again.output
