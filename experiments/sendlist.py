@@ -104,16 +104,29 @@ def send_time(experiment: Experiment, variant: Variant, assigned_at: datetime, s
     """Local send time: the spec's start day (or the day of assignment) at the variant's send hour,
     plus the step's day offset. A send hour already past on the day of assignment moves to the next day.
     """
-    tz = settings().timezone
-    assigned_local = assigned_at.replace(tzinfo=UTC).astimezone(tz)
-    start_local = experiment.start_at.replace(tzinfo=UTC).astimezone(tz) if experiment.start_at else assigned_local
-    day = max(start_local.date(), assigned_local.date())
-    first = datetime.combine(day, time(variant.send_hour or 0), tzinfo=tz)
-    if first < assigned_local:
-        first += timedelta(days=1)
-    if step is None or step.step == 0:
-        return first
-    return datetime.combine(first.date() + timedelta(days=step.day), time(step.send_hour), tzinfo=tz)
+    return _Schedule(experiment, variant).at(assigned_at, step)
+
+
+class _Schedule:
+    """:func:`send_time` for one variant's many customers: the time zone and start are read once."""
+
+    def __init__(self, experiment: Experiment, variant: Variant):
+        self.tz = settings().timezone
+        self.start = experiment.start_at.replace(tzinfo=UTC).astimezone(self.tz).date() if experiment.start_at else None
+        self.hour = time(variant.send_hour or 0)
+
+    def first(self, assigned_at: datetime) -> datetime:
+        assigned_local = assigned_at.replace(tzinfo=UTC).astimezone(self.tz)
+        day = max(self.start, assigned_local.date()) if self.start else assigned_local.date()
+        first = datetime.combine(day, self.hour, tzinfo=self.tz)
+        return first + timedelta(days=1) if first < assigned_local else first
+
+    def at(self, assigned_at: datetime, step: Step | None = None) -> datetime:
+        first = self.first(assigned_at)
+        return first if step is None or step.step == 0 else self.later(first, step)
+
+    def later(self, first: datetime, step: Step) -> datetime:
+        return datetime.combine(first.date() + timedelta(days=step.day), time(step.send_hour), tzinfo=self.tz)
 
 
 def local_day(at: datetime) -> date:
@@ -221,6 +234,9 @@ def _write_variant(session: Session, experiment: Experiment, variant: Variant, p
     """One variant's touches due on ``due``, streamed in customer order ``chunk`` customers at a time."""
     sequence = steps(experiment, variant)
     templates = {s.step: Template(s.template) for s in sequence}
+    schedule = _Schedule(experiment, variant)
+    # The day of a customer's first touch → the step due on ``due``: one at most, as the days increase.
+    due_step = {due - timedelta(days=s.day): s for s in sequence}
     since = local_midnight_utc(due) - timedelta(days=_longest_cap_days(policy))
     opted_out = (select(Event.customer_id,
                         func.max(case((Event.event_type == EventType.UNSUBSCRIBE, 1), else_=0)).label("unsubscribed"))
@@ -245,33 +261,30 @@ def _write_variant(session: Session, experiment: Experiment, variant: Variant, p
             new_sends: list[dict] = []
             holds: list[dict] = []
             for customer_id, assigned_at, last_active_at, unsubscribed in part:
-                for s in sequence:
-                    at = send_time(experiment, variant, assigned_at, s)
-                    if at.date() != due or (customer_id, s.step) in done:
-                        continue
-                    at_utc = at.astimezone(UTC).replace(tzinfo=None)
-                    if unsubscribed is not None:
-                        reason = HoldReason.UNSUBSCRIBED if unsubscribed else HoldReason.COMPLAINED
-                        n_opted_out += 1
-                    elif in_quiet_hours(at.hour):
-                        reason = HoldReason.QUIET_HOURS
-                        quiet += 1
-                    else:
-                        reason = policy.hold_reason(at_utc, at.date(), s.channel, last_active_at,
-                                                    recent[customer_id])
-                        capped += reason is not None
-                    if reason:
-                        holds.append(dict(experiment_id=experiment.id, customer_id=customer_id, step=s.step,
-                                          variant_id=variant.id, reason=reason, held_at=now))
-                        continue
-                    message = templates[s.step].render(MessageContext(variant.coupon, customer_id, at))
-                    new_sends.append(dict(
-                        experiment_id=experiment.id, customer_id=customer_id, step=s.step,
-                        variant_id=variant.id, channel=s.channel, scheduled_at=at_utc, message=message,
-                    ))
-                    recent[customer_id].append(Touch(at_utc, at.date(), s.channel))  # later touches count it
-                    writer.writerow((customer_id, s.step, s.channel, message, at.isoformat()))
-                    listed += 1
+                first_touch = schedule.first(assigned_at)
+                s = due_step.get(first_touch.date())
+                if s is None or (customer_id, s.step) in done:
+                    continue
+                at = first_touch if s.step == 0 else schedule.later(first_touch, s)
+                at_utc = at.astimezone(UTC).replace(tzinfo=None)
+                if unsubscribed is not None:
+                    reason = HoldReason.UNSUBSCRIBED if unsubscribed else HoldReason.COMPLAINED
+                    n_opted_out += 1
+                elif in_quiet_hours(at.hour):
+                    reason = HoldReason.QUIET_HOURS
+                    quiet += 1
+                else:
+                    reason = policy.hold_reason(at_utc, due, s.channel, last_active_at, recent.get(customer_id, ()))
+                    capped += reason is not None
+                if reason:
+                    holds.append(dict(experiment_id=experiment.id, customer_id=customer_id, step=s.step,
+                                      variant_id=variant.id, reason=reason, held_at=now))
+                    continue
+                message = templates[s.step].render(MessageContext(variant.coupon, customer_id, at))
+                new_sends.append(dict(experiment_id=experiment.id, customer_id=customer_id, step=s.step,
+                                      variant_id=variant.id, channel=s.channel, scheduled_at=at_utc, message=message))
+                writer.writerow((customer_id, s.step, s.channel, message, at.isoformat()))
+                listed += 1
             bulk_insert(session, Send, new_sends)
             bulk_insert(session, ContactHold, holds)
             advance(len(part))
@@ -293,7 +306,7 @@ def _longest_cap_days(policy: ContactPolicy) -> int:
 
 
 def _recent_sends(session: Session, experiment: Experiment, variant: Variant, since: datetime, first: str,
-                  last: str) -> defaultdict[str, list[Touch]]:
+                  last: str) -> dict[str, list[Touch]]:
     """Sends of every experiment (this one's earlier touches included) since ``since`` to the
     variant's customers ``first``..``last``: what the frequency caps count."""
     tz = settings().timezone
