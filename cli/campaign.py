@@ -59,8 +59,10 @@ def sendlist(
     except (NotFound, ValueError, Forbidden) as exc:
         fail(str(exc))
     if day != today:
-        err.print(f"[yellow]note:[/] listed the touches due on {day}, not today ({today}): an opt-out imported "
-                  "after now cannot stop them; build each day's list on its day", highlight=False, soft_wrap=True)
+        why = ("an opt-out imported before then cannot stop them; build each day's list on its day" if day > today
+               else "their send times have passed")
+        err.print(f"[yellow]note:[/] listed the touches due on {day}, not today ({today}): {why}",
+                  highlight=False, soft_wrap=True)
     for f in files:
         notes = [f"{f.suppressed_unsubscribed:,} opted out"] if f.suppressed_unsubscribed else []
         notes += [f"{f.held_by_caps:,} held back by frequency caps"] if f.held_by_caps else []
