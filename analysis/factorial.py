@@ -273,7 +273,7 @@ def level_roi(design: Design, *, returned: Mapping[str, SampleStats], revenue: M
             extra, extra_ci, _, _ = ((0.0, (0.0, 0.0), math.nan, 0.0) if level == reference
                                      else _test(_combine((1, weights), (-1, ref_weights)), returned, alpha))
             extra_cost = cost - ref_cost
-            per_extra = extra_cost / extra if extra > 0 else None
+            per_extra = extra_cost / extra if extra > 0 and extra_cost > 0 else None  # cheaper and better: no price
             per_extra_ci = ((extra_cost / extra_ci[1], extra_cost / extra_ci[0])
                             if level != reference and extra_ci[0] > 0 and extra_cost > 0 else None)
             out.append(LevelRoi(factor, level, reference, rate, inc, inc_ci, cost, rev, roi, roi_ci, extra, extra_ci,

@@ -245,8 +245,10 @@ FACTORIAL_LABELS = {
         "level_roi_clear": "{factor}（按 ROI）：**{choice}** 的 ROI 比 {runner_up} 高 {lead} {lead_ci}（校正后区间不含 0）。",
         "level_roi_leading": "{factor}（按 ROI）：{choice} 的 ROI 领先 {runner_up} {lead} {lead_ci}，区间包含 0：尚无定论。",
         "depends": "{factor}：最佳水平取决于 {others}（交互作用不可忽略），请按组合选择。",
-        "per_extra_sentence": "{factor} {level} 相对 {reference}：每位客户多花 {extra_cost}，每多回流一位客户的成本为 {per_extra}{ci}。",
-        "per_extra_none": "{factor} {level} 相对 {reference}：每位客户多花 {extra_cost}，但额外回流 {extra} {extra_ci} 不显著，无法给出每位额外回流客户的成本。",
+        "per_extra_sentence": "{factor} {level} 相对 {reference}：每位客户{more_less} {extra_cost}，每多回流一位客户的成本为 {per_extra}{ci}。",
+        "per_extra_none": "{factor} {level} 相对 {reference}：每位客户{more_less} {extra_cost}，但额外回流 {extra} {extra_ci} 不显著，无法给出每位额外回流客户的成本。",
+        "per_extra_cheaper": "{factor} {level} 相对 {reference}：每位客户{more_less} {extra_cost}，且额外回流 {extra} {extra_ci}：更便宜也更有效。",
+        "more": "多花", "less": "少花",
     },
     "en": {
         "title": "Factorial analysis: main effects and interactions", "design": "Factors and levels",
@@ -267,8 +269,10 @@ FACTORIAL_LABELS = {
         "level_roi_clear": "{factor} by ROI: **{choice}** has an ROI {lead} above {runner_up} {lead_ci} (adjusted interval above 0).",
         "level_roi_leading": "{factor} by ROI: {choice} leads {runner_up} by {lead} {lead_ci}; the interval includes 0: undecided.",
         "depends": "{factor}: the best level depends on {others} (interactions not negligible): choose by cell.",
-        "per_extra_sentence": "{factor} {level} over {reference} costs {extra_cost} more per customer: {per_extra} per extra returned customer{ci}.",
-        "per_extra_none": "{factor} {level} over {reference} costs {extra_cost} more per customer, but its extra returns {extra} {extra_ci} are not significant: no cost per extra returned customer yet.",
+        "per_extra_sentence": "{factor} {level} over {reference} costs {extra_cost} {more_less} per customer: {per_extra} per extra returned customer{ci}.",
+        "per_extra_none": "{factor} {level} over {reference} costs {extra_cost} {more_less} per customer, but its extra returns {extra} {extra_ci} are not significant: no cost per extra returned customer yet.",
+        "per_extra_cheaper": "{factor} {level} over {reference} costs {extra_cost} {more_less} per customer and returns {extra} more {extra_ci}: cheaper and better.",
+        "more": "more", "less": "less",
     },
 }
 
@@ -310,8 +314,12 @@ def recommendation_lines(report: Report, lang: str = "zh", currency: str = "¥")
             continue
         names = dict(factor=r.factor, level=level_label(r.factor, r.level, currency),
                      reference=level_label(r.factor, r.reference, currency),
-                     extra_cost=fmt_money(r.extra_cost_per_customer, currency))
-        if r.cost_per_extra_return is not None and r.extra_return_rate_ci[0] > 0:
+                     extra_cost=fmt_money(abs(r.extra_cost_per_customer), currency),
+                     more_less=F["more" if r.extra_cost_per_customer > 0 else "less"])
+        if r.extra_cost_per_customer <= 0 and r.extra_return_rate_ci[0] > 0:
+            out.append(F["per_extra_cheaper"].format(extra=fmt_value(r.extra_return_rate, "binary", signed=True),
+                                                     extra_ci=fmt_ci(r.extra_return_rate_ci, "binary"), **names))
+        elif r.cost_per_extra_return is not None and r.extra_return_rate_ci[0] > 0:
             interval = r.cost_per_extra_return_ci
             bounds = (f" [{fmt_money(interval[0], currency)}, {fmt_money(interval[1], currency)}]"
                       if interval else "")
