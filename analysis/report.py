@@ -33,7 +33,8 @@ from analysis.aggregates import (
 )
 from analysis.bayesian import beta_binomial, normal_posterior
 from analysis.cuped import cuped as adjust
-from analysis.factorial import DesignSummary, FactorEffect, InteractionEffect, LevelRoi, Pick, analyse, design_for
+from analysis.factorial import (DesignSummary, FactorEffect, FactorialResult, InteractionEffect, LevelRoi, Pick, analyse,
+                                design_for)
 from analysis.corrections import adjust_p_values, interval_alpha
 from analysis.frequentist import (
     FIELLER_METHOD,
@@ -552,7 +553,7 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
 
 
 def _factorial(experiment: Experiment, arms: dict[int, ArmStatistics], returns: list[RoiResult], primary: str, *,
-               alpha: float, correction: str):  # noqa: ANN202 - a FactorialResult or None
+               alpha: float, correction: str) -> FactorialResult | None:
     """Main effects and interactions when the experiment is a factorial design (analysis.factorial)."""
     design = design_for(experiment)
     if design is None:
