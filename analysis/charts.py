@@ -158,7 +158,7 @@ def main_effects(report: Report, metric: str, *, label: str = "", natural_label:
     frame = main_effects_frame(report, metric)
     frame["natural_label"] = natural_label
     axis_format = ".1%" if _is_binary(report, metric) else ",.2f"
-    base = alt.Chart().encode(x=alt.X("level:N", sort=None, title=None))
+    base = alt.Chart().encode(x=alt.X("level:N", sort=None, title=None, axis=alt.Axis(labelAngle=0)))
     line = base.mark_line(point=alt.OverlayMarkDef(filled=True, size=80), color=NEUTRAL_COLOUR).encode(
         y=alt.Y("mean:Q", title=label or metric, axis=alt.Axis(format=axis_format), scale=alt.Scale(zero=False)),
         tooltip=[alt.Tooltip("factor:N", title=factor_label), "level:N", alt.Tooltip("mean:Q", format=axis_format),
@@ -166,7 +166,7 @@ def main_effects(report: Report, metric: str, *, label: str = "", natural_label:
     rule = alt.Chart().mark_rule(strokeDash=[6, 4], color=CONTROL_COLOUR).encode(
         y="natural:Q", tooltip=["natural_label:N", alt.Tooltip("natural:Q", format=axis_format)])
     return alt.layer(line, rule, data=frame).properties(width=180, height=240).facet(
-        column=alt.Column("factor:N", sort=None, title=None)).resolve_scale(x="independent")
+        column=alt.Column("factor:N", sort=list(dict.fromkeys(frame.factor)), title=None)).resolve_scale(x="independent")
 
 
 def interaction_frame(report: Report, metric: str, across: str, lines: str) -> pd.DataFrame:
@@ -190,7 +190,7 @@ def interaction_lines(report: Report, metric: str, across: str, lines: str, *, l
     frame = interaction_frame(report, metric, across, lines)
     axis_format = ".1%" if _is_binary(report, metric) else ",.2f"
     return alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(filled=True, size=70)).encode(
-        x=alt.X("across:N", sort=None, title=across),
+        x=alt.X("across:N", sort=None, title=across, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("mean:Q", title=label or metric, axis=alt.Axis(format=axis_format), scale=alt.Scale(zero=False)),
         color=alt.Color("line:N", sort=None, title=lines, legend=alt.Legend(orient="top")),
         tooltip=[alt.Tooltip("across:N", title=across), alt.Tooltip("line:N", title=lines),

@@ -48,7 +48,7 @@ def show_factorial(report: Report, *, metric: str) -> None:
     st.markdown(f"**{t('factorial_mains')}**")
     st.dataframe(pd.DataFrame([
         {t("factorial_factor"): e.factor, t("factorial_level"): f"{e.level} vs {e.reference}",
-         t("abs_uplift"): f"{fmt_value(e.abs_effect, kind, signed=True)} {fmt_ci(e.abs_ci, kind)}",
+         t("factorial_effect"): f"{fmt_value(e.abs_effect, kind, signed=True)} {fmt_ci(e.abs_ci, kind)}",
          t("p"): fmt_p(e.p_value), t("p_adj"): fmt_p(e.p_value_adjusted), t("significant"): "✓" if e.significant else "",
          **({t("factorial_aliases"): ", ".join(e.aliases)} if design.aliases else {})}
         for e in report.factors if e.metric == metric
@@ -59,7 +59,7 @@ def show_factorial(report: Report, *, metric: str) -> None:
         st.dataframe(pd.DataFrame([
             {t("factorial_factor"): " × ".join(i.factors),
              t("factorial_level"): f"{i.levels[0]} vs {i.references[0]} × {i.levels[1]} vs {i.references[1]}",
-             t("abs_uplift"): f"{fmt_value(i.abs_effect, kind, signed=True)} {fmt_ci(i.abs_ci, kind)}",
+             t("factorial_effect"): f"{fmt_value(i.abs_effect, kind, signed=True)} {fmt_ci(i.abs_ci, kind)}",
              t("p"): fmt_p(i.p_value), t("p_adj"): fmt_p(i.p_value_adjusted), t("significant"): "✓" if i.significant else ""}
             for i in rows
         ]), hide_index=True, width="stretch")
@@ -67,7 +67,7 @@ def show_factorial(report: Report, *, metric: str) -> None:
         st.markdown(f"**{t('factorial_roi')}**")
         st.dataframe(pd.DataFrame([
             {t("factorial_factor"): r.factor, t("factorial_level"): level_label(r.factor, r.level, currency()),
-             t("incremental_returns"): f"{fmt_value(r.incremental_return_rate, 'binary', signed=True)} "
+             t("factorial_inc_rate"): f"{fmt_value(r.incremental_return_rate, 'binary', signed=True)} "
                                        f"{fmt_ci(r.incremental_return_rate_ci, 'binary')}",
              t("factorial_cost_pc"): money(r.cost_per_customer), t("roi"): roi_text(r.roi),
              t("factorial_per_extra"): "–" if r.level == r.reference else money(r.cost_per_extra_return)}
