@@ -129,6 +129,12 @@ def check_factors(factors: Mapping[str, Any], factorial: FactorialSpec | None) -
     if len(wordings) > 1:
         raise _error("factor_levels", "one wording factor at most; got {names}", names=", ".join(wordings))
     names = {f: [level_name(v) for v in levels] for f, levels in factors.items()}
+    if factorial is not None and factorial.name:
+        try:
+            _cell_name(factorial.name, {f: v[0] for f, v in names.items()})
+        except (KeyError, IndexError, ValueError):
+            raise _error("cell_name", "cell names '{pattern}' may use only the factors as placeholders: {known}",
+                         pattern=factorial.name, known=", ".join("{" + f + "}" for f in names)) from None
     _, generators = _fraction(names, factorial)
     cells = math.prod(len(v) for v in names.values()) // 2 ** len(generators)
     if cells > MAX_CELLS:

@@ -39,7 +39,7 @@ CUSTOM_ERRORS = {"control_contacted", "missing_contact", "unknown_cohort", "unkn
                  "quiet_hours", "bad_filter", "touch_days",
                  "touch_window", "unknown_tier",
                  "vertical_rules", "source_url", "source_segments",
-                 "factor_levels", "unknown_factor", "too_many_cells", "fraction", "cell_levels"}
+                 "factor_levels", "unknown_factor", "too_many_cells", "fraction", "cell_levels", "cell_name"}
 RatioName = Literal[tuple(RATIO_METRICS)]  # type: ignore[valid-type]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w][\w.\-]*$")]
 

@@ -116,6 +116,8 @@ def test_the_example_spec_is_a_factorial() -> None:
     (dict(factors=dict(coupon=[1, 2, 3, 4], send_hour=[8, 10, 12, 14], channel=["sms", "mms", "push", "email", "wechat"])),
      "factors", "80 cells is more than 64"),
     (dict(factorial=dict(fraction="1/2")), "factors", "needs one generator per halving"),
+    (dict(factorial=dict(name="c{coupon}_{tone}")), "factors", "may use only the factors as placeholders"),
+    (dict(factorial=dict(name="c{coupon}")), "variants", "variant names must be unique; repeated: c10, c5"),
     (dict(factors=dict(coupon=[5, 10], send_hour=[10, 23]), factorial=dict(template="回TD退订")),
      "variants[2].send_hour", "quiet hours"),
 ])
