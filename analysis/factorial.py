@@ -238,16 +238,12 @@ def effects(design: Design, metrics: Mapping[str, str], stats: Mapping[str, Mapp
                 estimate, ci, p, se = _test(weights, cells, alpha)
                 pairs.append((InteractionEffect([a, b], [la, lb], [design.factors[a][0], design.factors[b][0]],
                                                 metric, kind, estimate, ci, p), se))
-    everything = [e for e, _ in mains] + [e for e, _ in pairs]
-    adjusted = adjust_p_values([e.p_value for e in everything], correction)
-    level = interval_alpha(adjusted, alpha, correction)
-
-    def finish(effect, se: float, p_adj: float):  # noqa: ANN001, ANN202 - either effect type
-        return dataclasses.replace(effect, p_value_adjusted=p_adj, significant=bool(p_adj < alpha),
-                        abs_ci_adjusted=_interval(effect.abs_effect, se, level))
-
-    ses = [se for _, se in mains] + [se for _, se in pairs]
-    done = [finish(e, se, p) for e, se, p in zip(everything, ses, adjusted, strict=True)]
+    found = [*mains, *pairs]
+    adjusted = adjust_p_values([e.p_value for e, _ in found], correction)
+    level = interval_alpha(adjusted, alpha, correction)  # intervals consistent with the family's decisions
+    done = [dataclasses.replace(e, p_value_adjusted=p, significant=bool(p < alpha),
+                                abs_ci_adjusted=_interval(e.abs_effect, se, level))
+            for (e, se), p in zip(found, adjusted, strict=True)]
     return done[:len(mains)], done[len(mains):]  # type: ignore[return-value]
 
 

@@ -4,15 +4,14 @@ bad factors and bad cells are rejected naming the field."""
 from __future__ import annotations
 
 import copy
-import tomllib
 from pathlib import Path
 
 import pytest
 
+from experiments.db import session_scope
 from experiments.factorial import design_of
 from experiments.spec import ExperimentSpec, SpecError, load_spec, parse_spec
 from experiments.store import create_experiment, stored_spec
-from experiments.db import session_scope
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "factorial.toml"
 LIVELY = "【好物商城】亲～{coupon}元红包已到账，戳 m.haowu.cn/r 回TD退订"
@@ -149,7 +148,7 @@ def test_written_cells_are_accepted_when_they_are_the_design(data: dict) -> None
     (lambda v: (v[1]["levels"].update(send_hour="20"), v[1].update(send_hour=20)), "have the same levels"),
     (lambda v: v[0].update(levels={"coupon": "5"}), "the control 'holdout' has no levels"),
 ])
-def test_bad_cells_name_the_cell_and_the_factor(data: dict, damage, words: str) -> None:  # noqa: ANN001
+def test_bad_cells_name_the_cell_and_the_factor(data: dict, damage, words: str) -> None:
     written = _written_cells(data)
     damage(written["variants"])
     found = problems(written)
