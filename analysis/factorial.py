@@ -357,3 +357,42 @@ def analyse(design: Design, *, metrics: Mapping[str, str], stats: Mapping[str, M
                       family_level=family_level, revenue=stats[revenue] if has_money else None,
                       cost_per_customer=cost_per_customer if has_money else None, margin=margin, alpha=alpha)
     return FactorialResult(DesignSummary.of(design), mains, pairs, rois, picks)
+
+
+@dataclass(frozen=True)
+class FactorialPlan:
+    """Customers a factorial needs to detect a main effect or a two-way interaction of a given size."""
+
+    effect: str  # "main" or "interaction"
+    cells: int
+    per_cell: int
+    contacted: int  # customers in the cells
+    total: int  # with the holdout
+    mde_abs: float
+    alpha: float
+    power: float
+
+
+def factorial_sample_size(baseline: float, mde_abs: float, levels: Sequence[int], *, effect: str = "main",
+                          holdout: float = 0.1, alpha: float = 0.05, power: float = 0.8) -> FactorialPlan:
+    """Sample size of a balanced full factorial with ``levels`` levels per factor (e.g. [2, 2, 2]) to
+    detect a main effect (of a factor with ``levels[0]`` levels) or a two-way interaction (of the first
+    two factors) of ``mde_abs`` on a rate near ``baseline``, two-sided at ``alpha`` (pass α/m for m
+    tests) with ``power``; normal approximation with the variance p(1 − p) in every cell.
+
+    With N contacted customers in k equal cells, a main effect of an L-level factor (level vs reference)
+    has variance 2L·s²/N and an interaction of L₁- and L₂-level factors (a difference of differences)
+    4·L₁·L₂·s²/N: for two-level factors an interaction of the same size needs four times the customers."""
+    if effect not in ("main", "interaction"):
+        raise ValueError(f"effect is 'main' or 'interaction'; got {effect!r}")
+    if not 0 < baseline < 1 or not mde_abs > 0 or not 0 <= holdout < 1:
+        raise ValueError("baseline is a rate in (0, 1), mde_abs > 0 and holdout in [0, 1)")
+    if len(levels) < (2 if effect == "interaction" else 1) or any(n < 2 for n in levels):
+        raise ValueError(f"need factors of at least two levels (two factors for an interaction); got {list(levels)}")
+    cells = math.prod(levels)
+    factor = 2 * levels[0] if effect == "main" else 4 * levels[0] * levels[1]
+    z = float(norm_isf(alpha / 2)) + float(norm_isf(1 - power))
+    contacted = factor * baseline * (1 - baseline) * z * z / mde_abs ** 2
+    per_cell = math.ceil(contacted / cells)
+    total = math.ceil(per_cell * cells / (1 - holdout))
+    return FactorialPlan(effect, cells, per_cell, per_cell * cells, total, mde_abs, alpha, power)

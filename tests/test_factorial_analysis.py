@@ -182,3 +182,29 @@ def test_a_half_fraction_reports_main_effects_with_their_aliases_and_no_confound
     coupon = next(e for e in mains if e.factor == "coupon")
     assert coupon.abs_effect == pytest.approx((0.14 + 0.17) / 2 - (0.10 + 0.11) / 2)
     assert coupon.aliases == ["wording×hour"]
+
+
+@pytest.mark.parametrize("levels, effect", [([2, 2, 2], "main"), ([2, 2, 2], "interaction"), ([3, 2], "main"),
+                                            ([3, 2], "interaction")])
+def test_the_sample_size_gives_the_contrast_the_planned_power(levels: list[int], effect: str) -> None:
+    """At the planned cells, the contrast's own standard error (analysis.factorial.contrast) puts the
+    effect z_{α/2} + z_β standard errors from 0, and one customer fewer per cell falls short."""
+    from analysis.factorial import factorial_sample_size
+    baseline, mde = 0.08, 0.01
+    plan = factorial_sample_size(baseline, mde, levels, effect=effect)
+    names = [tuple(f"{i}" for i in range(n)) for n in levels]
+    factors = {f"f{j}": n for j, n in enumerate(names)}
+    design = design_from_levels({"_".join(c): dict(zip(factors, c, strict=True)) for c in itertools.product(*names)})
+    weights = (main_effect_weights(design, "f0", "1") if effect == "main"
+               else interaction_weights(design, ("f0", "f1"), ("1", "1")))
+    needed = 1.959963984540054 + 0.8416212335729143
+    for n, enough in [(plan.per_cell, True), (plan.per_cell - 1, False)]:
+        stats = {c: SampleStats(n, baseline * n, baseline * n) for c in design.cells}
+        _, se = contrast(weights, stats)
+        # s² with ddof 1 is p(1 − p)·n/(n − 1): a hair above the plan's p(1 − p)
+        assert (mde / float(se) * math.sqrt(n / (n - 1)) >= needed) == enough
+    assert plan.total == math.ceil(plan.contacted / 0.9)
+    if levels == [2, 2, 2]:
+        other = factorial_sample_size(baseline, mde, levels, effect="interaction" if effect == "main" else "main")
+        ratio = plan.contacted / other.contacted
+        assert ratio == pytest.approx(0.25 if effect == "main" else 4, rel=1e-3)
