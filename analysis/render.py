@@ -181,6 +181,8 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
         out += _segment_section(report, L)
     if report.quality:
         out += _quality_section(report, L, currency)
+    if report.factorial is not None:
+        out += factorial_section(report, lang, currency)
     return "\n".join(out)
 
 
@@ -222,4 +224,154 @@ def _segment_section(report: Report, L: dict[str, str]) -> list[str]:
         out.append(f"| {c.segment} | {c.variant} | {c.n:,} | {fmt_value(c.control_mean, c.kind)} "
                    f"| {fmt_value(c.variant_mean, c.kind)} | {fmt_value(c.abs_uplift, c.kind, signed=True)} "
                    f"{fmt_ci(c.abs_ci, c.kind)} | {fmt_p(c.p_value_adjusted)} | {L['yes'] if c.significant else L['no']} |")
+    return out + [""]
+
+
+# Factorial designs (analysis.factorial): main effects, interactions, ROI per level, recommendation.
+FACTORIAL_LABELS = {
+    "zh": {
+        "title": "析因分析：主效应与交互作用", "design": "因子与水平", "fraction": "部分析因设计 {fraction}，定义关系 {relation}",
+        "aliases": "混杂（无法区分）", "mains": "主效应（水平 vs 参照水平，对其他因子等权平均）",
+        "interactions": "两因子交互作用（差中差，对其余因子等权平均）", "factor": "因子", "level": "水平", "reference": "参照",
+        "effect": "效应 (95% CI)", "pair": "因子对", "levels": "水平", "roi": "各水平的成本与 ROI（相对自然回流）",
+        "inc_rate": "增量回流率 (95% CI)", "cost_pc": "每客户成本", "extra": "相对参照的额外回流率 (95% CI)",
+        "per_extra": "每多回流一位客户的额外成本", "recommendation": "建议", "family": "主效应与交互作用单独构成一个多重检验族（{correction}）",
+        "cell_rate_clear": "回流率最高的组合：**{choice}**，比自然回流率高 {value} {value_ci}，领先第二名 {runner_up} {lead} {lead_ci}（校正后区间不含 0）。",
+        "cell_rate_leading": "回流率最高的组合是 **{choice}**（比自然回流率高 {value} {value_ci}），但领先第二名 {runner_up} 仅 {lead} {lead_ci}，校正后区间包含 0：尚无明确赢家。",
+        "cell_roi_clear": "ROI 最高的组合：**{choice}**，ROI {value} {value_ci}，领先 {runner_up} {lead} {lead_ci}（校正后区间不含 0）。",
+        "cell_roi_leading": "ROI 最高的组合是 **{choice}**（ROI {value} {value_ci}），但领先 {runner_up} 仅 {lead} {lead_ci}，区间包含 0：尚无明确赢家。",
+        "level_rate_clear": "{factor}：**{choice}** 的回流率比 {runner_up} 高 {lead} {lead_ci}（校正后区间不含 0），无论其他因子取何水平。",
+        "level_rate_leading": "{factor}：{choice} 领先 {runner_up} {lead} {lead_ci}，校正后区间包含 0：尚不能判定哪个水平更好。",
+        "level_roi_clear": "{factor}（按 ROI）：**{choice}** 的 ROI 比 {runner_up} 高 {lead} {lead_ci}（校正后区间不含 0）。",
+        "level_roi_leading": "{factor}（按 ROI）：{choice} 的 ROI 领先 {runner_up} {lead} {lead_ci}，区间包含 0：尚无定论。",
+        "depends": "{factor}：最佳水平取决于 {others}（交互作用不可忽略），请按组合选择。",
+        "per_extra_sentence": "{factor} {level} 相对 {reference}：每位客户{more_less} {extra_cost}，每多回流一位客户的成本为 {per_extra}{ci}。",
+        "per_extra_none": "{factor} {level} 相对 {reference}：每位客户{more_less} {extra_cost}，但额外回流 {extra} {extra_ci} 不显著，无法给出每位额外回流客户的成本。",
+        "per_extra_cheaper": "{factor} {level} 相对 {reference}：每位客户{more_less} {extra_cost}，且额外回流 {extra} {extra_ci}：更便宜也更有效。",
+        "more": "多花", "less": "少花",
+    },
+    "en": {
+        "title": "Factorial analysis: main effects and interactions", "design": "Factors and levels",
+        "fraction": "Fractional design {fraction}, defining relation {relation}", "aliases": "Aliased (cannot be told apart)",
+        "mains": "Main effects (level vs reference, averaged over the other factors with equal weight)",
+        "interactions": "Two-way interactions (difference of differences, averaged over the remaining factors)",
+        "factor": "Factor", "level": "Level", "reference": "Reference", "effect": "Effect (95% CI)", "pair": "Factors",
+        "levels": "Levels", "roi": "Cost and ROI per level (over the natural return)",
+        "inc_rate": "Incremental return rate (95% CI)", "cost_pc": "Cost per customer",
+        "extra": "Extra return rate over the reference (95% CI)", "per_extra": "Cost per extra returned customer",
+        "recommendation": "Recommendation", "family": "Main effects and interactions form their own multiple-testing family ({correction})",
+        "cell_rate_clear": "Best cell by return rate: **{choice}**, {value} over the natural rate {value_ci}, ahead of the runner-up {runner_up} by {lead} {lead_ci} (adjusted interval above 0).",
+        "cell_rate_leading": "**{choice}** has the highest return rate ({value} over the natural rate {value_ci}) but leads the runner-up {runner_up} by only {lead} {lead_ci}; the adjusted interval includes 0: no clear winner yet.",
+        "cell_roi_clear": "Best cell by ROI: **{choice}**, ROI {value} {value_ci}, ahead of {runner_up} by {lead} {lead_ci} (adjusted interval above 0).",
+        "cell_roi_leading": "**{choice}** has the highest ROI ({value} {value_ci}) but leads {runner_up} by only {lead} {lead_ci}; the interval includes 0: no clear winner yet.",
+        "level_rate_clear": "{factor}: **{choice}** returns {lead} more than {runner_up} {lead_ci} (adjusted interval above 0), whatever the other factors.",
+        "level_rate_leading": "{factor}: {choice} leads {runner_up} by {lead} {lead_ci}; the adjusted interval includes 0: no level is clearly better yet.",
+        "level_roi_clear": "{factor} by ROI: **{choice}** has an ROI {lead} above {runner_up} {lead_ci} (adjusted interval above 0).",
+        "level_roi_leading": "{factor} by ROI: {choice} leads {runner_up} by {lead} {lead_ci}; the interval includes 0: undecided.",
+        "depends": "{factor}: the best level depends on {others} (interactions not negligible): choose by cell.",
+        "per_extra_sentence": "{factor} {level} over {reference} costs {extra_cost} {more_less} per customer: {per_extra} per extra returned customer{ci}.",
+        "per_extra_none": "{factor} {level} over {reference} costs {extra_cost} {more_less} per customer, but its extra returns {extra} {extra_ci} are not significant: no cost per extra returned customer yet.",
+        "per_extra_cheaper": "{factor} {level} over {reference} costs {extra_cost} {more_less} per customer and returns {extra} more {extra_ci}: cheaper and better.",
+        "more": "more", "less": "less",
+    },
+}
+
+
+def _fmt_roi(x: float) -> str:
+    return f"{x:.2f}×" if math.isfinite(x) else "–"
+
+
+def level_label(factor: str, level: str, currency: str = "¥") -> str:
+    """How a level reads in a sentence: ¥10 for a coupon, 20:00 for a send hour, else the level."""
+    if factor == "coupon":
+        return f"{currency}{level}"
+    if factor == "send_hour":
+        return f"{int(level):02d}:00" if level.isdigit() else level
+    return level
+
+
+def recommendation_lines(report: Report, lang: str = "zh", currency: str = "¥") -> list[str]:
+    """The recommendation in sentences, each with its uncertainty (see analysis.factorial.Pick)."""
+    F = FACTORIAL_LABELS[lang]
+    kind = report.metric_kind(report.recommendation[0].metric) if report.recommendation else "binary"
+    out = []
+    for p in report.recommendation:
+        if p.verdict == "depends":
+            line = F["depends"].format(factor=p.subject, others=", ".join(p.depends_on))
+            out += [] if line in out else [line]  # the same for rate and ROI: said once
+            continue
+        roi = p.basis == "roi"
+        show = (lambda x: f"{x:+.2f}×") if roi else (lambda x: fmt_value(x, kind, signed=True))  # noqa: E731
+        ci = lambda c: f"[{show(c[0])}, {show(c[1])}]"  # noqa: E731
+        label = (lambda x: x) if p.subject == "cell" else (lambda x: level_label(p.subject, x, currency))  # noqa: E731
+        key = f"{'cell' if p.subject == 'cell' else 'level'}_{p.basis}_{'clear' if p.verdict == 'clear' else 'leading'}"
+        out.append(F[key].format(choice=label(p.choice), runner_up=label(p.runner_up or "–"), lead=show(p.lead),
+                                 lead_ci=ci(p.lead_ci), value=_fmt_roi(p.value) if roi else show(p.value),
+                                 value_ci=f"[{_fmt_roi(p.value_ci[0])}, {_fmt_roi(p.value_ci[1])}]" if roi
+                                 else ci(p.value_ci), factor=p.subject))
+    for r in report.factor_roi:
+        if r.level == r.reference:
+            continue
+        names = dict(factor=r.factor, level=level_label(r.factor, r.level, currency),
+                     reference=level_label(r.factor, r.reference, currency),
+                     extra_cost=fmt_money(abs(r.extra_cost_per_customer), currency),
+                     more_less=F["more" if r.extra_cost_per_customer > 0 else "less"])
+        if r.extra_cost_per_customer <= 0 and r.extra_return_rate_ci[0] > 0:
+            out.append(F["per_extra_cheaper"].format(extra=fmt_value(r.extra_return_rate, "binary", signed=True),
+                                                     extra_ci=fmt_ci(r.extra_return_rate_ci, "binary"), **names))
+        elif r.cost_per_extra_return is not None and r.extra_return_rate_ci[0] > 0:
+            interval = r.cost_per_extra_return_ci
+            bounds = (f" [{fmt_money(interval[0], currency)}, {fmt_money(interval[1], currency)}]"
+                      if interval else "")
+            out.append(F["per_extra_sentence"].format(per_extra=fmt_money(r.cost_per_extra_return, currency),
+                                                      ci=bounds, **names))
+        else:
+            out.append(F["per_extra_none"].format(extra=fmt_value(r.extra_return_rate, "binary", signed=True),
+                                                  extra_ci=fmt_ci(r.extra_return_rate_ci, "binary"), **names))
+    return out
+
+
+def factorial_section(report: Report, lang: str = "zh", currency: str = "¥") -> list[str]:
+    """Factors, main effects, interactions, ROI per level and the recommendation, as Markdown."""
+    F, L = FACTORIAL_LABELS[lang], LABELS[lang]
+    design = report.factorial
+    assert design is not None
+    out = [f"## {F['title']}", "", f"**{F['design']}**: " + "; ".join(
+        f"{f} = {', '.join(levels)}" for f, levels in design.factors.items()), ""]
+    if design.defining_relation:
+        out += [F["fraction"].format(fraction=design.fraction, relation=", ".join(design.defining_relation)), ""]
+        out += [f"- {F['aliases']}: {effect} = {' = '.join(others)}" for effect, others in design.aliases.items()]
+        out.append("")
+    out += [f"{F['family'].format(correction=report.correction)}; {L['method']}: {design.method}", "",
+            f"### {F['mains']}", "",
+            f"| {L['metric']} | {F['factor']} | {F['level']} | {F['reference']} | {F['effect']} | {L['p']} "
+            f"| {L['p_adj']} | {L['sig']} |",
+            "|---|---|---|---|---|---:|---:|:---:|"]
+    for e in report.factors:
+        out.append(f"| {metric_label(e.metric, lang)} | {e.factor} | {e.level} | {e.reference} "
+                   f"| {fmt_value(e.abs_effect, e.kind, signed=True)} {fmt_ci(e.abs_ci, e.kind)} | {fmt_p(e.p_value)} "
+                   f"| {fmt_p(e.p_value_adjusted)} | {L['yes'] if e.significant else L['no']} |")
+    if report.interactions:
+        out += ["", f"### {F['interactions']}", "",
+                f"| {L['metric']} | {F['pair']} | {F['levels']} | {F['effect']} | {L['p']} | {L['p_adj']} | {L['sig']} |",
+                "|---|---|---|---|---:|---:|:---:|"]
+        for i in report.interactions:
+            out.append(f"| {metric_label(i.metric, lang)} | {' × '.join(i.factors)} "
+                       f"| {i.levels[0]} vs {i.references[0]} × {i.levels[1]} vs {i.references[1]} "
+                       f"| {fmt_value(i.abs_effect, i.kind, signed=True)} {fmt_ci(i.abs_ci, i.kind)} "
+                       f"| {fmt_p(i.p_value)} | {fmt_p(i.p_value_adjusted)} | {L['yes'] if i.significant else L['no']} |")
+    if report.factor_roi:
+        out += ["", f"### {F['roi']}", "",
+                f"| {F['factor']} | {F['level']} | {F['inc_rate']} | {F['cost_pc']} | ROI | {F['extra']} "
+                f"| {F['per_extra']} |",
+                "|---|---|---|---:|---:|---|---:|"]
+        for r in report.factor_roi:
+            base = r.level == r.reference
+            out.append(f"| {r.factor} | {r.level} | {fmt_value(r.incremental_return_rate, 'binary', signed=True)} "
+                       f"{fmt_ci(r.incremental_return_rate_ci, 'binary')} | {fmt_money(r.cost_per_customer, currency)} "
+                       f"| {'–' if r.roi is None else _fmt_roi(r.roi)} "
+                       f"| {'–' if base else fmt_value(r.extra_return_rate, 'binary', signed=True) + ' ' + fmt_ci(r.extra_return_rate_ci, 'binary')} "
+                       f"| {fmt_money(r.cost_per_extra_return, currency)} |")
+    if report.recommendation:
+        out += ["", f"### {F['recommendation']}", ""] + [f"- {line}" for line in recommendation_lines(report, lang, currency)]
     return out + [""]

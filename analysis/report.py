@@ -33,7 +33,9 @@ from analysis.aggregates import (
 )
 from analysis.bayesian import beta_binomial, normal_posterior
 from analysis.cuped import cuped as adjust
-from analysis.corrections import adjust_p_values
+from analysis.factorial import (DesignSummary, FactorEffect, FactorialResult, InteractionEffect, LevelRoi, Pick, analyse,
+                                design_for)
+from analysis.corrections import adjust_p_values, interval_alpha
 from analysis.frequentist import (
     FIELLER_METHOD,
     Estimate,
@@ -178,6 +180,12 @@ class Report:
     bayesian: list[BayesianComparison] = field(default_factory=list)
     cuped: list[AdjustedComparison] = field(default_factory=list)
     generated_at: str = ""
+    # factorial designs (analysis.factorial): main effects, interactions, ROI per level, recommendation
+    factorial: DesignSummary | None = None
+    factors: list[FactorEffect] = field(default_factory=list)
+    interactions: list[InteractionEffect] = field(default_factory=list)
+    factor_roi: list[LevelRoi] = field(default_factory=list)
+    recommendation: list[Pick] = field(default_factory=list)
 
     def comparison(self, variant: str, metric: str) -> Comparison:
         return next(c for c in self.comparisons if c.variant == variant and c.metric == metric)
@@ -450,20 +458,6 @@ def _compare_all(pairs: list[_Pair], *, alpha: float, correction: str, relative_
     ]
 
 
-def interval_alpha(adjusted: list[float], alpha: float, correction: str) -> float:
-    """The level of intervals that agree with the family's decisions where the method allows:
-    Bonferroni and Holm: simultaneous Bonferroni intervals at α/m (an interval excluding 0 implies the
-    rejection; Holm may reject more); Benjamini-Hochberg: false-coverage-rate intervals at α·R/m for R
-    rejections (Benjamini & Yekutieli 2005); no correction: α."""
-    m = sum(1 for p in adjusted if math.isfinite(p))
-    if correction == "none" or m == 0:
-        return alpha
-    if correction == "bh":
-        rejected = sum(1 for p in adjusted if math.isfinite(p) and p < alpha)
-        return alpha * max(rejected, 1) / m
-    return alpha / m
-
-
 def _guardrails(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float,
                 margins: Mapping[str, float]) -> list[Guardrail]:
     """Unsubscribe and complaint rates of each contacted variant against the control, one-sided."""
@@ -525,6 +519,8 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
                                + [ratio_pair(v, r) for v in contacted for r in ratios],
                                alpha=alpha, correction=correction, relative_ci=relative_ci)
     primary = next((m for m in metrics if m.name == experiment.primary_metric), metrics[0])
+    returns = _roi(experiment, arms, alpha=alpha)
+    factorial = _factorial(experiment, arms, returns, primary.name, alpha=alpha, correction=correction)
     segment_comparisons = _compare_all([
         _Pair(v, primary.name, primary.kind.value, f"{dimension}={value}", by_variant.get(control.id, EMPTY),
               by_variant.get(v.id, EMPTY))
@@ -544,13 +540,33 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
         comparisons=comparisons,
         segments=segment_comparisons,
         guardrails=_guardrails(experiment, arms, alpha=alpha, margins=guardrail_margins),
-        roi=_roi(experiment, arms, alpha=alpha),
+        roi=returns,
         quality=quality,
         sequential=monitoring,
         bayesian=_bayesian(experiment, arms, alpha=alpha) if bayesian else [],
         cuped=adjusted,
         generated_at=utcnow().isoformat(timespec="seconds") + "Z",
+        **({} if factorial is None else dict(
+            factorial=factorial.design, factors=factorial.factors, interactions=factorial.interactions,
+            factor_roi=factorial.roi, recommendation=factorial.recommendation)),
     )
+
+
+def _factorial(experiment: Experiment, arms: dict[int, ArmStatistics], returns: list[RoiResult], primary: str, *,
+               alpha: float, correction: str) -> FactorialResult | None:
+    """Main effects and interactions when the experiment is a factorial design (analysis.factorial)."""
+    design = design_for(experiment)
+    if design is None:
+        return None
+    metrics = {m.name: m.kind.value for m in experiment.metrics if m.role == MetricRole.METRIC}
+    by_name = {v.name: arms[v.id] for v in experiment.variants}
+    stats = {m: {name: arm.metrics[m] for name, arm in by_name.items()} for m in metrics}
+    returned, revenue = _return_and_revenue_metrics(experiment)
+    costs = {r.variant: r.cost / by_name[r.variant].n for r in returns if by_name[r.variant].n} or None
+    spec = stored_spec(experiment)
+    return analyse(design, metrics=metrics, stats=stats, holdout=experiment.control.name, primary=primary,
+                   alpha=alpha, correction=correction, returned=returned, revenue=revenue,
+                   cost_per_customer=costs, margin=float(spec.costs.margin) if spec else 1.0)
 
 
 def ratio_stats(arm: ArmStatistics, name: str) -> RatioStats:

@@ -152,6 +152,24 @@ STRINGS: dict[str, dict[str, str]] = {
     "unit_cost": {"zh": "单价", "en": "Unit cost"},
     "costs_help": {"zh": "默认单价，此处只读；实验可在设计文件的 [costs] 中覆盖。", "en": "Default unit costs, read-only here; an experiment overrides them in its spec's [costs]."},
     "cac_help": {"zh": "用于在总览中对比每个增量回流客户的成本。", "en": "Compared with the cost per incremental returned customer on the Overview."},
+    # factorial designs (views/factorial.py)
+    "factorial_title": {"zh": "析因分析：哪个因子起作用", "en": "Factorial analysis: which factor matters"},
+    "factorial_caption": {"zh": "因子与水平（第一个为参照水平）：{factors}", "en": "Factors and levels (the first is the reference): {factors}"},
+    "factorial_fraction": {"zh": "部分析因设计 {fraction}（{relation}）：以下效应无法区分：{aliases}", "en": "Fractional design {fraction} ({relation}): these effects cannot be told apart: {aliases}"},
+    "factorial_recommendation": {"zh": "建议", "en": "Recommendation"},
+    "factorial_main_chart": {"zh": "主效应：各水平的均值（对其他因子等权平均）", "en": "Main effects: each level's mean (averaged over the other factors)"},
+    "factorial_pair": {"zh": "交互作用图（横轴 × 线条）", "en": "Interaction chart (across × lines)"},
+    "factorial_interaction_help": {"zh": "线条平行：无交互作用；线条收敛、发散或交叉：一个因子的效果取决于另一个因子。", "en": "Parallel lines: no interaction; lines that converge, diverge or cross: one factor's effect depends on the other."},
+    "factorial_mains": {"zh": "主效应（水平 vs 参照）", "en": "Main effects (level vs reference)"},
+    "factorial_interactions": {"zh": "两因子交互作用（差中差）", "en": "Two-way interactions (difference of differences)"},
+    "factorial_roi": {"zh": "各水平的成本与 ROI", "en": "Cost and ROI per level"},
+    "factorial_factor": {"zh": "因子", "en": "Factor"},
+    "factorial_level": {"zh": "水平", "en": "Level"},
+    "factorial_aliases": {"zh": "混杂", "en": "Aliased with"},
+    "factorial_cost_pc": {"zh": "每客户成本", "en": "Cost per customer"},
+    "factorial_effect": {"zh": "效应 [95% CI]", "en": "Effect [95% CI]"},
+    "factorial_inc_rate": {"zh": "增量回流率（相对自然回流）[95% CI]", "en": "Incremental return rate (over the natural rate) [95% CI]"},
+    "factorial_per_extra": {"zh": "相对参照每多回流一位客户的成本", "en": "Cost per extra returned customer over the reference"},
 }
 
 

@@ -13,6 +13,7 @@ from analysis.quality import verdict
 from analysis.render import LABELS, fmt_ci, fmt_p, fmt_value, render_markdown
 from analysis.report import Comparison, Report
 from views.common import currency, current_url, daily_looks_for, labels, experiment_rows, metric_name, money, pct, report_for, roi_text
+from views.factorial import show_factorial
 from views.i18n import lang, t
 
 
@@ -92,6 +93,7 @@ with right:
 st.subheader(t("comparisons"))
 st.dataframe(comparison_table(rows), hide_index=True, width="stretch")
 st.caption(f"{t('method')}: {rows[0].method} · {report.correction}")
+show_factorial(report, metric=metric)
 
 if report.guardrails:
     st.subheader(t("guardrails"))
