@@ -152,6 +152,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "unit_cost": {"zh": "单价", "en": "Unit cost"},
     "costs_help": {"zh": "默认单价，此处只读；实验可在设计文件的 [costs] 中覆盖。", "en": "Default unit costs, read-only here; an experiment overrides them in its spec's [costs]."},
     "cac_help": {"zh": "用于在总览中对比每个增量回流客户的成本。", "en": "Compared with the cost per incremental returned customer on the Overview."},
+    # experiment lifecycle (issue 12, h8): the status a rolled-out experiment shows
+    "status_rolled_out": {"zh": "已全量上线", "en": "rolled out"},
 }
 
 
