@@ -143,9 +143,10 @@ def audience(session: Session, experiment: Experiment, as_of: datetime, policy: 
                        bool(_per_variant(session, experiment)))
     busy = targets.in_other()
     held_out = _held_out(policy)
-    unsubscribed = exists().where(Event.customer_id == Customer.customer_id,
-                                  Event.event_type.in_((EventType.UNSUBSCRIBE, EventType.COMPLAINT)),
-                                  Event.occurred_at <= as_of)
+    # IN (subquery), not a correlated EXISTS: PostgreSQL hashes the few opted-out ids once.
+    unsubscribed = Customer.customer_id.in_(
+        select(Event.customer_id).where(Event.event_type.in_((EventType.UNSUBSCRIBE, EventType.COMPLAINT)),
+                                        Event.occurred_at <= as_of))
     capped = _at_cap(policy, as_of)
     free = and_(~busy, ~held_out)
 
