@@ -207,28 +207,24 @@ def _ratio(x: float) -> str:
 def reason_text(reason: Reason, lang: str = "zh") -> str:
     """One reason of a verdict in words, its numbers formatted ("–" when missing)."""
     v = reason.values
-    kind = v.get("kind", "binary")
+    kind = v.get("kind") or "binary"  # uplifts without a kind are rates (retention)
     fields: dict[str, str] = {"variant": reason.variant or ""}
     if "metric" in v:
-        fields["metric"] = (LABELS[lang].get(v["metric"]) if reason.code == "guardrail_breached" else None) \
-            or metric_label(str(v["metric"]), lang)
+        guardrail = LABELS[lang].get(str(v["metric"])) if reason.code == "guardrail_breached" else None
+        fields["metric"] = guardrail or metric_label(str(v["metric"]), lang)
     if "uplift" in v:
-        fields["uplift"] = fmt_value(v["uplift"], kind if reason.code.startswith(("significant", "not_")) else "binary",
-                                     signed=True)
+        fields["uplift"] = fmt_value(_nan(v["uplift"]), kind, signed=True)
     if "lo" in v:
-        k = kind if reason.code.startswith(("significant", "not_")) else "binary"
         fields["ci"] = (f"[{show(v['lo'], _ratio)}, {show(v['hi'], _ratio)}]" if reason.code.startswith("roi_")
-                        else fmt_ci((_nan(v["lo"]), _nan(v["hi"])), k) or DASH)
+                        else fmt_ci((_nan(v["lo"]), _nan(v["hi"])), kind) or DASH)
     for name in ("p", "p_adjusted"):
         if name in v:
             fields[name] = fmt_p(v[name])
-    for name in ("difference", "upper", "margin"):
+    for name in ("difference", "upper", "margin", "mde"):
         if name in v:
             fields[name] = fmt_value(_nan(v[name]), "binary", signed=True)
     if "roi" in v:
         fields["roi"] = show(v["roi"], _ratio)
-    if "mde" in v:
-        fields["mde"] = fmt_value(_nan(v["mde"]), "binary", signed=True)
     for name in ("customers", "days"):
         if name in v:
             fields[name] = show(v[name], lambda x: f"{x:,.0f}")

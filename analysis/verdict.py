@@ -11,7 +11,7 @@ and the Overview say the same thing. The rules, in order:
    test was asked for, have crossed its boundary. A positive verdict never rests on an unadjusted p.
 3. **keep running** when such a variant has not crossed the sequential boundary yet.
 4. **stop for harm** when a variant breaches a guardrail or is significantly worse on the primary
-   metric, and no variant can be shipped.
+   metric, and no variant can be shipped; **no effect** when the only better variants lose money.
 5. **keep running** while the attribution window of the last assigned customer is still open, or
    while a designed test has fewer customers than the power calculation asks for (the days or
    customers still needed are given; a stopped one needs them in a clone).
@@ -41,10 +41,9 @@ NO_EFFECT = "no_effect"
 NOT_ANALYSABLE = "not_analysable"
 DECISIONS = (SHIP, KEEP_RUNNING, STOP_FOR_HARM, NO_EFFECT, NOT_ANALYSABLE)
 
-# The smallest uplift the power calculation plans for when the spec names none: one percentage point
-# of a rate (the Design page's default) or 10% of a mean.
+# The smallest uplift the power calculation plans for (specs name none): one percentage point of the
+# primary rate, the Design page's default.
 PLANNED_MDE_ABS = 0.01
-PLANNED_MDE_REL = 0.10
 PLANNED_POWER = 0.8
 
 
@@ -134,25 +133,28 @@ def decide(report: Report, horizon: Horizon | None = None) -> Verdict:
         best = max(shippable, key=lambda c: c.abs_uplift)
         reasons += [_significance(best), Reason("sequential_not_crossed", best.variant)]
         return Verdict(KEEP_RUNNING, best.variant, reasons, days_needed=horizon.days_left)
-    harmful = [Reason("significantly_worse", c.variant, _interval_values(c)) for c in worse]
-    harmful += [_guardrail_reason(g) for v, g in breached.items() if v not in {c.variant for c in better}]
-    if harmful:
-        return Verdict(STOP_FOR_HARM, harmful[0].variant, reasons + harmful)
+    harmed = [c.variant for c in worse] + [v for v in breached if v not in {c.variant for c in worse}]
+    if harmed:  # better arms that breach a guardrail already have their reason above
+        extra = [Reason("significantly_worse", c.variant, _interval_values(c)) for c in worse]
+        extra += [_guardrail_reason(g) for v, g in breached.items() if v not in {c.variant for c in better}]
+        return Verdict(STOP_FOR_HARM, harmed[0], reasons + extra)
+    if better:  # significantly better, but every one provably loses money
+        return Verdict(NO_EFFECT, None, reasons + [_significance(c) for c in better])
     leader = max(primary, key=lambda c: c.abs_uplift if _finite(c.abs_uplift) else -math.inf)
     reasons.append(Reason("not_significant", leader.variant, _interval_values(leader)))
     needed = customers_needed(report)
     if horizon.days_left:
         reasons.append(Reason("window_open", values={"days": horizon.days_left}))
     if needed:
-        reasons.append(Reason("underpowered", values={"customers": needed, "mde": _planned_mde(report)}))
+        reasons.append(Reason("underpowered", values={"customers": needed, "mde": PLANNED_MDE_ABS}))
     # A designed test can take more customers (launch it again, or clone it); imported results cannot.
     if horizon.days_left or (needed and report.source == "designed"):
         days = horizon.days_left
         if needed and horizon.assigned_per_day:
             days = max(days or 0, math.ceil(needed / horizon.assigned_per_day))
         return Verdict(KEEP_RUNNING, None, reasons, customers_needed=needed or None, days_needed=days)
-    if not needed:
-        reasons.append(Reason("powered", values={"mde": _planned_mde(report)}))
+    if needed == 0:
+        reasons.append(Reason("powered", values={"mde": PLANNED_MDE_ABS}))
     return Verdict(NO_EFFECT, None, reasons, customers_needed=needed or None)
 
 
@@ -193,26 +195,19 @@ def _quality_reasons(report: Report, variant: str) -> list[Reason]:
     return [Reason(f"quality_{quality_verdict(report.quality, variant)}", variant, values)]
 
 
-def _planned_mde(report: Report) -> float | None:
-    c = next(iter(_primary(report)), None)
-    if c is None:
-        return None
-    return PLANNED_MDE_ABS if c.kind == "binary" else PLANNED_MDE_REL * abs(c.control_mean)
-
-
-def customers_needed(report: Report) -> int:
-    """More customers (in the design's shares) the primary metric needs to detect the planned uplift
-    with 80% power at the report's α, Bonferroni across the contacted variants (analysis.power);
-    0 when the test already has them or the calculation is not possible (a continuous metric
-    without its spread, a rate of 0 or 1)."""
+def customers_needed(report: Report) -> int | None:
+    """More customers (in the design's shares) the primary rate needs to detect the planned uplift
+    (one percentage point) with 80% power at the report's α, Bonferroni across the contacted
+    variants (analysis.power); 0 when the test already has them; None when it cannot be computed (a
+    continuous primary metric, whose spread the report does not carry, or a rate of 0 or 1)."""
     primary = _primary(report)
     control = next((v for v in report.variants if v.is_control), None)
     contacted = [v for v in report.variants if not v.is_control]
     if not primary or control is None or not contacted or primary[0].kind != "binary":
-        return 0
+        return None
     baseline = primary[0].control_mean
     if not (_finite(baseline) and 0 < baseline < 1):
-        return 0
+        return None
     shares = sum(v.designed_share for v in report.variants)
     control_share = control.designed_share / shares
     try:
@@ -220,7 +215,7 @@ def customers_needed(report: Report) -> int:
                                                 power=PLANNED_POWER, control_share=control_share,
                                                 variants=len(contacted))
     except ValueError:
-        return 0
+        return None
     smallest = min(v.designed_share for v in contacted) / shares
     total_needed = max(plan.n_control / control_share, plan.n_variant / smallest)
     assigned = sum(v.n for v in report.variants)

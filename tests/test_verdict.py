@@ -286,3 +286,20 @@ def test_the_verdict_survives_a_stored_report(demo: dict[str, Rendered], tmp_pat
     assert Report.from_dict(json.loads(report.to_json())).verdict.decision == report.verdict.decision
     older = {k: v for k, v in json.loads(report.to_json()).items() if k not in ("verdict", "previous_rollout")}
     assert Report.from_dict(older).verdict is None  # reports stored before the verdict still read
+
+
+def test_better_arms_that_all_breach_a_guardrail_stop_the_test(main: Report) -> None:
+    better = {c.variant for c in main.comparisons if c.metric == main.primary_metric and c.significant
+              and c.abs_uplift > 0}
+    harmful = dataclasses.replace(main, guardrails=[dataclasses.replace(g, breached=g.variant in better)
+                                                    for g in main.guardrails])
+    verdict = decide(harmful)
+    assert verdict.decision == STOP_FOR_HARM and verdict.variant in better
+
+
+def test_better_arms_that_all_lose_money_have_no_effect_worth_shipping(main: Report) -> None:
+    calm = dataclasses.replace(main, guardrails=[dataclasses.replace(g, breached=False) for g in main.guardrails],
+                               roi=[dataclasses.replace(r, roi=-0.5, roi_ci=(-0.8, -0.2)) for r in main.roi])
+    verdict = decide(calm)
+    assert verdict.decision == NO_EFFECT
+    assert {r.code for r in verdict.reasons} >= {"significant", "roi_negative"}
