@@ -16,12 +16,12 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, func, select
 
 from analysis.aggregates import (
     ArmStatistics,
@@ -52,10 +52,19 @@ from analysis.sequential import confidence_sequence
 from analysis.srm import SrmResult, srm_check
 from analysis.sufficient import SampleStats
 from analysis.tables import source_of
+from analysis.verdict import Horizon, Verdict, decide
 from experiments.catalog import DEFAULT_CHANNEL_COSTS, RATIO_METRICS
 from experiments.db import session_scope
-from experiments.models import Experiment, ExperimentSource, MetricDefinition, MetricKind, MetricRole, Variant
-from experiments.store import get_experiment, stored_spec, utcnow
+from experiments.models import (
+    Assignment,
+    Experiment,
+    ExperimentSource,
+    MetricDefinition,
+    MetricKind,
+    MetricRole,
+    Variant,
+)
+from experiments.store import Rollout, get_experiment, last_rollout, stored_spec, utcnow
 
 DEFAULT_ALPHA = 0.05
 RATIO = "ratio"  # the kind of a ratio metric's comparison (analysis.ratio)
@@ -129,8 +138,9 @@ class SequentialResult:
     abs_uplift: float
     ci: tuple[float, float]
     p_value_always_valid: float
-    may_act: bool
+    may_act: bool  # the interval excludes 0 and the arm breaches no guardrail
     method: str
+    guardrail_breached: bool = False  # then never "may act", whatever the interval says
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,9 @@ class Report:
     interactions: list[InteractionEffect] = field(default_factory=list)
     factor_roi: list[LevelRoi] = field(default_factory=list)
     recommendation: list[Pick] = field(default_factory=list)
+    # appended later; stored reports without them decode to these defaults
+    verdict: Verdict | None = None
+    previous_rollout: Rollout | None = None
 
     def comparison(self, variant: str, metric: str) -> Comparison:
         return next(c for c in self.comparisons if c.variant == variant and c.metric == metric)
@@ -195,10 +208,13 @@ class Report:
         return next(c.kind for c in self.comparisons if c.metric == metric)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data; non-finite numbers become null (see docs/report-json.md)."""
+        """Plain JSON-ready data; non-finite numbers become null, and an object with a null that has
+        no other meaning says why in ``null_reason`` (see docs/report-json.md)."""
         data = asdict(self)
         data["srm"] = {**data["srm"], "p_value": self.srm.p_value, "mismatch": self.srm.mismatch}
-        return _json_safe(data)
+        for section in ("comparisons", "segments"):
+            data[section] = [_adjusted_beside_p(c) for c in data[section]]
+        return explain_nulls(_json_safe(data))
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
@@ -207,6 +223,55 @@ class Report:
     def from_dict(cls, data: dict[str, Any]) -> Report:
         """The report back from :meth:`to_dict` (null numbers become nan again)."""
         return _decode(cls, data)
+
+
+def _adjusted_beside_p(comparison: dict[str, Any]) -> dict[str, Any]:
+    """The comparison's keys with the family-level interval right after the adjusted p-value."""
+    keys = [k for k in comparison if k != "abs_ci_adjusted"]
+    at = keys.index("p_value_adjusted") + 1
+    keys[at:at] = ["abs_ci_adjusted"]
+    return {k: comparison[k] for k in keys}
+
+
+# Fields whose null is a documented value, not missing data (e.g. the segment of a whole-population
+# comparison, an ROI interval that needs a cost).
+_NULL_BY_DESIGN = {"segment", "channel", "roi", "roi_ci", "cost_per_incremental_return",
+                   "cost_per_incremental_return_ci", "acquisition_cost", "cheaper_than_acquisition",
+                   "natural_share_of_redemptions", "variant", "customers_needed", "days_needed"}
+_NO_CUSTOMERS = "no customers assigned yet"
+
+
+def _null_reason(section: str, item: dict[str, Any], total: int) -> str:
+    """Why ``item`` of ``section`` has a null number, in words a reader of the JSON can act on."""
+    if total == 0:
+        return _NO_CUSTOMERS
+    if section == "quality" and (item.get("n") == 0 or item.get("control_n") == 0):
+        return "no returned customer's follow-up period has passed yet (in this variant or the control)"
+    if item.get("n") == 0 or item.get("control_n") == 0:
+        return "no customers in this variant or in the control yet"
+    if item.get("rel_uplift") is None and item.get("control_mean") == 0:
+        return "the control's mean is 0, so a relative uplift is undefined"
+    if "unbounded" in str(item.get("method", "")):
+        return "the interval is unbounded (see method)"
+    return "not computable from the data so far (too few customers, or no variation in the outcome)"
+
+
+def explain_nulls(data: dict[str, Any]) -> dict[str, Any]:
+    """Add ``null_reason`` to every object of the JSON report that has a null with no documented meaning."""
+    total = sum(v["n"] for v in data["variants"])
+
+    def has_null(item: dict[str, Any]) -> bool:
+        return any(v is None or (isinstance(v, list) and None in v)
+                   for k, v in item.items() if k not in _NULL_BY_DESIGN)
+
+    if has_null(data["srm"]):
+        data["srm"]["null_reason"] = _null_reason("srm", data["srm"], total)
+    for section in ("variants", "comparisons", "segments", "guardrails", "roi", "quality", "sequential",
+                    "bayesian", "cuped"):
+        for item in data[section]:
+            if has_null(item):
+                item["null_reason"] = _null_reason(section, item, total)
+    return data
 
 
 @functools.cache
@@ -281,10 +346,30 @@ def build_report(
         robust = _skew_handling(conn, experiment, arms, cap)
         monitoring = _sequential(experiment, arms, primary, alpha=alpha) if sequential else []
         adjusted = _cuped(conn, experiment, statistics, alpha=alpha) if cuped else []
-        return _report(experiment, arms, alpha=alpha, correction=correction, quality=quality, segments=by_segment,
-                       robust=robust, monitoring=monitoring, bayesian=bayesian, adjusted=adjusted,
-                       relative_ci=relative_ci,
-                       guardrail_margins={**GUARDRAIL_MARGINS, **(guardrail_margins or {})})
+        report = _report(experiment, arms, alpha=alpha, correction=correction, quality=quality, segments=by_segment,
+                         robust=robust, monitoring=monitoring, bayesian=bayesian, adjusted=adjusted,
+                         relative_ci=relative_ci,
+                         guardrail_margins={**GUARDRAIL_MARGINS, **(guardrail_margins or {})})
+        return dataclasses.replace(
+            report, verdict=decide(report, _horizon(conn, experiment)),
+            previous_rollout=last_rollout(session, experiment.cohort, experiment.layer, excluding=experiment.name)
+            if experiment.source == ExperimentSource.DESIGNED else None)
+
+
+def _horizon(conn: Connection, experiment: Experiment) -> Horizon:
+    """How long the outcomes of a designed experiment's customers still take to come in, and how fast
+    customers were assigned (assignments made here; a warehouse source's are not counted)."""
+    if experiment.source != ExperimentSource.DESIGNED or source_of(experiment) is not None:
+        return Horizon()
+    first, last, n = conn.execute(
+        select(func.min(Assignment.assigned_at), func.max(Assignment.assigned_at), func.count())
+        .where(Assignment.experiment_id == experiment.id)).one()
+    if last is None:
+        return Horizon()
+    left = (last + timedelta(days=experiment.attribution_days) - utcnow()).total_seconds() / 86_400
+    span = (last - first).days
+    return Horizon(days_left=math.ceil(left) if left > 0 else None,
+                   assigned_per_day=n / (span + 1) if span >= 1 else None)
 
 
 @dataclass(frozen=True)
@@ -526,6 +611,10 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
               by_variant.get(v.id, EMPTY))
         for (dimension, value), by_variant in segments.items() for v in contacted
     ], alpha=alpha, correction=correction, relative_ci=relative_ci)
+    guardrails = _guardrails(experiment, arms, alpha=alpha, margins=guardrail_margins)
+    breached = {g.variant for g in guardrails if g.breached}
+    monitoring = [dataclasses.replace(q, may_act=False, guardrail_breached=True) if q.variant in breached else q
+                  for q in monitoring]
     return Report(
         experiment=experiment.name,
         source=experiment.source.value,
@@ -539,7 +628,7 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
         variants=summaries,
         comparisons=comparisons,
         segments=segment_comparisons,
-        guardrails=_guardrails(experiment, arms, alpha=alpha, margins=guardrail_margins),
+        guardrails=guardrails,
         roi=returns,
         quality=quality,
         sequential=monitoring,
