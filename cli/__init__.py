@@ -1,7 +1,7 @@
 """The ``recall`` command line: one module per command group, above both ``experiments`` and ``analysis``.
 
 design (``experiment``, ``plan``) → launch and send (``assign``, ``sendlist``) → outcomes (``import``)
-→ analysis (``report``, ``power``); plus ``check-message``, ``demo``/``simulate``, ``db`` and ``app``.
+→ analysis (``report``, ``power``); plus ``check-message``, ``demo``/``simulate``, ``db`` and ``app``; ``user`` and ``audit`` for a team.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import typer
 
 from cli import (
     analysis,
+    audit,
     campaign,
     data,
     db,
@@ -18,6 +19,7 @@ from cli import (
     messages,
     plan,
     server,
+    users,
 )
 
 app = typer.Typer(help="Recall Lab: randomized experiments for user-recall (win-back) campaigns.", no_args_is_help=True)
@@ -30,6 +32,8 @@ messages.register(app)
 data.register(app)
 app.add_typer(db.app, name="db")
 server.register(app)
+app.add_typer(users.app, name="user")
+audit.register(app)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from experiments.models import Base
 
 TABLES = {"customers", "experiments", "variants", "metrics", "assignments", "sends", "events", "metric_values",
           "contact_holds", "analysis_runs", "users", "audit_log",
-          "segment_values", "imports"}
+          "segment_values", "imports", "launch_requests"}
 
 
 def test_up_down_up(engine) -> None:  # noqa: ANN001
