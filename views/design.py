@@ -147,6 +147,10 @@ def _downloaded(name: str, data: bytes) -> None:
     _act(Permission.DOWNLOAD, name, lambda actor: record_download(engine(), name, "send_lists", data, actor=actor))
 
 
+def _ask_to_confirm(name: str) -> None:
+    st.session_state["launch_confirm"] = name
+
+
 def launch_confirmation(name: str) -> None:
     """Who the launch would assign (read now), and the buttons that confirm or cancel it."""
     audience = launch_audience(engine(), name)
@@ -169,7 +173,7 @@ def drafts_panel() -> None:
     drafts = [r.name for r in rows if r.status == "draft"]
     if drafts:
         chosen = st.selectbox(t("experiment"), drafts, key="launch_choice")
-        st.button(t("launch"), key="launch", on_click=lambda: st.session_state.update(launch_confirm=chosen))
+        st.button(t("launch"), key="launch", on_click=_ask_to_confirm, args=(chosen,))
         if st.session_state.get("launch_confirm") == chosen:
             launch_confirmation(chosen)
     if approval_required():
