@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import time
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
+from select import select as select_fds
 
 import pytest
 import streamlit as st
@@ -17,7 +20,8 @@ from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from cli import app as cli
-from cli.server import exposure_warning, sso_configured
+from cli import common
+from cli.server import exposure_warning, first_admin, sso_configured
 from experiments.access import Actor, Forbidden, Role, cli_actor
 from experiments.approvals import approve_launch, pending_launches, request_launch
 from experiments.audit import Action, entries
@@ -30,6 +34,7 @@ from experiments.users import (
     UserError,
     add_user,
     authenticate,
+    count_users,
     get_user,
     reset_password,
     session_expired,
@@ -343,13 +348,36 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-def test_recall_app_listens_locally_and_stops_its_server(engine: Engine, database_url: str) -> None:
-    add_user(engine, "wang", PASSWORD, Role.ADMIN, actor=ADMIN)
+def _read_until(fd: int, text: str, seen: bytearray, timeout: float = 60) -> None:
+    """Read the terminal's output into ``seen`` until ``text`` appears."""
+    deadline = time.monotonic() + timeout
+    while text.encode() not in seen:
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {text!r} in {seen.decode(errors='replace')!r}")
+        if select_fds([fd], [], [], 0.5)[0]:
+            seen += os.read(fd, 4096)
+
+
+def test_a_first_start_at_a_terminal_asks_for_the_first_admin_then_serves_locally_until_stopped(
+        engine: Engine, database_url: str) -> None:
+    """`make app` on a fresh install: a terminal session, as a newcomer has it (a pseudo-terminal here)."""
     port = free_port()
     env = {**os.environ, "RECALL_DATABASE_URL": database_url, "RECALL_NO_DEMO": "1", "PYTHONPATH": str(ROOT)}
-    recall = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "app", "--port", str(port)], env=env, cwd=ROOT,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: `recall app` with the pseudo-terminal as its terminal
+        os.chdir(ROOT)
+        os.execve(sys.executable, [sys.executable, "-c", "import cli; cli.main()", "app", "--port", str(port)], env)
+    seen = bytearray()
     try:
+        _read_until(fd, "admin name", seen)
+        os.write(fd, b"wang\n")
+        _read_until(fd, "password:", seen)
+        os.write(fd, f"{PASSWORD}\n".encode())
+        _read_until(fd, "password again:", seen)
+        os.write(fd, f"{PASSWORD}\n".encode())
+        _read_until(fd, "created", seen)
+        assert PASSWORD.encode() not in seen  # never echoed
+        assert authenticate(engine, "wang", PASSWORD).role == Role.ADMIN
         for _ in range(120):
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1):
@@ -358,13 +386,32 @@ def test_recall_app_listens_locally_and_stops_its_server(engine: Engine, databas
                 time.sleep(0.5)
         else:
             pytest.fail("the app did not start")
-        [server] = _children(recall.pid)
+        [server] = _children(pid)
         command = Path(f"/proc/{server}/cmdline").read_text().split("\0")
         assert command[command.index("--server.address") + 1] == "127.0.0.1"
-        recall.send_signal(signal.SIGTERM)
-        recall.wait(timeout=20)
-        assert not Path(f"/proc/{server}").exists()  # stopped and reaped with it
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            assert time.monotonic() < deadline, "recall app did not stop"
+            if select_fds([fd], [], [], 0.2)[0]:
+                try:
+                    os.read(fd, 4096)
+                except OSError:
+                    pass
+        pid = 0
+        assert not Path(f"/proc/{server}").exists()  # the server stopped with it
     finally:
-        if recall.poll() is None:
-            recall.kill()
-            recall.wait()
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def test_without_a_terminal_the_first_admin_command_is_shown(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = io.StringIO()
+    monkeypatch.setattr(common.err, "file", shown)
+    with open(os.devnull) as no_terminal:
+        monkeypatch.setattr(sys, "stdin", no_terminal)
+        first_admin(engine)
+    assert "recall user add NAME --role admin" in shown.getvalue()
+    assert count_users(engine) == 0
