@@ -21,8 +21,17 @@ from cli import (
     server,
     users,
 )
+from cli.common import DebugOption, FaultReportingGroup
 
-app = typer.Typer(help="Recall Lab: randomized experiments for user-recall (win-back) campaigns.", no_args_is_help=True)
+app = typer.Typer(help="Recall Lab: randomized experiments for user-recall (win-back) campaigns.", no_args_is_help=True,
+                  cls=FaultReportingGroup)
+
+
+@app.callback()
+def root(debug: DebugOption = False) -> None:
+    """Options of every command: a fault ends in one line (FaultReportingGroup); --debug adds the traceback."""
+
+
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(plan.app, name="plan")
 campaign.register(app)

@@ -22,6 +22,7 @@ from decimal import Decimal
 import numpy as np
 from sqlalchemy import Engine, func, select
 
+from experiments.access import cli_actor
 from experiments.assignment import assign
 from experiments.config import settings
 from experiments.db import bulk_insert, session_scope
@@ -206,7 +207,7 @@ def _run(engine: Engine, rng: np.random.Generator, campaign: Campaign, today: da
         create_experiment(session, campaign.spec)
     assign(engine, name, as_of=campaign.launch)
     with tempfile.TemporaryDirectory() as folder:
-        write_send_lists(engine, name, folder, now=campaign.launch)
+        write_send_lists(engine, name, folder, actor=cli_actor(), now=campaign.launch)
     with session_scope(engine) as session:
         experiment = get_experiment(session, name)
         rows = session.execute(

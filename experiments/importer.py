@@ -43,6 +43,7 @@ from experiments.assignment import progress_bar
 from experiments.catalog import Channel
 from experiments.config import to_stored_utc
 from experiments.db import bulk_insert, foreign_keys_checked_once, session_scope
+from experiments.identifiers import InvalidIdentifier, normalise_customer_id
 from experiments.models import (
     Assignment,
     Event,
@@ -335,11 +336,10 @@ def _record(session: Session, kind: str, table: _Table, rows: int, *, target: st
 
 
 def _customer_id(table: _Table, line: int, field: str, value: str) -> str:
-    if not value:
-        raise table.error(line, field, "empty customer id")
-    if len(value) > MAX_ID_LENGTH:
-        raise table.error(line, field, f"customer id longer than {MAX_ID_LENGTH} characters")
-    return value
+    try:
+        return normalise_customer_id(value)  # the one normalisation: an unsubscribe matches its customer
+    except InvalidIdentifier as exc:
+        raise table.error(line, field, str(exc)) from None
 
 
 # Events ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from experiments.catalog import (
@@ -26,19 +26,34 @@ from experiments.catalog import (
 )
 from experiments.cohorts import COHORTS
 from experiments.filters import FilterError, validate_filter
+from experiments.identifiers import InvalidIdentifier, check_name
 from experiments.message_checks import Severity, check_message
-from experiments.messages import PLACEHOLDERS, unknown_placeholders
+from experiments.messages import PLACEHOLDERS, TemplateError, unknown_placeholders
 from experiments.source import SourceSpec
 
 SHARE_TOLERANCE = 1e-6
 # Our own messages already say what was given; pydantic's generic ones get "(got …)" appended.
 CUSTOM_ERRORS = {"control_contacted", "missing_contact", "unknown_cohort", "unknown_metric", "control_count",
                  "duplicate_names", "shares_sum", "bad_template", "unknown_placeholder", "message_check",
-                 "quiet_hours", "bad_filter", "touch_days",
+                 "quiet_hours", "bad_filter", "touch_days", "bad_name",
                  "touch_window", "unknown_tier",
                  "vertical_rules", "source_url", "source_segments"}
 RatioName = Literal[tuple(RATIO_METRICS)]  # type: ignore[valid-type]
-Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w][\w.\-]*$")]
+
+
+def _usable_name(value: Any) -> Any:
+    """A name as stored (NFC, stripped) if it can later name a file: ``<experiment>__<variant>.csv``
+    must fit the file system's 255 bytes and stay inside its folder (experiments.identifiers)."""
+    if not isinstance(value, str):
+        return value  # pydantic's own type error follows
+    try:
+        return check_name(value)
+    except InvalidIdentifier as exc:
+        raise PydanticCustomError("bad_name", "{error}", {"error": str(exc)}) from None
+
+
+# Letters (any script), digits, '_', '.', '-'; not starting with '.' or '-'.
+Name = Annotated[str, BeforeValidator(_usable_name), Field(min_length=1, max_length=128, pattern=r"^[\w][\w.\-]*$")]
 
 
 class SpecError(ValueError):
@@ -63,8 +78,8 @@ def _outside_quiet_hours(hour: int | None) -> int | None:
 def _known_placeholders(template: str) -> str:
     try:
         unknown = unknown_placeholders(template)
-    except ValueError as exc:
-        raise PydanticCustomError("bad_template", "template is malformed: {error}", {"error": str(exc)}) from None
+    except TemplateError as exc:
+        raise PydanticCustomError("bad_template", "{code}: {error}", {"code": exc.code, "error": str(exc)}) from None
     if unknown:
         raise PydanticCustomError(
             "unknown_placeholder", "unknown placeholder {names}; available: {known}",
@@ -163,7 +178,7 @@ class ExperimentSpec(BaseModel):
     attribution_days: int = Field(default=14, ge=1, le=90)
     primary_metric: str = "returned"
     start: date | None = None
-    layer: Name = "recall"  # mutual exclusion: one customer in at most one running experiment per layer
+    layer: Annotated[Name, Field(max_length=64)] = "recall"  # mutual exclusion: one customer in at most one running experiment per layer
     filter: str = ""  # custom cohort, e.g. "spend_before >= 200 and city in ('上海', '北京')"
     vertical: str | None = None  # e.g. "finance": its messages need a risk disclaimer
     guardrails: list[str] = Field(default_factory=lambda: ["unsubscribed", "complained"])

@@ -136,13 +136,14 @@ def test_a_missing_column_is_named(engine: Engine, tmp_path: Path, missing: str)
 
 def test_a_late_unsubscribe_is_reported(engine: Engine, tmp_path: Path) -> None:
     from experiments.assignment import assign
+    from experiments.access import cli_actor
     from experiments.sendlist import write_send_lists
     from tests.helpers import AS_OF, add_customers, example_spec, store_spec
 
     add_customers(engine, [f"C{i:03d}" for i in range(60)])
     store_spec(engine, example_spec())
     assign(engine, "winback-coupon-2026-12", as_of=AS_OF)
-    write_send_lists(engine, "winback-coupon-2026-12", tmp_path / "lists", now=AS_OF)
+    write_send_lists(engine, "winback-coupon-2026-12", tmp_path / "lists", actor=cli_actor(), now=AS_OF)
     with session_scope(engine) as session:
         sent = sorted(session.scalars(select(Send.customer_id)))[:2]
     # They unsubscribed on 28 November, before the 1 December send, but the file arrives only now.

@@ -7,7 +7,7 @@ and scipy; the report gets them from SQL sufficient statistics. They must agree.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -172,10 +172,11 @@ def test_designed_outcomes_count_only_inside_the_attribution_window(engine: Engi
 
 
 def test_designed_roi_uses_sends_redemptions_and_costs(engine: Engine, tmp_path: Path) -> None:
+    from experiments.access import cli_actor
     from experiments.sendlist import write_send_lists
 
     variant_of = _designed(engine)
-    write_send_lists(engine, NAME, tmp_path, now=AS_OF)
+    write_send_lists(engine, NAME, tmp_path, actor=cli_actor(), now=AS_OF)
     treated = sorted(c for c, v in variant_of.items() if v == "coupon10_sms_10h")
     _events(engine, [
         (treated[0], EventType.ORDER, timedelta(days=2), 80),
@@ -197,6 +198,7 @@ def test_designed_roi_uses_sends_redemptions_and_costs(engine: Engine, tmp_path:
 
 
 def test_sequences_cost_every_touch_at_its_channel_price(engine: Engine, tmp_path: Path) -> None:
+    from experiments.access import cli_actor
     from experiments.sendlist import write_send_lists
 
     spec = example_spec()
@@ -206,7 +208,8 @@ def test_sequences_cost_every_touch_at_its_channel_price(engine: Engine, tmp_pat
     add_customers(engine, [f"C{i:04d}" for i in range(300)], inactive_days=50)
     store_spec(engine, example_spec(variants=variants, costs={"channels": {"sms": 0.05, "mms": 0.15}, "fixed": 30}))
     assign(engine, NAME, as_of=AS_OF)
-    write_send_lists(engine, NAME, tmp_path, now=AS_OF)
+    for due in (date(2026, 12, 1), date(2026, 12, 5)):  # each touch is listed on its own day
+        write_send_lists(engine, NAME, tmp_path / str(due), actor=cli_actor(), due=due, now=AS_OF)
     report = build_report(engine, NAME)
     by_name = {r.variant: r for r in report.roi}
     n5, n10 = by_name["coupon5_sms_10h"].contacted, by_name["coupon10_sms_10h"].contacted
