@@ -120,9 +120,9 @@ def run_app(
 
     url = database_url(db)
     engine = open_engine(url)
+    first_admin(engine)  # first: a question at the terminal should not wait behind the demo
     if os.environ.get("RECALL_NO_DEMO") != "1":
         build_demo_if_empty(engine)
-    first_admin(engine)
     if warning := exposure_warning(host, count_users(engine), sso_configured()):
         err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     engine.dispose()

@@ -23,6 +23,8 @@ from experiments.db import session_scope
 from experiments.demo import MAIN, build_demo
 from experiments.importer import import_results
 from experiments.models import Assignment, Experiment, Send
+from experiments.sendlist import local_day
+from experiments.store import utcnow
 from experiments.users import add_user
 from tests.helpers import add_customers
 from views.auth import SESSION, session_record
@@ -194,6 +196,7 @@ def test_design_launch_asks_for_confirmation_then_send_lists_are_built_on_a_clic
     add_customers(demo, [f"N{i:04d}" for i in range(300)])  # the demo's customers are all held by its campaign
     at = open_page("design", "en", role="operator")
     at.text_input(key="design_name").set_value("launch-me")
+    at.date_input(key="design_start").set_value(local_day(utcnow()))  # its first touches are due today
     at.get("form_submit_button")[0].click().run()
     at.button(key="launch").click().run()
     confirm = next(w.value for w in at.warning if "Launch “launch-me”" in w.value)

@@ -42,23 +42,17 @@ def launch_now(engine: Engine, name: str, *, actor: Actor) -> AssignmentSummary:
     return launch(engine, name, actor=actor)
 
 
-def _write_send_lists(engine: Engine, name: str, folder: str, actor: Actor) -> list:
-    # When write_send_lists takes `actor` (and records the export itself), this becomes
-    # `return write_send_lists(engine, name, folder, actor=actor)` and the record below goes.
-    files = write_send_lists(engine, name, folder)
-    record_now(engine, actor, Action.SEND_LIST, name, rows=sum(f.rows for f in files),
-               files=[Path(f.path).name for f in files])
-    return files
-
-
-def build_send_lists(engine: Engine, name: str, *, actor: Actor) -> bytes:
-    """Write the experiment's send lists (recording the sends) and return them as one ZIP."""
+def build_send_lists(engine: Engine, name: str, *, actor: Actor) -> tuple[bytes, int]:
+    """Write today's send lists of the experiment (recording the sends and the export) and return them
+    as one ZIP, with the number of touches in it."""
     require(actor, Permission.SEND)
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for f in _write_send_lists(engine, name, folder, actor):
-            archive.write(f.path, Path(f.path).name)
-    return buffer.getvalue()
+        files = write_send_lists(engine, name, folder, actor=actor)
+        for f in files:
+            if f.path is not None:  # None: no touch of this variant due today
+                archive.write(f.path, Path(f.path).name)
+    return buffer.getvalue(), sum(f.rows for f in files)
 
 
 def record_download(engine: Engine, target: str, kind: str, data: bytes | str, *, actor: Actor) -> None:

@@ -139,7 +139,11 @@ def _approve(request_id: int, name: str) -> None:
 
 def _build(name: str) -> None:
     def run(actor) -> None:  # noqa: ANN001
-        st.session_state["sendlist_zip"] = (name, build_send_lists(engine(), name, actor=actor))
+        data, touches = build_send_lists(engine(), name, actor=actor)
+        if touches:
+            st.session_state["sendlist_zip"] = (name, data)
+        _say("success" if touches else "info", t("sendlists_built", n=f"{touches:,}"))
+    st.session_state.pop("sendlist_zip", None)
     _act(Permission.SEND, name, run)
 
 
