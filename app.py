@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from experiments.access import Permission
-from views.auth import current_actor, sign_in_page, sign_out
+from views.auth import current_actor, set_cookie, sign_in_page, sign_out
 from views.i18n import LANGUAGES, lang, t
 
 VIEWS = Path(__file__).resolve().parent / "views"
@@ -33,6 +33,7 @@ with st.sidebar:
     st.selectbox(t("language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
 
 actor = current_actor()
+set_cookie()
 if actor is None:
     # Every URL shows the sign-in form, so a link to /design opens the Design page after signing in.
     st.navigation([st.Page(sign_in_page, title=t("sign_in"), url_path=url, default=url == "overview")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import pty
 import signal
@@ -20,7 +19,6 @@ from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from cli import app as cli
-from cli import common
 from cli.server import exposure_warning, first_admin, sso_configured
 from experiments.access import Actor, Forbidden, Role, cli_actor
 from experiments.approvals import approve_launch, pending_launches, request_launch
@@ -407,11 +405,10 @@ def test_a_first_start_at_a_terminal_asks_for_the_first_admin_then_serves_locall
         os.close(fd)
 
 
-def test_without_a_terminal_the_first_admin_command_is_shown(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    shown = io.StringIO()
-    monkeypatch.setattr(common.err, "file", shown)
+def test_without_a_terminal_the_first_admin_command_is_shown(engine: Engine, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     with open(os.devnull) as no_terminal:
         monkeypatch.setattr(sys, "stdin", no_terminal)
         first_admin(engine)
-    assert "recall user add NAME --role admin" in shown.getvalue()
+    assert "recall user add NAME --role admin" in capsys.readouterr().err
     assert count_users(engine) == 0

@@ -98,7 +98,7 @@ def new_page(browser):  # noqa: ANN001, ANN201 - a fresh context: a new Streamli
 
 
 def sign_in(browser, url: str, role: str):  # noqa: ANN001, ANN201
-    """Sign in at ``url`` (every URL shows the form; a session lasts as long as the page is not reloaded)."""
+    """Sign in at ``url`` (every URL shows the form, and after signing in its page)."""
     page = new_page(browser)
     page.goto(url)
     page.get_by_label("User name").fill(role)
@@ -108,7 +108,14 @@ def sign_in(browser, url: str, role: str):  # noqa: ANN001, ANN201
     return page
 
 
-def open_from_sidebar(page, title: str) -> None:  # noqa: ANN001 - page.goto would start a new session
+@pytest.fixture
+def page(browser, app_url: str):  # noqa: ANN001, ANN201 - a page signed in as an analyst (reads everything)
+    page = sign_in(browser, app_url, "analyst")
+    yield page
+    page.context.close()
+
+
+def open_from_sidebar(page, title: str) -> None:  # noqa: ANN001
     page.locator("[data-testid='stSidebarNav'] a", has_text=title).click()
 
 
@@ -176,6 +183,18 @@ def test_an_operator_designs_and_launches_after_confirming(browser, app_url: str
     page.wait_for_timeout(1500)  # let the charts draw
     page.screenshot(path=str(OUTPUT / "results.png"))
     assert (OUTPUT / "results.png").stat().st_size > 10_000
+
+
+def test_a_session_survives_a_reload_and_ends_with_signing_out(browser, app_url: str) -> None:  # noqa: ANN001
+    page = sign_in(browser, app_url, "viewer")
+    page.goto(f"{app_url}/results")  # a new connection: the cookie's token finds the session
+    page.get_by_text("Significance", exact=True).wait_for()
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_text("Recall Lab · sign in").wait_for()
+    page.wait_for_timeout(500)
+    page.goto(f"{app_url}/results")
+    page.get_by_role("button", name="Sign in", exact=True).wait_for()
+    assert not page.get_by_text("Significance", exact=True).count()
 
 
 def test_an_admin_sees_users_the_audit_log_and_the_database(browser, app_url: str) -> None:  # noqa: ANN001
