@@ -134,6 +134,8 @@ def test_an_anonymous_visitor_sees_only_the_sign_in_form(browser, app_url: str) 
         body = page.locator("body").inner_text()
         assert "demo-" not in body and "Natural return rate" not in body and "sqlite" not in body, path
         assert not page.locator("[data-testid='stSidebarNav']").count(), path
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "sign-in.png"))
 
 
 def test_a_viewer_reads_and_takes_nothing_away(browser, app_url: str) -> None:  # noqa: ANN001
