@@ -1,7 +1,7 @@
 """The ``recall`` command line: one module per command group, above both ``experiments`` and ``analysis``.
 
 design (``experiment``, ``plan``) → launch and send (``assign``, ``sendlist``) → outcomes (``import``)
-→ analysis (``report``, ``power``); plus ``check-message``, ``demo``/``simulate``, ``db`` and ``app``.
+→ analysis (``report``, ``power``); plus ``check-message``, ``demo``/``simulate``, ``db`` and ``app``; ``user`` and ``audit`` for a team.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import typer
 
 from cli import (
     analysis,
+    audit,
     campaign,
     data,
     db,
@@ -18,6 +19,7 @@ from cli import (
     messages,
     plan,
     server,
+    users,
 )
 from cli.common import DebugOption, FaultReportingGroup
 
@@ -39,6 +41,8 @@ messages.register(app)
 data.register(app)
 app.add_typer(db.app, name="db")
 server.register(app)
+app.add_typer(users.app, name="user")
+audit.register(app)
 
 
 def main() -> None:

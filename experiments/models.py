@@ -318,3 +318,18 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(256), default="")
     details: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class LaunchRequest(Base):
+    """A launch waiting for a second person (``RECALL_LAUNCH_APPROVAL=1``). Editing the draft deletes
+    its requests (cascade): an approval always approves the design that was requested."""
+
+    __tablename__ = "launch_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(DateTime)
+    audience: Mapped[int] = mapped_column(Integer)  # customers the launch would assign when requested
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime)
