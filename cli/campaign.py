@@ -14,22 +14,29 @@ def assign(
     name: str,
     as_of: Annotated[str | None, typer.Option(help="Reference time for the cohort and attribution window "
                                                    "(ISO; local time unless an offset is given). Default: now.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only explain the audience; assign nobody.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar (on stderr).")] = True,
     db: DbOption = None,
 ) -> None:
-    """Assign the target customers of NAME to variants (deterministic; nobody already assigned moves)."""
-    from experiments.access import cli_actor
-    from experiments.lifecycle import launch
+    """Launch NAME: explain its audience, then assign it (deterministic; nobody already assigned moves).
+
+    A first launch that would reach nobody is refused and the experiment stays a draft."""
+    from cli.experiment import print_audience
+    from experiments.access import Forbidden, cli_actor
+    from experiments.lifecycle import launch, launch_audience
     from experiments.store import NotFound
 
+    engine, when = engine_for(db), parse_local_time(as_of)
     try:
-        summary = launch(engine_for(db), name, actor=cli_actor(), as_of=parse_local_time(as_of), progress=progress)
-    except (NotFound, ValueError) as exc:
+        if dry_run:
+            print_audience(launch_audience(engine, name, when))
+            return
+        summary = launch(engine, name, actor=cli_actor(), as_of=when, progress=progress, explain=print_audience)
+    except (NotFound, ValueError, Forbidden) as exc:
         fail(str(exc))
     out.print(f"{summary.newly_assigned:,} customers newly assigned in [bold]{name}[/]")
     for variant, count in summary.per_variant.items():
         out.print(f"  {variant}: {count:,}")
-
 
 
 def sendlist(

@@ -13,7 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError,
+                      ValidationInfo, field_validator, model_serializer, model_validator)
 from pydantic_core import PydanticCustomError
 
 from experiments.catalog import (
@@ -25,6 +26,7 @@ from experiments.catalog import (
     in_quiet_hours,
 )
 from experiments.cohorts import COHORTS
+from experiments.factorial import FactorialSpec, cell_levels, check_cells, check_factors, check_levels, expand
 from experiments.filters import FilterError, validate_filter
 from experiments.identifiers import InvalidIdentifier, check_name
 from experiments.message_checks import Severity, check_message
@@ -37,7 +39,8 @@ CUSTOM_ERRORS = {"control_contacted", "missing_contact", "unknown_cohort", "unkn
                  "duplicate_names", "shares_sum", "bad_template", "unknown_placeholder", "message_check",
                  "quiet_hours", "bad_filter", "touch_days", "bad_name",
                  "touch_window", "unknown_tier",
-                 "vertical_rules", "source_url", "source_segments"}
+                 "vertical_rules", "source_url", "source_segments",
+                 "factor_levels", "unknown_factor", "too_many_cells", "fraction", "cell_levels", "cell_name"}
 RatioName = Literal[tuple(RATIO_METRICS)]  # type: ignore[valid-type]
 
 
@@ -130,9 +133,19 @@ class VariantSpec(BaseModel):
     template: str = ""
     send_hour: int | None = Field(default=None, ge=0, le=23)
     touches: list[TouchSpec] = Field(default_factory=list)
+    levels: dict[str, str] = Field(default_factory=dict)  # a factorial cell's factor → level (experiments.factorial)
 
     _quiet = field_validator("send_hour")(_outside_quiet_hours)
     _placeholders = field_validator("template")(_known_placeholders)
+    _levels = field_validator("levels", mode="before")(cell_levels)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_levels(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Specs without factors serialise as before (stored specs compare equal)."""
+        data = handler(self)
+        if not self.levels:
+            data.pop("levels", None)
+        return data
 
     @model_validator(mode="after")
     def _contact_fields(self) -> VariantSpec:
@@ -183,9 +196,40 @@ class ExperimentSpec(BaseModel):
     vertical: str | None = None  # e.g. "finance": its messages need a risk disclaimer
     guardrails: list[str] = Field(default_factory=lambda: ["unsubscribed", "complained"])
     ratio_metrics: list[RatioName] = Field(default_factory=list)  # e.g. ["revenue_per_returner", "order_value"]
+    factorial: FactorialSpec | None = None  # how [factors] become cells (experiments.factorial)
+    factors: dict[str, list[int | float | str] | dict[str, str]] | None = None  # e.g. coupon = [5, 10]
     variants: list[VariantSpec] = Field(min_length=2)
     costs: CostSpec = Field(default_factory=CostSpec)
     source: SourceSpec | None = None  # analyse the team's own tables, read-only (see experiments.source)
+
+    _cells_from_factors = model_validator(mode="before")(expand)
+
+    @field_validator("factors")
+    @classmethod
+    def _valid_factors(cls, factors: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        if factors is not None:
+            for name, levels in factors.items():
+                check_levels(name, levels)
+            check_factors(factors, info.data.get("factorial"))
+        return factors
+
+    @field_validator("variants")
+    @classmethod
+    def _cells_of_the_design(cls, variants: list[VariantSpec], info: ValidationInfo) -> list[VariantSpec]:
+        factors = info.data.get("factors")
+        if factors:
+            check_cells(factors, info.data.get("factorial"), variants)
+        elif any(v.levels for v in variants) and "factors" in info.data:
+            raise PydanticCustomError("cell_levels", "levels need [factors] declaring the factors and their levels")
+        return variants
+
+    @model_serializer(mode="wrap")
+    def _without_empty_factors(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in ("factorial", "factors"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
     @field_validator("cohort")
     @classmethod
@@ -291,8 +335,12 @@ def _location(loc: tuple[Any, ...]) -> str:
 def problems_of(exc: ValidationError) -> list[tuple[str, str]]:
     """(field, message) for every error pydantic found, fields written like ``variants[1].send_hour``."""
     problems = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    bad_factors = any(err["loc"][:1] in (("factors",), ("factorial",)) for err in errors)
+    for err in errors:
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        if bad_factors and loc == ("variants",) and err["type"] == "missing":
+            continue  # the cells were not generated because the factors are wrong: said once, there
         message = err["msg"]
         if err["type"] not in CUSTOM_ERRORS and "input" in err:
             message = f"{message} (got {err['input']!r})"

@@ -7,6 +7,7 @@ and scipy; the report gets them from SQL sufficient statistics. They must agree.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -240,3 +241,21 @@ def test_adjusted_intervals_follow_the_family_level(engine: Engine, hillstrom_pa
         assert c.abs_ci_adjusted == pytest.approx((ci.low, ci.high), rel=1e-6)
         if correction == "bonferroni":  # Welch: the interval excludes 0 exactly when the test rejects
             assert (c.abs_ci_adjusted[0] > 0 or c.abs_ci_adjusted[1] < 0) == c.significant
+
+
+def test_a_partial_experiment_says_why_a_number_is_missing(engine: Engine) -> None:
+    """An arm without customers (3 customers over a 10/45/45 split leave the holdout empty here): no
+    comparison can be made, the Markdown shows no nan/inf and the JSON says why each null is null."""
+    from analysis.render import render_markdown
+
+    variant_of = _designed(engine, n=3)
+    assert "holdout" not in variant_of.values()  # the partial state this test is about
+    report = build_report(engine, NAME)
+    data = json.loads(report.to_json())
+    assert data["srm"]["p_value"] is not None  # customers are assigned: the split can be tested
+    for c in data["comparisons"]:
+        assert c["p_value"] is None and c["null_reason"] == "no customers in this variant or in the control yet"
+    for lang, no_data in (("zh", "暂无数据"), ("en", "No data yet")):
+        text = render_markdown(report, lang=lang)
+        assert no_data in text and not re.search(r"\b(nan|inf)\b", text, re.IGNORECASE)
+    assert report.verdict.decision in ("not_analysable", "keep_running")

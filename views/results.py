@@ -16,6 +16,7 @@ from experiments.access import Forbidden, Permission
 from views.actions import record_download
 from views.auth import acting, page_actor
 from views.common import currency, current_url, engine, daily_looks_for, labels, experiment_rows, metric_name, money, pct, report_for, roi_text
+from views.factorial import show_factorial
 from views.i18n import lang, t
 
 
@@ -103,6 +104,7 @@ with right:
 st.subheader(t("comparisons"))
 st.dataframe(comparison_table(rows), hide_index=True, width="stretch")
 st.caption(f"{t('method')}: {rows[0].method} · {report.correction}")
+show_factorial(report, metric=metric)
 
 if report.guardrails:
     st.subheader(t("guardrails"))
