@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import OUTPUT, app_url, page  # noqa: F401 - the fixtures: the app on the demo, a page
+from tests.test_browser import OUTPUT, app_url, browser, page  # noqa: F401 - the fixtures: the app on the demo, a signed-in page
 
 pytestmark = pytest.mark.browser
 
