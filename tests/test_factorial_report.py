@@ -11,19 +11,16 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from sqlalchemy import Engine
-from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from analysis import charts
 from analysis.render import recommendation_lines, render_markdown
 from analysis.report import Report, build_report
 from cli import app
-from experiments.access import Actor, Role
 from experiments.db import make_engine
 from experiments.demo import MAIN, build_demo
 from tests.conftest import fresh_database
-from tests.test_app import add_role_users
-from views.auth import SESSION, session_record
+from tests.test_app import add_role_users, open_page
 
 TODAY = datetime(2026, 11, 23, 4, 0)
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -39,6 +36,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         patch.setenv("RECALL_DATABASE_URL", url)
         patch.setenv("RECALL_NO_DEMO", "1")
         build_demo(engine, customers=4_000, today=TODAY)
+        add_role_users(engine)
         st.cache_data.clear()
         st.cache_resource.clear()
         yield engine
@@ -130,14 +128,7 @@ def test_charts_of_main_effects_and_interactions(demo: Engine) -> None:
 @pytest.mark.parametrize("lang, title, recommendation", [("en", "Factorial analysis", "Recommendation"),
                                                          ("zh", "析因分析", "建议")])
 def test_the_results_page_shows_the_factorial_section(demo: Engine, lang: str, title: str, recommendation: str) -> None:
-    add_role_users(demo)
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.session_state["lang"] = lang
-    at.session_state[SESSION] = session_record(Actor("viewer", Role.VIEWER, "app"))  # signed in, as the form does
-    at.session_state["experiment"] = MAIN
-    at.run()
-    at.switch_page("views/results.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_page("results", lang, role="analyst", experiment=MAIN)
     assert any(title in s.value for s in at.subheader)
     text = "\n".join(m.value for m in at.markdown)
     assert recommendation in text
