@@ -33,6 +33,7 @@ pages = [
     st.Page(VIEWS / "experiments.py", title=t("nav_experiments"), icon=":material/science:", url_path="experiments"),
     st.Page(VIEWS / "design.py", title=t("nav_design"), icon=":material/edit_note:", url_path="design"),
     st.Page(VIEWS / "results.py", title=t("nav_results"), icon=":material/query_stats:", url_path="results"),
+    st.Page(VIEWS / "targeting.py", title=t("nav_targeting"), icon=":material/target:", url_path="targeting"),
     st.Page(VIEWS / "settings.py", title=t("nav_settings"), icon=":material/settings:", url_path="settings"),
 ]
 st.navigation(pages).run()

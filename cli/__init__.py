@@ -18,6 +18,7 @@ from cli import (
     messages,
     plan,
     server,
+    target,
 )
 
 app = typer.Typer(help="Recall Lab: randomized experiments for user-recall (win-back) campaigns.", no_args_is_help=True)
@@ -30,6 +31,7 @@ messages.register(app)
 data.register(app)
 app.add_typer(db.app, name="db")
 server.register(app)
+target.register(app)
 
 
 def main() -> None:
