@@ -33,6 +33,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from analysis.distributions import norm_isf
+from analysis.report import _json_safe
 
 # Fewer customers than this in the holdout (or in the contacted arm) and the per-customer effect
 # cannot be learned: at a 5% return rate 500 customers hold about 25 returns, and every fold fewer.
@@ -155,9 +156,11 @@ class FoldModel:
         """Predicted uplift of ``X``, whose row positions in the training data are ``rows`` (None:
         customers outside the training data, e.g. a new audience)."""
         if rows is not None:
-            overlap = np.intersect1d(np.asarray(rows), self.train_rows, assume_unique=False)
-            if overlap.size:
-                raise InSampleScoring(f"{overlap.size:,} of the rows to score were used to fit this model; "
+            rows = np.asarray(rows)
+            at = np.minimum(np.searchsorted(self.train_rows, rows), max(self.train_rows.size - 1, 0))
+            overlap = int(np.sum(self.train_rows[at] == rows)) if self.train_rows.size else 0
+            if overlap:
+                raise InSampleScoring(f"{overlap:,} of the rows to score were used to fit this model; "
                                       "scores must be cross-fitted (out of fold)")
         m = self.estimators
         if self.learner == "response":
@@ -488,11 +491,12 @@ def policy_point(share: float, selected: np.ndarray, treated: np.ndarray, return
     return PolicyPoint(share, n, returns, (r_lo, r_hi), revenue_estimate, revenue_ci, cost, roi, roi_ci)
 
 
-def top_share(score: np.ndarray, share: float) -> np.ndarray:
-    """The customers ranked in the top ``share`` by score (ties broken by position, deterministically)."""
+def top_share(score: np.ndarray, share: float, order: np.ndarray | None = None) -> np.ndarray:
+    """The customers ranked in the top ``share`` by score (ties broken by position, deterministically);
+    ``order``: the descending sort of ``score`` if already known."""
     k = int(round(share * score.size))
     selected = np.zeros(score.size, dtype=bool)
-    selected[np.argsort(-score, kind="mergesort")[:k]] = True
+    selected[(np.argsort(-score, kind="mergesort") if order is None else order)[:k]] = True
     return selected
 
 
@@ -543,17 +547,7 @@ class TargetingEvaluation:
     folds: int = FOLDS
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(asdict(self))
-
-
-def _json_safe(value: Any) -> Any:  # noqa: ANN401
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
+        return _json_safe(asdict(self))  # NaN → null, numpy → Python, as reports do
 
 
 @dataclass(frozen=True)
@@ -611,8 +605,9 @@ def evaluate(features: pd.DataFrame, treated: np.ndarray, y: np.ndarray, *, metr
     returned = np.asarray(returned, float)
     revenue = None if revenue is None else np.asarray(revenue, float)
     redeemed = None if redeemed is None else np.asarray(redeemed, float)
-    policy = [policy_point(s, top_share(chosen.scores, s), treated, returned, revenue, redeemed, costs, alpha=alpha)
-              for s in SHARES]
+    order = np.argsort(-chosen.scores, kind="mergesort")
+    policy = [policy_point(s, top_share(chosen.scores, s, order), treated, returned, revenue, redeemed, costs,
+                           alpha=alpha) for s in SHARES]
     redeem_rate = float(redeemed[treated].mean()) if redeemed is not None else 0.0
     unit_cost = costs.contact + costs.coupon * redeem_rate
     if value_per_return is None and revenue is not None:

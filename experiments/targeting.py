@@ -47,7 +47,8 @@ class TargetingData:
     customer_ids: np.ndarray
     variant_ids: np.ndarray
     features: pd.DataFrame
-    outcomes: pd.DataFrame  # columns: returned, revenue (if any), redeemed (designed) and the modelled metric
+    outcomes: pd.DataFrame  # columns: returned, revenue (if any), redeemed (designed) and y, the modelled metric
+    metric: str  # the modelled metric's name (imported: "returned" resolves to their first binary metric)
 
 
 def outcome_columns(experiment: Experiment) -> tuple[str, str | None]:
@@ -146,7 +147,7 @@ def load(conn: Connection, experiment: Experiment, *, metric: str = "returned",
         outcomes["redeemed"] = frame["redeemed"].astype(float)
     outcomes["y"] = frame[metric].astype(float)
     return TargetingData(frame["customer_id"].to_numpy(), frame["variant"].astype(int).to_numpy(),
-                         frame[chosen].reset_index(drop=True), outcomes.reset_index(drop=True))
+                         frame[chosen].reset_index(drop=True), outcomes.reset_index(drop=True), metric)
 
 
 def _designed_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -222,7 +223,7 @@ def learn(conn: Connection, experiment: Experiment, *, metric: str = "returned",
     o = data.outcomes.iloc[rows]
     options = {} if replicates is None else {"replicates": replicates}
     result = evaluate(
-        data.features.iloc[rows].reset_index(drop=True), treated, o["y"].to_numpy(), metric=metric,
+        data.features.iloc[rows].reset_index(drop=True), treated, o["y"].to_numpy(), metric=data.metric,
         variant=variant, returned=o["returned"].to_numpy(),
         revenue=o["revenue"].to_numpy() if "revenue" in o else None,
         redeemed=o["redeemed"].to_numpy() if "redeemed" in o else None,

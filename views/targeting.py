@@ -91,12 +91,12 @@ default = st.session_state.get("experiment")
 name = st.selectbox(t("experiment"), names, index=names.index(default) if default in names else 0, key="targeting_exp")
 variants, metrics = _variants(url, name)
 c1, c2 = st.columns(2)
-variant = c1.selectbox(t("targeting_variant"), [ALL_VARIANTS, *variants], key="targeting_variant",
-                       format_func=lambda v: t("targeting_all_variants") if v == ALL_VARIANTS else v)
+choices = {ALL_VARIANTS: t("targeting_all_variants"), **{v: v for v in variants}}
+variant = c1.selectbox(t("targeting_variant"), list(choices), key="targeting_variant", format_func=choices.get)
 metric = c2.selectbox(t("metric"), metrics, key="targeting_metric")
 key = (url, name, variant, metric, data_version_for(url))
 
-if st.button(t("targeting_fit"), type="primary"):
+if st.button(t("targeting_fit"), type="primary", key="targeting_fit"):
     with st.spinner(t("targeting_fitting")):
         try:
             _fit(url, key, name, variant, metric)
