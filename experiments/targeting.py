@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Select, and_, case, func, select
+from sqlalchemy import Connection, Select, case, func, select
 
 from analysis.aggregates import customer_metrics
 from analysis.tables import lifecycle_stage_at, own_tables
@@ -64,16 +64,16 @@ def outcome_columns(experiment: Experiment) -> tuple[str, str | None]:
     return binary or continuous, continuous  # type: ignore[return-value]
 
 
-def feature_query(conn: Connection, experiment: Experiment, features: Sequence[str], metric: str) -> Select:
-    """The ONE query that reads targeting data: per customer, variant, features and outcomes."""
-    if experiment.source == ExperimentSource.DESIGNED:
-        if stored_spec(experiment) and stored_spec(experiment).source is not None:
-            raise TargetingError(f"{experiment.name!r} reads a warehouse [source]; targeting reads Recall Lab's "
-                                 "own tables only (for now)")
-        return _designed_query(experiment)
-    returned, revenue = outcome_columns(experiment)
-    return imported_query(experiment, list(dict.fromkeys([metric, returned, *([revenue] if revenue else []),
-                                                          *features])), _segment_names(conn, experiment))
+def feature_query(experiment: Experiment, numbers: Sequence[str], segments: Sequence[str]) -> Select:
+    """The ONE query that reads targeting data: per customer, variant, features and outcomes (imported
+    results: their ``numbers`` (metrics and covariates) and ``segments``)."""
+    if experiment.source != ExperimentSource.DESIGNED:
+        return imported_query(experiment, numbers, segments)
+    spec = stored_spec(experiment)
+    if spec is not None and spec.source is not None:
+        raise TargetingError(f"{experiment.name!r} reads a warehouse [source]; targeting reads Recall Lab's "
+                             "own tables only (for now)")
+    return _designed_query(experiment)
 
 
 def _designed_query(experiment: Experiment) -> Select:
@@ -134,8 +134,9 @@ def load(conn: Connection, experiment: Experiment, *, metric: str = "returned",
     if unknown:
         raise TargetingError(f"--features: unknown {', '.join(unknown)}; {experiment.name!r} has "
                              f"{', '.join(available) or 'none'}")
-    frame = pd.DataFrame(conn.execute(feature_query(conn, experiment, [f for f in chosen if f not in segments],
-                                                    metric)).mappings().all())
+    numbers = [metric, returned, *([revenue] if revenue else []), *[f for f in chosen if f not in segments]]
+    frame = pd.DataFrame(conn.execute(feature_query(experiment, list(dict.fromkeys(numbers)), segments)
+                                      ).mappings().all())
     if frame.empty:
         raise TargetingError(f"{experiment.name!r} has no assigned customers")
     if designed:

@@ -266,6 +266,7 @@ def test_targeting_page_fits_only_on_a_click_and_shows_the_cutoff(engine: Engine
     assert audit_rows() == 0  # learning reads; only the (audited) download writes
 
     viewer = AppTest.from_file(app_file, default_timeout=60)
+    viewer.session_state["lang"] = "en"
     viewer.session_state["actor"] = Actor("lead", Role.VIEWER, "app")
     viewer.run()
     viewer.switch_page("views/targeting.py").run()
