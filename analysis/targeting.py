@@ -500,10 +500,11 @@ def top_share(score: np.ndarray, share: float, order: np.ndarray | None = None) 
     return selected
 
 
-def value_per_customer(score: np.ndarray, metric_is_revenue: bool, value_per_return: float) -> np.ndarray:
-    """Expected incremental ¥ of contacting each customer: the uplift itself for revenue, else the
-    uplift in return probability × what a returned customer brings."""
-    return score if metric_is_revenue else score * value_per_return
+def value_per_customer(score: np.ndarray, metric_is_revenue: bool, value_per_return: float, margin: float = 1.0
+                       ) -> np.ndarray:
+    """Expected incremental ¥ (on margin) of contacting each customer: the uplift itself for revenue,
+    else the uplift in return probability × what a returned customer brings."""
+    return margin * (score if metric_is_revenue else score * value_per_return)
 
 
 def cost_optimal(expected_value: np.ndarray, unit_cost: float) -> np.ndarray:
@@ -613,7 +614,7 @@ def evaluate(features: pd.DataFrame, treated: np.ndarray, y: np.ndarray, *, metr
     if value_per_return is None and revenue is not None:
         returners = treated & (returned > 0)
         value_per_return = float(revenue[returners].mean()) if returners.any() else 0.0
-    expected = value_per_customer(chosen.scores, metric == "revenue", costs.margin * (value_per_return or 0.0))
+    expected = value_per_customer(chosen.scores, not binary, value_per_return or 0.0, costs.margin)  # continuous: ¥
     selected = cost_optimal(expected, unit_cost)
     optimal = policy_point(float(selected.mean()), selected, treated, returned, revenue, redeemed, costs, alpha=alpha)
 

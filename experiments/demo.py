@@ -56,9 +56,9 @@ WORDING_UPLIFT = {  # lively works on the young lifecycle stages, professional o
 }
 EVENING_UPLIFT = 0.005  # 20:00 beats 10:00 a little
 # Heterogeneous effects for the targeting page: in the main test, repeat buyers (≥ 5 orders before)
-# respond 2.5 times as strongly, everyone else 0.4 times (about the same average over all customers).
+# respond 2.2 times as strongly, everyone else 0.6 times (about the same average over all customers).
 REPEAT_BUYER_ORDERS = 5
-RESPONSE_MULTIPLIER = {True: 2.5, False: 0.4}
+RESPONSE_MULTIPLIER = {True: 2.2, False: 0.6}
 ORDER_SHARE = 0.6  # returned customers who also order
 RETENTION_NATURAL = 0.40  # natural returners active again within 30 days
 RETENTION_TREATED = 0.30  # coupon-bought returners active again within 30 days
