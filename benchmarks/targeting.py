@@ -87,13 +87,17 @@ def coverage(replicates: int, customers: int) -> None:
     errors: dict[float, list[float]] = {0.3: [], 1.0: []}
     for r in range(replicates):
         X, treated, y, revenue, tau = simulate(customers, seed=1000 + r, holdout=0.5)
+        # The estimator's coverage does not depend on the learner: one learner, 3 folds, to keep this short.
         result = evaluate(X, treated, y, metric="returned", variant="sms", returned=y, revenue=revenue,
-                          redeemed=None, costs=Costs(contact=0.05), replicates=20, seed=r)
+                          redeemed=None, costs=Costs(contact=0.05), replicates=20, seed=r,
+                          learners=("t-learner",), folds=3)
         for point in result.evaluation.policy:
             if point.share in hits:
                 truth = tau[top_share(result.scores, point.share)].sum()
                 hits[point.share] += point.ci[0] <= truth <= point.ci[1]
                 errors[point.share].append(point.incremental_returns - truth)
+        if (r + 1) % 10 == 0:
+            print(f"{r + 1} replicates: covered {hits}", flush=True)
     for share in hits:
         e = np.array(errors[share])
         print(f"top {share:.0%}: coverage of 95% intervals {hits[share] / replicates:.3f} over {replicates} "

@@ -141,15 +141,15 @@ def test_policy_estimate_is_unbiased_for_a_fixed_selection() -> None:
 def test_policy_intervals_cover_the_true_value_of_a_learned_policy() -> None:
     """Coverage of the 95% intervals over replicates, the selection learned (cross-fitted) each time."""
     covered = 0
-    replicates = 40
+    replicates = 20
     for r in range(replicates):
         X, treated, y, tau = simulated(6_000, seed=100 + r)
         result = evaluate(X, treated, y, metric="returned", variant="v", returned=y, revenue=None, redeemed=None,
-                          costs=Costs(0.05), replicates=20, seed=r)
+                          costs=Costs(0.05), replicates=20, seed=r, learners=("t-learner",), folds=3)
         p = result.evaluation.policy[5]  # top 30%
         truth = tau[top_share(result.scores, p.share)].sum()
         covered += p.ci[0] <= truth <= p.ci[1]
-    assert covered / replicates >= 0.85
+    assert covered / replicates >= 0.8  # 95% intervals: 16 or more of 20 with probability > 0.98
 
 
 def test_bad_inputs_are_refused_or_handled_as_documented() -> None:
