@@ -26,21 +26,46 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections import defaultdict
-from collections.abc import Callable
+import string
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Exists,
+    Integer,
+    Label,
+    MetaData,
+    Select,
+    String,
+    Subquery,
+    Table,
+    and_,
+    case,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from experiments.access import Actor, Forbidden, Permission, require
 from experiments.assignment import progress_bar
 from experiments.audit import Action, record, record_now
 from experiments.catalog import in_quiet_hours
 from experiments.config import settings
-from experiments.db import bulk_insert, foreign_keys_checked_once, session_scope
+from experiments.db import foreign_keys_checked_once, session_scope
 from experiments.identifiers import check_name
 from experiments.messages import MessageContext, Template
 from experiments.models import (
@@ -55,7 +80,12 @@ from experiments.models import (
     Send,
     Variant,
 )
-from experiments.policy import ContactPolicy, HoldReason, Touch
+from experiments.policy import (
+    DORMANT_AFTER_DAYS,
+    ContactPolicy,
+    FrequencyCap,
+    HoldReason,
+)
 from experiments.store import get_experiment, local_midnight_utc, stored_spec, utcnow
 
 COLUMNS = ("customer_id", "step", "channel", "message", "send_at")
@@ -189,13 +219,14 @@ def write_send_lists(engine: Engine, name: str, out_dir: str | Path, *, actor: A
                 .group_by(Assignment.variant_id)).all())
             customers = sum(per_variant.get(v.id, 0) for v in contacted)  # at most one touch each a day
             drafts = []
-            with foreign_keys_checked_once(session, Send, customers), progress_bar(progress) as bar:
+            with foreign_keys_checked_once(session, Send, customers), progress_bar(progress) as bar, \
+                    _due_touches_table(session):
                 task = bar.add_task(f"send lists of {experiment.name} due {due}", total=customers)
                 for variant in contacted:
                     part = paths[variant.id].with_name(paths[variant.id].name + ".part")
                     created.append(part)
-                    drafts.append(_write_variant(session, experiment, variant, part, due, now, policy, chunk,
-                                                 lambda n: bar.advance(task, n)))
+                    drafts.append(_write_variant(session, experiment, variant, part, due, now, policy, chunk))
+                    bar.advance(task, per_variant.get(variant.id, 0))
             files = [_publish(draft, paths[variant.id], created) for draft, variant in zip(drafts, contacted)]
             record(session, actor, Action.SEND_LIST, experiment.name, due=due.isoformat(),
                    rows=sum(f.rows for f in files),
@@ -229,94 +260,198 @@ def _publish(draft: SendListFile, path: Path, created: list[Path]) -> SendListFi
 
 
 def _write_variant(session: Session, experiment: Experiment, variant: Variant, path: Path, due: date,
-                   now: datetime, policy: ContactPolicy, chunk: int,
-                   advance: Callable[[int], None]) -> SendListFile:
-    """One variant's touches due on ``due``, streamed in customer order ``chunk`` customers at a time."""
-    sequence = steps(experiment, variant)
-    templates = {s.step: Template(s.template) for s in sequence}
+                   now: datetime, policy: ContactPolicy, chunk: int) -> SendListFile:
+    """One variant's touches due on ``due``: classified, recorded and written (see the module docstring)."""
+    connection = session.connection()
+    connection.execute(delete(_DUE))
     schedule = _Schedule(experiment, variant)
-    # The day of a customer's first touch → the step due on ``due``: one at most, as the days increase.
-    due_step = {due - timedelta(days=s.day): s for s in sequence}
-    since = local_midnight_utc(due) - timedelta(days=_longest_cap_days(policy))
-    opted_out = (select(Event.customer_id,
-                        func.max(case((Event.event_type == EventType.UNSUBSCRIBE, 1), else_=0)).label("unsubscribed"))
-                 .where(Event.event_type.in_(OPT_OUTS)).group_by(Event.customer_id).subquery())
-    customers = session.connection().execute(
-        select(Assignment.customer_id, Assignment.assigned_at, Customer.last_active_at, opted_out.c.unsubscribed)
-        .outerjoin(Customer, Customer.customer_id == Assignment.customer_id)
-        .outerjoin(opted_out, opted_out.c.customer_id == Assignment.customer_id)  # stored ids are normalised
-        .where(Assignment.experiment_id == experiment.id, Assignment.variant_id == variant.id)
-        .order_by(Assignment.customer_id)
-        .execution_options(yield_per=chunk)
-    )
-    listed = n_opted_out = capped = quiet = 0
+    due_steps = [d for s in steps(experiment, variant) if (d := _DueStep.of(s, variant, schedule, due))]
+    for d in due_steps:
+        connection.execute(insert(_DUE).from_select(
+            ["customer_id", "step", "reason"], _classified(experiment, variant, d, due, policy)))
+    for d in due_steps:
+        connection.execute(insert(Send).from_select(
+            ["experiment_id", "customer_id", "step", "variant_id", "channel", "scheduled_at", "message"],
+            select(literal(experiment.id), _DUE.c.customer_id, _DUE.c.step, literal(variant.id),
+                   literal(d.step.channel, String), literal(d.at_utc, DateTime), d.message_sql(_DUE.c.customer_id))
+            .where(_DUE.c.step == d.step.step, _DUE.c.reason.is_(None))))
+    connection.execute(insert(ContactHold).from_select(
+        ["experiment_id", "customer_id", "step", "variant_id", "reason", "held_at"],
+        select(literal(experiment.id), _DUE.c.customer_id, _DUE.c.step, literal(variant.id), _DUE.c.reason,
+               literal(now, DateTime)).where(_DUE.c.reason.is_not(None))))
+    held = dict(connection.execute(
+        select(_DUE.c.reason, func.count()).where(_DUE.c.reason.is_not(None)).group_by(_DUE.c.reason)).all())
+
+    row_of = {d.step.step: d.csv_row for d in due_steps}
+    listed = 0
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
-        for part in customers.partitions():
-            first, last = part[0][0], part[-1][0]
-            done = (_steps_recorded(session, Send, experiment.id, first, last)
-                    | _steps_recorded(session, ContactHold, experiment.id, first, last))
-            recent = _recent_sends(session, experiment, variant, since, first, last)
-            new_sends: list[dict] = []
-            holds: list[dict] = []
-            for customer_id, assigned_at, last_active_at, unsubscribed in part:
-                first_touch = schedule.first(assigned_at)
-                s = due_step.get(first_touch.date())
-                if s is None or (customer_id, s.step) in done:
-                    continue
-                at = first_touch if s.step == 0 else schedule.later(first_touch, s)
-                at_utc = at.astimezone(UTC).replace(tzinfo=None)
-                if unsubscribed is not None:
-                    reason = HoldReason.UNSUBSCRIBED if unsubscribed else HoldReason.COMPLAINED
-                    n_opted_out += 1
-                elif in_quiet_hours(at.hour):
-                    reason = HoldReason.QUIET_HOURS
-                    quiet += 1
-                else:
-                    reason = policy.hold_reason(at_utc, due, s.channel, last_active_at, recent.get(customer_id, ()))
-                    capped += reason is not None
-                if reason:
-                    holds.append(dict(experiment_id=experiment.id, customer_id=customer_id, step=s.step,
-                                      variant_id=variant.id, reason=reason, held_at=now))
-                    continue
-                message = templates[s.step].render(MessageContext(variant.coupon, customer_id, at))
-                new_sends.append(dict(experiment_id=experiment.id, customer_id=customer_id, step=s.step,
-                                      variant_id=variant.id, channel=s.channel, scheduled_at=at_utc, message=message))
-                writer.writerow((customer_id, s.step, s.channel, message, at.isoformat()))
-                listed += 1
-            bulk_insert(session, Send, new_sends)
-            bulk_insert(session, ContactHold, holds)
-            advance(len(part))
-    customers.close()
-    return SendListFile(variant.name, path, listed, n_opted_out, capped, quiet)
+        result = connection.execute(
+            select(_DUE.c.customer_id, _DUE.c.step).where(_DUE.c.reason.is_(None)).order_by(_DUE.c.customer_id)
+            .execution_options(yield_per=chunk))
+        for part in result.partitions():
+            writer.writerows(row_of[step](customer_id) for customer_id, step in part)
+            listed += len(part)
+        result.close()
+    opted_out = held.get(HoldReason.UNSUBSCRIBED, 0) + held.get(HoldReason.COMPLAINED, 0)
+    quiet = held.get(HoldReason.QUIET_HOURS, 0)
+    return SendListFile(variant.name, path, listed, opted_out, sum(held.values()) - opted_out - quiet, quiet)
 
 
-def _steps_recorded(session: Session, model: type[Send] | type[ContactHold], experiment_id: int, first: str,
-                    last: str) -> set[tuple[str, int]]:
-    """(customer, step) already in ``sends`` or ``contact_holds`` for customers ``first``..``last``
-    (the primary key's range: a chunk's look-up, not the whole experiment's)."""
-    return set(session.execute(select(model.customer_id, model.step).where(
-        model.experiment_id == experiment_id, model.customer_id.between(first, last))))
+# The touches of one variant due on one day, classified, before they are recorded and written: a
+# temporary table (each connection its own), filled and read in one transaction.
+_DUE = Table("recall_due_touches", MetaData(), Column("customer_id", String(64)), Column("step", Integer),
+             Column("reason", String(32)), prefixes=["TEMPORARY"])
 
 
-def _longest_cap_days(policy: ContactPolicy) -> int:
-    caps = [policy.dormant_cap, policy.active_cap, *policy.channel_caps.values()]
-    return max(cap.days for cap in caps) + 1
+@contextmanager
+def _due_touches_table(session: Session) -> Iterator[None]:
+    connection = session.connection()
+    _DUE.drop(connection, checkfirst=True)
+    _DUE.create(connection)
+    yield
+    _DUE.drop(connection)
 
 
-def _recent_sends(session: Session, experiment: Experiment, variant: Variant, since: datetime, first: str,
-                  last: str) -> dict[str, list[Touch]]:
-    """Sends of every experiment (this one's earlier touches included) since ``since`` to the
-    variant's customers ``first``..``last``: what the frequency caps count."""
-    tz = settings().timezone
-    rows = session.execute(
-        select(Send.customer_id, Send.scheduled_at, Send.channel)
-        .join(Assignment, and_(Assignment.customer_id == Send.customer_id, Assignment.experiment_id == experiment.id,
-                               Assignment.variant_id == variant.id))
-        .where(Send.scheduled_at >= since, Send.customer_id.between(first, last))
-    )
-    sends: defaultdict[str, list[Touch]] = defaultdict(list)
-    for customer_id, at, channel in rows:
-        sends[customer_id].append(Touch(at, at.replace(tzinfo=UTC).astimezone(tz).date(), channel))
-    return sends
+@dataclass(frozen=True)
+class _DueStep:
+    """A step due on a day: every one of its touches that day has the same send time and message, but
+    for the customer id; its customers are those assigned in ``(assigned_after, assigned_until]``."""
+
+    step: Step
+    at: datetime  # local send time
+    assigned_after: datetime | None  # naive UTC; None: no lower bound
+    assigned_until: datetime
+    pieces: tuple[str | None, ...]  # the rendered message: literal text, None where the customer id goes
+
+    @classmethod
+    def of(cls, step: Step, variant: Variant, schedule: _Schedule, due: date) -> _DueStep | None:
+        """The step if some customer's touch of it can fall on ``due``: the customers whose first touch
+        is on day ``due - step.day`` (:meth:`_Schedule.first` solved for the assignment time)."""
+        first = due - timedelta(days=step.day)
+        if schedule.start and first < schedule.start:
+            return None
+        at = datetime.combine(due, time(step.send_hour if step.step else schedule.hour.hour), tzinfo=schedule.tz)
+        until = datetime.combine(first, schedule.hour, tzinfo=schedule.tz)
+        # Assigned after the send hour of the day before: the first touch moves to the next day; on the
+        # start day, everyone assigned before it is included.
+        after = None if first == schedule.start else until - timedelta(days=1)
+        return cls(step, at, after and _utc(after), _utc(until), _pieces(step, variant, at))
+
+    @property
+    def at_utc(self) -> datetime:
+        return _utc(self.at)
+
+    def csv_row(self, customer_id: str) -> tuple[str, int, str, str, str]:
+        message = "".join(customer_id if p is None else p for p in self.pieces)
+        return customer_id, self.step.step, self.step.channel, message, self.at.isoformat()
+
+    def message_sql(self, customer_id: ColumnElement) -> ColumnElement:
+        """The message as the database concatenates it (the same text as :meth:`csv_row`'s)."""
+        parts = [customer_id if p is None else literal(p, String) for p in self.pieces if p != ""]
+        message = parts[0] if parts else literal("", String)
+        for part in parts[1:]:
+            message = message + part
+        return message
+
+
+def _utc(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(tzinfo=None)
+
+
+def _pieces(step: Step, variant: Variant, at: datetime) -> tuple[str | None, ...]:
+    """The step's message rendered for ``at`` with the customer id left open (``None``)."""
+    fields = MessageContext(variant.coupon, "", at).fields()
+    Template(step.template)  # checked: plain, known placeholders only
+    pieces: list[str | None] = []
+    for text, field, _, _ in string.Formatter().parse(step.template):
+        pieces.append(text)
+        if field == "customer_id":
+            pieces.append(None)
+        elif field is not None:
+            pieces.append(fields[field])
+    return tuple(pieces)
+
+
+def _classified(experiment: Experiment, variant: Variant, due_step: _DueStep, due: date,
+                policy: ContactPolicy) -> Select:
+    """(customer, step, reason) of the step's touches due on ``due`` not yet exported or held: reason
+    NULL for a touch to list, else why it is held back, in :meth:`ContactPolicy.hold_reason`'s order
+    after the opt-outs and quiet hours."""
+    a = Assignment
+    step = due_step.step.step
+
+    def recorded(model: type[Send | ContactHold]) -> Exists:
+        return exists().where(model.experiment_id == experiment.id, model.customer_id == a.customer_id,
+                              model.step == step)
+
+    opted_out = (select(Event.customer_id,
+                        func.max(case((Event.event_type == EventType.UNSUBSCRIBE, 1), else_=0)).label("unsubscribed"))
+                 .where(Event.event_type.in_(OPT_OUTS)).group_by(Event.customer_id).subquery())
+    whens = [(opted_out.c.unsubscribed == 1, HoldReason.UNSUBSCRIBED),
+             (opted_out.c.unsubscribed == 0, HoldReason.COMPLAINED)]
+    customers = a.__table__.outerjoin(opted_out, opted_out.c.customer_id == a.customer_id)  # ids are normalised
+    if in_quiet_hours(due_step.at.hour):
+        whens.append((true(), HoldReason.QUIET_HOURS))
+    else:
+        recent = _recent_sends(experiment, variant, due_step, due, policy)
+        customers = customers.outerjoin(recent, recent.c.customer_id == a.customer_id)
+        whens += _caps(recent, due_step, due, policy)
+    reason = case(*((condition, literal(why, String)) for condition, why in whens), else_=null())
+    bounds = [a.assigned_at <= due_step.assigned_until]
+    if due_step.assigned_after is not None:
+        bounds.append(a.assigned_at > due_step.assigned_after)
+    return (select(a.customer_id, literal(step), reason).select_from(customers)
+            .where(a.experiment_id == experiment.id, a.variant_id == variant.id, *bounds,
+                   ~recorded(Send), ~recorded(ContactHold)))
+
+
+def _recent_sends(experiment: Experiment, variant: Variant, due_step: _DueStep, due: date,
+                  policy: ContactPolicy) -> Subquery:
+    """Per customer of the variant with sends near the touch, of every experiment (this one's earlier
+    touches included): the sends each cap counts, in its window ``at - days < t < at + days``."""
+    at = due_step.at_utc
+    day = (local_midnight_utc(due), local_midnight_utc(due + timedelta(days=1)))  # the touch's local day
+
+    def within(cap: FrequencyCap) -> ColumnElement[bool]:
+        return and_(Send.scheduled_at > at - timedelta(days=cap.days), Send.scheduled_at < at + timedelta(days=cap.days))
+
+    def counted(name: str, condition: ColumnElement[bool]) -> Label:
+        return func.sum(case((condition, 1), else_=0)).label(name)
+
+    columns = [Send.customer_id, counted("dormant", within(policy.dormant_cap)),
+               counted("active", within(policy.active_cap))]
+    channel_cap = policy.channel_caps.get(due_step.step.channel)
+    if channel_cap:
+        columns.append(counted("channel", and_(Send.channel == due_step.step.channel, within(channel_cap))))
+    if due in policy.holidays:
+        columns.append(counted("day", and_(Send.scheduled_at >= day[0], Send.scheduled_at < day[1])))
+    widest = timedelta(days=max(c.days for c in (policy.dormant_cap, policy.active_cap, channel_cap) if c))
+    return (select(*columns)
+            .join(Assignment, and_(Assignment.experiment_id == experiment.id, Assignment.customer_id == Send.customer_id,
+                                   Assignment.variant_id == variant.id))
+            .where(Send.scheduled_at > min(at - widest, day[0]), Send.scheduled_at < max(at + widest, day[1]))
+            .group_by(Send.customer_id).subquery("recent"))
+
+
+def _caps(recent: Subquery, due_step: _DueStep, due: date, policy: ContactPolicy) -> list[tuple]:
+    """:meth:`ContactPolicy.hold_reason` as CASE branches over :func:`_recent_sends`' counts (a customer
+    with no recent sends counts 0 everywhere)."""
+    at = due_step.at_utc
+    active = func.coalesce(
+        select(Customer.last_active_at > at - timedelta(days=DORMANT_AFTER_DAYS))
+        .where(Customer.customer_id == Assignment.customer_id).scalar_subquery(), false())
+
+    def reached(column: str, cap: int) -> ColumnElement[bool]:
+        return func.coalesce(recent.c[column], 0) >= cap
+
+    # The count first: the customer's activity is looked up only for the few who reach a cap.
+    whens = [(and_(reached("dormant", policy.dormant_cap.max_sends), ~active), HoldReason.DORMANT_CAP),
+             (and_(reached("active", policy.active_cap.max_sends), active), HoldReason.ACTIVE_CAP)]
+    if "channel" in recent.c:
+        whens.append((reached("channel", policy.channel_caps[due_step.step.channel].max_sends),
+                      HoldReason.CHANNEL_CAP))
+    if "day" in recent.c:
+        whens.append((reached("day", policy.holiday_daily_cap), HoldReason.HOLIDAY_CAP))
+    return whens
