@@ -219,11 +219,15 @@ def write_send_lists(engine: Engine, name: str, out_dir: str | Path, *, actor: A
             drafts = []
             with foreign_keys_checked_once(session, Send, customers), progress_bar(progress) as bar, \
                     _export_tables(session):
-                task = bar.add_task(f"send lists of {experiment.name} due {due}", total=len(contacted))
+                task = bar.add_task(f"send lists of {experiment.name} due {due}", total=len(contacted) + 1)
+                due_steps = {v.id: _due_steps(experiment, v, due) for v in contacted}
+                _classify(session, experiment, [(v, d) for v in contacted for d in due_steps[v.id]], due, policy)
+                bar.advance(task)
                 for variant in contacted:
                     part = paths[variant.id].with_name(paths[variant.id].name + ".part")
                     created.append(part)
-                    drafts.append(_write_variant(session, experiment, variant, part, due, now, policy, chunk))
+                    drafts.append(_write_variant(session, experiment, variant, due_steps[variant.id], part, now,
+                                                 chunk))
                     bar.advance(task)
             files = [_publish(draft, paths[variant.id], created) for draft, variant in zip(drafts, contacted)]
             record(session, actor, Action.SEND_LIST, experiment.name, due=due.isoformat(),
@@ -255,17 +259,27 @@ def _publish(draft: SendListFile, path: Path, created: list[Path]) -> SendListFi
                         draft.held_quiet_hours, draft.sha256)
 
 
-def _write_variant(session: Session, experiment: Experiment, variant: Variant, path: Path, due: date,
-                   now: datetime, policy: ContactPolicy, chunk: int) -> SendListFile:
-    """One variant's touches due on ``due``: classified, recorded and written (see the module docstring)."""
-    connection = session.connection()
+def _due_steps(experiment: Experiment, variant: Variant, due: date) -> list[_DueStep]:
     schedule = _Schedule(experiment, variant)
-    due_steps = [d for s in steps(experiment, variant) if (d := _DueStep.of(s, variant, schedule, due))]
+    return [d for s in steps(experiment, variant) if (d := _DueStep.of(s, variant, schedule, due))]
+
+
+def _classify(session: Session, experiment: Experiment, due_steps: list[tuple[Variant, _DueStep]], due: date,
+              policy: ContactPolicy) -> None:
+    """Every touch due on ``due`` not yet exported or held, with why it is held (NULL: to list), into
+    the temporary table: one statement, one pass over the experiment's assignments."""
+    if due_steps:
+        session.connection().execute(insert(_DUE).from_select(
+            ["variant_id", "step", "customer_id", "reason"], _classified(experiment, due_steps, due, policy)))
+
+
+def _write_variant(session: Session, experiment: Experiment, variant: Variant, due_steps: list[_DueStep],
+                   path: Path, now: datetime, chunk: int) -> SendListFile:
+    """One variant's classified touches: recorded in ``sends`` and ``contact_holds``, and written."""
+    connection = session.connection()
     due_touches = _DUE.c
     of_variant = due_touches.variant_id == variant.id
     for d in due_steps:
-        connection.execute(insert(_DUE).from_select(
-            ["variant_id", "step", "customer_id", "reason"], _classified(experiment, variant, d, due, policy)))
         connection.execute(insert(Send).from_select(
             ["experiment_id", "customer_id", "step", "variant_id", "channel", "scheduled_at", "message"],
             select(literal(experiment.id), due_touches.customer_id, due_touches.step, due_touches.variant_id,
@@ -408,33 +422,42 @@ def _pieces(step: Step, variant: Variant, at: datetime) -> tuple[str | None, ...
     return tuple(pieces)
 
 
-def _classified(experiment: Experiment, variant: Variant, due_step: _DueStep, due: date,
+def _classified(experiment: Experiment, due_steps: list[tuple[Variant, _DueStep]], due: date,
                 policy: ContactPolicy) -> Select:
-    """(variant, step, customer, reason) of the step's touches due on ``due`` not yet exported or held:
-    reason NULL for a touch to list, else why it is held back: an opt-out, the quiet hours, then
-    :meth:`ContactPolicy.hold_reason` as SQL (see :class:`_Caps`)."""
+    """(variant, step, customer, reason) of the touches due on ``due`` not yet exported or held: reason
+    NULL for a touch to list, else why it is held back: an opt-out, the quiet hours, then
+    :meth:`ContactPolicy.hold_reason` as SQL (see :class:`_Caps`). Which of ``due_steps`` a customer's
+    touch is follows from the variant and the assignment time (:class:`_DueStep`)."""
     a = Assignment
-    step = due_step.step.step
+
+    def assigned_for(variant: Variant, d: _DueStep) -> ColumnElement[bool]:
+        after = [] if d.assigned_after is None else [a.assigned_at > d.assigned_after]
+        return and_(a.variant_id == variant.id, a.assigned_at <= d.assigned_until, *after)
+
+    touch = case(*((assigned_for(v, d), i) for i, (v, d) in enumerate(due_steps)), else_=null())
+    due_now = (select(a.customer_id, a.variant_id, touch.label("touch"))
+               .where(a.experiment_id == experiment.id).subquery("due_now"))
+    step = case({i: d.step.step for i, (_, d) in enumerate(due_steps)}, value=due_now.c.touch)
 
     def recorded(model: type[Send | ContactHold]) -> Exists:
-        return exists().where(model.experiment_id == experiment.id, model.customer_id == a.customer_id,
+        return exists().where(model.experiment_id == experiment.id, model.customer_id == due_now.c.customer_id,
                               model.step == step)
 
-    opted_out = _OPTED_OUT.c
-    whens = [(opted_out.unsubscribed == 1, HoldReason.UNSUBSCRIBED),
-             (opted_out.unsubscribed == 0, HoldReason.COMPLAINED)]
-    if in_quiet_hours(due_step.at.hour):
-        whens.append((true(), HoldReason.QUIET_HOURS))
-    else:
-        whens += _Caps(policy, due_step, due, a.customer_id).whens()
-    reason = case(*((condition, literal(why, String) if why else null()) for condition, why in whens), else_=null())
-    bounds = [a.assigned_at <= due_step.assigned_until]
-    if due_step.assigned_after is not None:
-        bounds.append(a.assigned_at > due_step.assigned_after)
-    return (select(literal(variant.id), literal(step), a.customer_id, reason)
-            .select_from(a.__table__.outerjoin(_OPTED_OUT, opted_out.customer_id == a.customer_id))  # ids normalised
-            .where(a.experiment_id == experiment.id, a.variant_id == variant.id, *bounds,
-                   ~recorded(Send), ~recorded(ContactHold)))
+    def reason(d: _DueStep) -> ColumnElement[str]:
+        opted_out = _OPTED_OUT.c
+        whens = [(opted_out.unsubscribed == 1, HoldReason.UNSUBSCRIBED),
+                 (opted_out.unsubscribed == 0, HoldReason.COMPLAINED)]
+        if in_quiet_hours(d.at.hour):
+            whens.append((true(), HoldReason.QUIET_HOURS))
+        else:
+            whens += _Caps(policy, d, due, due_now.c.customer_id).whens()
+        return case(*((condition, literal(why, String) if why else null()) for condition, why in whens),
+                    else_=null())
+
+    return (select(due_now.c.variant_id, step, due_now.c.customer_id,
+                   case({i: reason(d) for i, (_, d) in enumerate(due_steps)}, value=due_now.c.touch))
+            .select_from(due_now.outerjoin(_OPTED_OUT, _OPTED_OUT.c.customer_id == due_now.c.customer_id))
+            .where(due_now.c.touch.is_not(None), ~recorded(Send), ~recorded(ContactHold)))
 
 
 @dataclass(frozen=True)
