@@ -458,3 +458,32 @@ def test_the_database_classifies_every_touch_as_the_policy_does(engine: Engine, 
     # Every reason occurred at least once, on touches of every step.
     assert reasons == {HoldReason.UNSUBSCRIBED, HoldReason.COMPLAINED, HoldReason.DORMANT_CAP,
                        HoldReason.ACTIVE_CAP, HoldReason.CHANNEL_CAP, HoldReason.HOLIDAY_CAP}
+
+
+def test_fields_that_need_quoting_are_written_as_the_csv_module_writes_them(engine: Engine, tmp_path: Path) -> None:
+    """Lines are built by a format string, except where a comma or a quote (in an id or a message)
+    needs the csv module's quoting: both give the csv module's bytes."""
+    import io
+
+    odd = ["Q,1", 'Q"2', 'Q,"3']
+    add_customers(engine, odd + [f"C{i:04d}" for i in range(40)])
+    spec = example_spec()
+    variants = [v.model_dump() for v in spec.variants]
+    variants[1]["template"] = "【好物商城】{customer_id} 您好：为您预留{coupon}元礼金 回TD退订"
+    variants[2]["template"] = "【好物商城】{customer_id}, 您好, 为您预留{coupon}元礼金 回TD退订"
+    store_spec(engine, example_spec(variants=variants))
+    assign(engine, NAME, as_of=AS_OF)
+    files = send_lists(engine, tmp_path / "out")
+    by_variant = variant_of(engine)
+    assert all(f.path for f in files.values())
+    for f in files.values():
+        coupon = "10" if f.variant.startswith("coupon10") else "5"
+        template = variants[2 if coupon == "10" else 1]["template"]
+        expected = io.StringIO()
+        writer = csv.writer(expected)
+        writer.writerow(["customer_id", "step", "channel", "message", "send_at"])
+        writer.writerows([c, 0, "sms", template.format(customer_id=c, coupon=coupon), "2026-12-01T10:00:00+08:00"]
+                         for c in sorted(c for c, v in by_variant.items() if v == f.variant))
+        assert f.path.read_bytes() == expected.getvalue().encode("utf-8")
+    listed_ids = {line["customer_id"] for f in files.values() for line in read(f.path)}
+    assert listed_ids == {c for c, v in by_variant.items() if v != "holdout"} and len(listed_ids & set(odd)) == 2
