@@ -206,8 +206,9 @@ def write_send_lists(engine: Engine, name: str, out_dir: str | Path, *, actor: A
     day of ``now``), record them in ``sends`` and the export in the audit log, as ``actor``.
 
     Touches held back (opt-outs, quiet hours, caps) are recorded in ``contact_holds``, and their
-    customers stay assigned. A variant with no touch due gets no file. Customers stream ``chunk`` at a
-    time (bounded memory); ``progress`` shows a progress bar. Raises :class:`SendListRefused` for an
+    customers stay assigned. A variant with no touch due gets no file. The database classifies and
+    records the touches; the listed ids reach Python ``chunk`` at a time (bounded memory). ``progress``
+    shows a progress bar (one step a variant). Raises :class:`SendListRefused` for an
     experiment that is not designed and running, or a file that already exists.
     """
     try:
