@@ -16,39 +16,33 @@ at import. Designed experiments' segments come from the same one-pass cells as t
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, func, select
 
 from analysis.aggregates import ExperimentStatistics, experiment_statistics
 from analysis.sufficient import SampleStats
-from experiments.models import Assignment, Experiment, ExperimentSource, MetricValue, SegmentValue
+from experiments.models import Experiment, ExperimentSource
+from experiments.result_tables import stored_results
 
 SegmentKey = tuple[str, str]  # (dimension, value)
 
 
 def dimensions(conn: Connection, experiment: Experiment) -> list[str]:
     """Imported segment columns of an imported experiment."""
-    return list(conn.scalars(select(SegmentValue.segment).where(SegmentValue.experiment_id == experiment.id)
-                             .distinct().order_by(SegmentValue.segment)))
+    return list(stored_results(conn, experiment).segments)
 
 
 def _imported(conn: Connection, experiment: Experiment, metric: str) -> dict[SegmentKey, dict[int, SampleStats]]:
-    """(variant id, segment value, n, Σx, Σx²) rows computed in the database, per dimension."""
+    """(variant, segment value, n, Σx, Σx², Σx³) computed in the database: one scan per dimension."""
+    stored = stored_results(conn, experiment)
     out: dict[SegmentKey, dict[int, SampleStats]] = {}
-    x = MetricValue.value
-    for dimension in dimensions(conn, experiment):
-        query = (
-            select(Assignment.variant_id, SegmentValue.value, func.count(), func.sum(x), func.sum(x * x))
-            .join(MetricValue, and_(MetricValue.experiment_id == Assignment.experiment_id,
-                                    MetricValue.customer_id == Assignment.customer_id))
-            .join(SegmentValue, and_(SegmentValue.experiment_id == Assignment.experiment_id,
-                                     SegmentValue.customer_id == Assignment.customer_id))
-            .where(Assignment.experiment_id == experiment.id, MetricValue.metric == metric,
-                   SegmentValue.segment == dimension)
-            .group_by(Assignment.variant_id, SegmentValue.value)
-        )
-        for variant_id, value, n, total, total_sq in conn.execute(query):
-            out.setdefault((dimension, str(value)), {})[variant_id] = SampleStats(
-                int(n), float(total or 0), float(total_sq or 0))
+    x, variant = stored.value(metric), stored.table.c.variant
+    for dimension, column in stored.segments.items():
+        label = stored.table.c[column]
+        query = (select(variant, label, func.count(), func.sum(x), func.sum(x * x), func.sum(x * x * x))
+                 .group_by(variant, label))
+        for key, value, n, *sums in conn.execute(query):
+            out.setdefault((dimension, str(value)), {})[stored.variant_ids[key]] = SampleStats(
+                int(n), *(float(s or 0) for s in sums))
     return dict(sorted(out.items()))
 
 

@@ -7,11 +7,13 @@ foreign keys checked once per load (:func:`foreign_keys_checked_once`) on Postgr
 from __future__ import annotations
 
 import enum
+import io
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, insert, inspect, text
+from sqlalchemy import Engine, Table, create_engine, event, insert, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +21,7 @@ from experiments.config import PROJECT_ROOT, database_url
 from experiments.dialects import register_sqlite_functions
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from alembic.config import Config
 
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
@@ -83,7 +86,7 @@ def head_revision() -> str:
 
 # The newest migration (tests/test_migrations.py checks it): knowing it here recognises an up-to-date
 # database with one query, without loading Alembic, a tenth of a second of every command's start.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 
 def ensure_schema(engine: Engine) -> None:
@@ -187,3 +190,49 @@ def foreign_keys_checked_once(session: Session, model: type, rows: int) -> Itera
     yield
     for name, definition in constraints:
         connection.execute(text(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}"))
+
+
+def bulk_load(session: Session, table: Table, batch: pa.RecordBatch) -> None:
+    """Append an Arrow batch (columns named and ordered as ``table``'s) in the session's transaction.
+
+    PostgreSQL: COPY of the batch written as CSV by pyarrow (C++ both ends). SQLite: executemany of
+    multi-row INSERTs (about twice as fast as one row per statement: the per-statement cost, not the
+    binding, dominates). Elsewhere: SQLAlchemy's executemany.
+    """
+    if not batch.num_rows:
+        return
+    names = ", ".join(batch.schema.names)
+    connection = session.connection()
+    if _copies(session):
+        import pyarrow.csv as pacsv
+
+        buffer = io.BytesIO()
+        pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        cursor_of = connection.connection.driver_connection.cursor
+        with cursor_of() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(buffer.getbuffer())
+        return
+    columns = [array.to_pylist() for array in batch.columns]
+    if connection.dialect.name != "sqlite":
+        session.execute(insert(table), [dict(zip(batch.schema.names, row, strict=True)) for row in zip(*columns)])
+        return
+    width = len(columns)
+    per_statement = max(1, min(100, SQLITE_PARAMETERS // width))
+    values = ", ".join(["(" + ", ".join("?" * width) + ")"] * per_statement)
+    flat = list(itertools.chain.from_iterable(zip(*columns)))
+    whole = batch.num_rows // per_statement * per_statement * width
+    step = per_statement * width
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES {values}",
+                           (flat[i:i + step] for i in range(0, whole, step)))
+        rest = flat[whole:]
+        if rest:
+            one = "(" + ", ".join("?" * width) + ")"
+            cursor.execute(f"INSERT INTO {table.name} ({names}) VALUES " + ", ".join([one] * (len(rest) // width)),
+                           rest)
+    finally:
+        cursor.close()
+
+
+SQLITE_PARAMETERS = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32

@@ -25,26 +25,31 @@ import gzip
 import hashlib
 import io
 import json
-import math
+import os
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Engine, delete, exc, func, select
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from sqlalchemy import Engine, Table as SqlTable, delete, exc, func, select
 from sqlalchemy.orm import Session
 
+from experiments import result_tables
+from experiments.access import Actor, Permission, require
 from experiments.assignment import progress_bar
+from experiments.audit import Action, record
 from experiments.catalog import Channel
 from experiments.config import to_stored_utc
-from experiments.db import bulk_insert, foreign_keys_checked_once, session_scope
+from experiments.db import bulk_insert, bulk_load, session_scope
+from experiments.identifiers import MAX_ID_LENGTH, InvalidIdentifier, check_name, normalise_customer_id
 from experiments.models import (
-    Assignment,
     Event,
     EventType,
     Experiment,
@@ -54,8 +59,7 @@ from experiments.models import (
     MetricDefinition,
     MetricKind,
     MetricRole,
-    MetricValue,
-    SegmentValue,
+    ResultTable,
     Send,
     Variant,
 )
@@ -65,14 +69,17 @@ GZIP_MAGIC = b"\x1f\x8b"
 EVENT_COLUMNS = ("customer_id", "event_type", "occurred_at")  # "value" is optional (empty → 0)
 CENT = Decimal("0.01")
 MAX_MONEY = Decimal("1e12")  # models.Money is NUMERIC(14, 2)
-MAX_ID_LENGTH = 64  # String lengths of the schema, checked here so PostgreSQL never truncates or fails
-MAX_LABEL_LENGTH = 128
 EXPERIMENT_NAME = re.compile(r"^\w[\w.\-]{0,63}$")  # a spec's name pattern; 64 characters, the salt's length
 KEY_CHUNK = 500  # customers per look-up of existing events (well under every backend's parameter limit)
 CHUNK = 50_000  # data rows validated and written at a time: memory is bounded by this, not by the file
 READ_BLOCK = 1 << 20  # bytes read from the file at a time
-# Results imported from elsewhere were not assigned by our hash; -1 says so (a real bucket is ≥ 0).
-IMPORTED_BUCKET = -1
+# An event may be dated this far after the importing machine's clock (clocks differ); later is refused.
+CLOCK_SKEW_MINUTES = 10.0
+
+
+def clock_skew() -> timedelta:
+    """The tolerance, RECALL_CLOCK_SKEW_MINUTES (default 10 minutes)."""
+    return timedelta(minutes=float(os.environ.get("RECALL_CLOCK_SKEW_MINUTES", CLOCK_SKEW_MINUTES)))
 
 
 class ImportFailed(ValueError):
@@ -92,6 +99,7 @@ class ImportResult:
     already_imported: bool
     experiment: str | None = None
     late_unsubscribes: int = 0
+    warnings: tuple[str, ...] = ()
 
 
 # Reading a file ------------------------------------------------------------------------------------
@@ -268,9 +276,60 @@ class _Table:
         content = _Content(self.path)
         try:
             _, rows = _parse_csv(self.name, content)
-            return next(row.line for row in rows if row.values[column] == value)
+            return next((row.line for row in rows if row.values[column] == value), 0)
         finally:
             content.release()
+
+    def digest(self) -> _Scan:
+        """The content's hash (one pass at the speed of hashlib) and the header, without the row count:
+        what the fast path needs before it parses. A bad header is reported after any bad byte."""
+        try:
+            with self.path.open("rb") as raw:
+                gzipped = raw.read(2) == GZIP_MAGIC
+                raw.seek(0)
+                stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+                sha256 = hashlib.sha256()
+                while block := stream.read(READ_BLOCK):
+                    sha256.update(block)
+        except (OSError, EOFError, zlib.error):
+            self.scan()  # words the problem (unreadable, not gzip)
+            raise
+        content = _Content(self.path)
+        try:
+            header, _ = _parse_csv(self.name, content)
+        except _Unreadable:
+            raise
+        except ImportFailed:
+            content.release()
+            self.scan()  # a bad byte anywhere comes first
+            raise
+        finally:
+            content.release()
+        self.scanned = _Scan(sha256.hexdigest(), header, 0)
+        self._gzipped = gzipped
+        return self.scanned
+
+    def stat(self) -> tuple[int, int]:
+        """Size and modification time: a file changed during a fast-path import is noticed."""
+        status = self.path.stat()
+        return status.st_size, status.st_mtime_ns
+
+    def blocks(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
+        """The fast path's reader: ``columns`` as strings, a block of rows at a time, parsed by pyarrow.
+        Anything it cannot parse (bad bytes, a row of the wrong length) raises _Recheck."""
+        try:
+            stream = pa.input_stream(str(self.path), compression="gzip" if self._gzipped else None)
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(column_names=self.header, skip_rows=1, block_size=BLOCK_SIZE),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(include_columns=columns,
+                                                     column_types={c: pa.string() for c in columns},
+                                                     strings_can_be_null=False, quoted_strings_can_be_null=False))
+            with reader:
+                yield from reader
+        except (pa.ArrowException, OSError):
+            raise _Recheck from None
 
 
 def _parse_csv(name: str, content: _Content) -> tuple[list[str], Iterator[_Row]]:
@@ -335,11 +394,11 @@ def _record(session: Session, kind: str, table: _Table, rows: int, *, target: st
 
 
 def _customer_id(table: _Table, line: int, field: str, value: str) -> str:
-    if not value:
-        raise table.error(line, field, "empty customer id")
-    if len(value) > MAX_ID_LENGTH:
-        raise table.error(line, field, f"customer id longer than {MAX_ID_LENGTH} characters")
-    return value
+    """The stored form of a customer id (experiments.identifiers: the one normalisation)."""
+    try:
+        return normalise_customer_id(value)
+    except InvalidIdentifier as error:
+        raise table.error(line, field, str(error)) from None
 
 
 # Events ---------------------------------------------------------------------------------------
@@ -355,14 +414,19 @@ class _EventKey:
     value: Decimal  # quantized to cents, as stored
 
 
-def import_events(engine: Engine, path: str | Path, *, chunk: int = CHUNK, progress: bool = False) -> ImportResult:
+def import_events(engine: Engine, path: str | Path, *, actor: Actor, chunk: int = CHUNK, progress: bool = False,
+                  now: datetime | None = None) -> ImportResult:
     """Import ``customer_id, event_type, occurred_at[, value]`` rows from a CSV (or .csv.gz) file.
 
     Rows are validated and written ``chunk`` at a time in one transaction (bounded memory, still
-    atomic); ``progress`` shows a progress bar that advances per chunk.
+    atomic); ``progress`` shows a progress bar that advances per chunk. An event dated more than
+    :func:`clock_skew` after ``now`` (default: the clock, UTC) is refused.
     """
+    require(actor, Permission.IMPORT)
     table = _Table(Path(path))
     scan = table.scan()
+    skew = clock_skew()
+    latest = (now or utcnow()) + skew
 
     def write(session: Session) -> ImportResult:
         if _already_imported(session, "events", scan.sha256, ""):
@@ -374,7 +438,7 @@ def import_events(engine: Engine, path: str | Path, *, chunk: int = CHUNK, progr
         with progress_bar(progress) as bar:
             task = bar.add_task(f"importing {table.name}", total=scan.rows)
             for rows in table.chunks(chunk):
-                events = _parse_events(table, rows)
+                events = _parse_events(table, rows, latest, skew)
                 stored = _stored_events(session, events, last_id_before)
                 new = [e for e in events if e not in stored]
                 skipped += sum(1 for e in events if stored.get(e) is False)
@@ -386,14 +450,15 @@ def import_events(engine: Engine, path: str | Path, *, chunk: int = CHUNK, progr
                 inserted += len(new)
                 bar.advance(task, len(rows))
         _record(session, "events", table, scan.rows, target="", sha256=scan.sha256)
+        record(session, actor, Action.IMPORT_EVENTS, table.name, file=table.name, rows=scan.rows, sha256=scan.sha256)
         late = _late_unsubscribes(session, last_id_before) if inserted else 0
         return ImportResult("events", table.name, scan.rows, inserted, skipped, False, late_unsubscribes=late)
 
     return _in_one_transaction(engine, write)
 
 
-def _parse_events(table: _Table, rows: Iterable[_Row]) -> list[_EventKey]:
-    """Validated events in file order; a repeat within the rows counts once."""
+def _parse_events(table: _Table, rows: Iterable[_Row], latest: datetime, skew: timedelta) -> list[_EventKey]:
+    """Validated events in file order, none after ``latest`` (naive UTC); a repeat within the rows counts once."""
     allowed = {t.value: t for t in EventType}
     events: dict[_EventKey, None] = {}
     for row in rows:
@@ -404,6 +469,9 @@ def _parse_events(table: _Table, rows: Iterable[_Row]) -> list[_EventKey]:
             raise table.error(line, "event_type", f"unknown event type {values['event_type']!r}; "
                                                   f"allowed: {', '.join(allowed)}")
         occurred_at = _timestamp(table, line, values["occurred_at"])
+        if occurred_at > latest:
+            raise table.error(line, "occurred_at", f"{values['occurred_at']} is in the future (more than "
+                              f"{skew.total_seconds() / 60:g} minutes after now; RECALL_CLOCK_SKEW_MINUTES)")
         amount = _money(table, line, values.get("value", ""))
         events.setdefault(_EventKey(customer, event_type, occurred_at, amount))
     return list(events)
@@ -477,6 +545,24 @@ def _late_unsubscribes(session: Session, last_id_before: int) -> int:
 
 
 # Results of a test run elsewhere -------------------------------------------------------------------
+#
+# The fast path parses the file with pyarrow's CSV reader, a block at a time, and checks each block a
+# column at a time (vectorized): no Python code runs per row. It only *detects* a problem; then the
+# file is read again by the exact reader above (``_Table``: the editor's line numbers, whatever blank
+# lines or values spanning lines the file has) and checked row by row (``_parse_results``), which words
+# the first bad row. A file only the exact reader can parse (a line of spaces, say) imports that way.
+
+TRUE_WORDS = ("1", "true", "t", "yes", "y", "是")  # binary outcomes as pandas, BigQuery and spreadsheets write them
+FALSE_WORDS = ("0", "false", "f", "no", "n", "否")
+MAX_VALUE = 1e9  # |a result value| at most (¥ amounts, counts): 1e308 would turn sums, and the report, into ∞
+NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_CONTROL_RE2 = r"[\x00-\x1f\x7f-\x{9f}\x{2028}\x{2029}]"  # identifiers' control characters, in RE2's syntax
+_SPACE = " \t\r\n\u3000\u00a0\ufeff"  # the white space identifiers strip
+# A label held by fewer customers than both of these is named in a warning, and the report's SRM check
+# counts the experiment as a mismatch: most likely a typo ('Contrl'), not an arm of the test.
+SMALL_ARM_CUSTOMERS = 10
+SMALL_ARM_SHARE = 0.01
+BLOCK_SIZE = 16 << 20  # bytes of CSV parsed at a time by the fast path: memory is bounded by this
 
 
 @dataclass(frozen=True)
@@ -493,6 +579,10 @@ class _Columns:
     def numeric(self) -> tuple[str, ...]:
         return self.metrics + self.covariates
 
+    @property
+    def read(self) -> list[str]:
+        return list(dict.fromkeys(c for c in (self.customer_id, self.variant, *self.numeric, *self.segments) if c))
+
 
 @dataclass(frozen=True)
 class _Customer:
@@ -502,10 +592,32 @@ class _Customer:
     segments: dict[str, str]
 
 
+class _Recheck(Exception):
+    """The fast path found a problem (or could not parse the file): read it again row by row."""
+
+
+@dataclass
+class _Loaded:
+    """What a load stored: rows, customers per label, and which numeric columns held only 0 and 1."""
+
+    rows: int = 0
+    labels: dict[str, int] = field(default_factory=dict)
+    binary: dict[str, bool] = field(default_factory=dict)
+
+    def add(self, labels: pa.Array, numbers: dict[str, pa.Array]) -> None:
+        self.rows += len(labels)
+        for item in pc.value_counts(labels).to_pylist():
+            self.labels[item["values"]] = self.labels.get(item["values"], 0) + item["counts"]
+        for name, values in numbers.items():
+            if self.binary.get(name, True):
+                self.binary[name] = bool(pc.all(pc.is_in(values, pa.array([0.0, 1.0]))).as_py() is not False)
+
+
 def import_results(
     engine: Engine,
     path: str | Path,
     *,
+    actor: Actor,
     experiment: str,
     variant_column: str,
     control: str,
@@ -522,107 +634,154 @@ def import_results(
 
     Variants are the labels of ``variant_column``: ``control`` first, then the others sorted. Shares are
     ``shares`` (one per label, summing to 1) or equal; ``channel`` is what the contacted variants used.
-    Each customer is assigned with bucket -1 (not ours to hash), at import time. Rows are validated
-    and written ``chunk`` at a time in one transaction; ``progress`` shows a progress bar.
+    The rows go to a table of the experiment's own (:mod:`experiments.result_tables`), created, filled
+    and published with the experiment in one transaction: no lock on a table anyone else reads.
+    ``chunk``: rows at a time when the file is read row by row; ``progress`` shows a progress bar.
     """
+    require(actor, Permission.IMPORT)
     columns = _results_columns(experiment, variant_column, metrics, id_column, covariates, segments, channel)
     table = _Table(Path(path))
-    scan = table.scan(distinct=variant_column)  # the labels: the variants exist before the first row is stored
+    scan = table.digest()
     key = _arguments_key(scan.sha256, experiment=experiment, variant_column=variant_column, control=control,
                          metrics=list(metrics), id_column=id_column, covariates=list(covariates),
                          segments=list(segments), shares=shares, channel=channel)
 
     def write(session: Session) -> ImportResult:
         if session.scalar(select(Experiment.id).where(Experiment.name == experiment)) is not None:
-            if _already_imported(session, "results", key, experiment):
-                return ImportResult("results", table.name, scan.rows, 0, 0, True, experiment)
+            previous = session.scalar(select(ImportRecord.rows).where(
+                ImportRecord.kind == "results", ImportRecord.sha256 == key, ImportRecord.target == experiment))
+            if previous is not None:
+                return ImportResult("results", table.name, previous, 0, 0, True, experiment)
             raise ImportFailed(f"{table.name}: experiment {experiment!r} already exists; choose another --experiment")
         # A record without its experiment (deleted since): import again, recording afresh.
         session.execute(delete(ImportRecord).where(ImportRecord.kind == "results", ImportRecord.target == experiment))
-        table.require([c for c in (columns.customer_id, columns.variant, *columns.numeric, *columns.segments) if c])
-        # Labels a row could not carry are left out here; the row's own check names them below.
-        valid = sorted(label for label in scan.distinct if label and len(label) <= MAX_LABEL_LENGTH)
-        stored = _store_experiment(session, table, columns, experiment, _control_first(valid, control), control,
-                                   channel)
-        found, binary = _store_rows(session, table, columns, stored, chunk, progress)
-        if not found:
+        table.require(columns.read)
+        stored = _store_experiment(session, table, columns, experiment)
+        results = _create_results_table(session, stored, columns)
+        loaded = _load(session, table, columns, results, chunk, progress)
+        if not loaded.rows:
             raise ImportFailed(f"{table.name}: no data rows")
-        labels = _labels(table, columns, found, control)
-        for variant, share in zip(stored.variants, _shares(labels, shares).values(), strict=True):
-            variant.share = share
+        labels = _labels(table, columns, loaded, control, shares)
+        _store_variants(session, stored, labels, _shares(labels, shares), control, channel)
         for metric in stored.metrics:
-            metric.kind = MetricKind.BINARY if binary[metric.name] else MetricKind.CONTINUOUS
-        _record(session, "results", table, scan.rows, target=experiment, sha256=key)
-        return ImportResult("results", table.name, scan.rows, scan.rows, 0, False, experiment)
+            metric.kind = MetricKind.BINARY if loaded.binary[metric.name] else MetricKind.CONTINUOUS
+        session.add(ResultTable(experiment_id=stored.id, table_name=results.name,
+                                segments=json.dumps(list(columns.segments), ensure_ascii=False), rows=loaded.rows))
+        _record(session, "results", table, loaded.rows, target=experiment, sha256=key)
+        record(session, actor, Action.IMPORT_RESULTS, experiment, file=table.name, rows=loaded.rows,
+               sha256=scan.sha256)
+        return ImportResult("results", table.name, loaded.rows, loaded.rows, 0, False, experiment,
+                            warnings=_small_labels(table, columns, loaded))
 
     return _in_one_transaction(engine, write)
 
 
-def _control_first(labels: list[str], control: str) -> list[str]:
-    return [control, *(label for label in labels if label != control)] if control in labels else labels
+def _load(session: Session, table: _Table, columns: _Columns, results: SqlTable, chunk: int,
+          progress: bool) -> _Loaded:
+    """Validate and store every row: the fast path, or the exact one when the fast path finds a problem."""
+    with progress_bar(progress) as bar:
+        task = bar.add_task(f"importing {table.name}", total=None)
+        savepoint = session.begin_nested()
+        try:
+            loaded = _load_fast(session, table, columns, results, lambda n: bar.advance(task, n))
+            savepoint.commit()
+            return loaded
+        except _Recheck:
+            savepoint.rollback()  # drops the rows stored so far; the table itself stays
+        bar.reset(task)
+        return _load_exact(session, table, columns, results, chunk, lambda n: bar.advance(task, n))
 
 
-def _store_rows(session: Session, table: _Table, columns: _Columns, experiment: Experiment, chunk: int,
-                progress: bool) -> tuple[set[str], dict[str, bool]]:
-    """Validate and store the rows ``chunk`` at a time: the labels found, and which numeric columns
-    held only 0 and 1 (binary metrics).
-
-    A customer repeated within a chunk is caught while validating it; one repeating an earlier chunk
-    is caught by the assignments' primary key when the chunk is stored (in a savepoint), and only then
-    looked up to name the lines. No set of every customer id is kept.
-    """
-    rows_total = table.scanned.rows if table.scanned else None
-    dbapi_integrity_error = session.get_bind().dialect.dbapi.IntegrityError
-    found: set[str] = set()
-    binary = dict.fromkeys(columns.numeric, True)
-    number = 0  # data rows so far: the customer id when the file has no id column
-    with ExitStack() as stack:
-        # A large load into PostgreSQL checks the foreign keys once at the end, not per row (as assign does).
-        for model, per_customer in ((Assignment, 1), (MetricValue, len(columns.numeric)),
-                                    (SegmentValue, len(columns.segments))):
-            stack.enter_context(foreign_keys_checked_once(session, model, (rows_total or 0) * per_customer))
-        bar = stack.enter_context(progress_bar(progress))
-        task = bar.add_task(f"importing {table.name}", total=rows_total)
-        for rows in table.chunks(chunk):
-            try:
-                customers = _parse_results(table, columns, rows, number, {})
-            except ImportFailed:
-                if number:  # a repeat of an earlier chunk's customer on an earlier line is the first error
-                    _parse_results(table, columns, rows, number, _stored_customers(session, experiment.id, table,
-                                                                                   columns, rows))
-                raise
-            savepoint = session.begin_nested()
-            try:
-                _store_customers(session, experiment, customers)
-                savepoint.commit()
-            except (exc.IntegrityError, dbapi_integrity_error):
-                savepoint.rollback()
-                _parse_results(table, columns, rows, number, _stored_customers(session, experiment.id, table,
-                                                                               columns, rows))
-                raise
-            number += len(rows)
-            for c in customers:
-                found.add(c.label)
-            for name in columns.numeric:
-                if binary[name]:
-                    binary[name] = all(c.values[name] in (0.0, 1.0) for c in customers)
-            bar.advance(task, len(rows))
-    return found, binary
+def _load_fast(session: Session, table: _Table, columns: _Columns, results: SqlTable,
+               advance: Callable[[int], None]) -> _Loaded:
+    loaded = _Loaded()
+    ids: list[pa.Array] = []
+    before = table.stat()
+    for block in table.blocks(columns.read):
+        customer_ids = (_fast_ids(block[columns.customer_id]) if columns.customer_id
+                        else pa.array([str(n) for n in range(loaded.rows + 1, loaded.rows + block.num_rows + 1)]))
+        labels = _fast_names(block[columns.variant])
+        numbers = {m: _fast_numbers(block[m], non_negative=True) for m in columns.metrics}
+        numbers |= {c: _fast_numbers(block[c], non_negative=False) for c in columns.covariates}
+        segments = {s: _fast_names(block[s]) for s in columns.segments}
+        ids.append(customer_ids)
+        loaded.add(labels, numbers)
+        _append(session, results, columns, customer_ids, labels, numbers, segments)
+        advance(block.num_rows)
+    if loaded.rows and pc.count_distinct(pa.chunked_array(ids)).as_py() != loaded.rows:
+        raise _Recheck  # a customer appears twice
+    if table.stat() != before:
+        raise ImportFailed(f"{table.name}: the file changed while it was being imported; import it again")
+    return loaded
 
 
-def _stored_customers(session: Session, experiment_id: int, table: _Table, columns: _Columns,
-                      rows: list[_Row]) -> dict[str, int]:
-    """Customers of ``rows`` that an earlier chunk already stored, with the line they were first on
-    (only called to word an error)."""
-    if not columns.customer_id:
-        return {}
-    candidates = sorted({row.values[columns.customer_id] for row in rows} - {""})
-    repeated: list[str] = []
-    for start in range(0, len(candidates), KEY_CHUNK):
-        repeated += session.scalars(select(Assignment.customer_id).where(
-            Assignment.experiment_id == experiment_id,
-            Assignment.customer_id.in_(candidates[start:start + KEY_CHUNK])))
-    return {c: table.first_line(columns.customer_id, c) for c in repeated}
+def _fast_ids(values: pa.Array) -> pa.Array:
+    """Customer ids as :func:`normalise_customer_id` stores them; raises _Recheck when one has none."""
+    stripped = pc.utf8_trim(values, characters=_SPACE)
+    if not pc.all(pc.string_is_ascii(stripped)).as_py():
+        try:  # NFC and full-width spaces: the one normalisation, per value
+            return pa.array([normalise_customer_id(v) for v in values.to_pylist()], pa.string())
+        except InvalidIdentifier:
+            raise _Recheck from None
+    lengths = pc.utf8_length(stripped)
+    if (pc.any(pc.equal(lengths, 0)).as_py() or pc.max(lengths).as_py() > MAX_ID_LENGTH
+            or pc.any(pc.match_substring_regex(stripped, _CONTROL_RE2)).as_py()):
+        raise _Recheck
+    return stripped
+
+
+def _fast_names(values: pa.Array) -> pa.Array:
+    """Labels or segment values as :func:`check_name` stores them; each distinct value checked once."""
+    distinct = pc.unique(values).to_pylist()
+    try:
+        checked = [check_name(v, "label") for v in distinct]
+    except InvalidIdentifier:
+        raise _Recheck from None
+    if checked == distinct:
+        return values
+    return pc.take(pa.array(checked, pa.string()), pc.index_in(values, pa.array(distinct, pa.string())))
+
+
+def _fast_numbers(values: pa.Array, *, non_negative: bool) -> pa.Array:
+    """Finite numbers within ±MAX_VALUE (≥ 0 for outcomes), or a binary outcome's word as 1 or 0."""
+    try:
+        numbers = pc.cast(values, pa.float64())
+    except pa.ArrowInvalid:  # words (true, 是…), surrounding spaces, or a value that is no number
+        stripped = pc.utf8_lower(pc.utf8_trim(values, characters=_SPACE))
+        true, false = pc.is_in(stripped, pa.array(TRUE_WORDS)), pc.is_in(stripped, pa.array(FALSE_WORDS))
+        number = pc.match_substring_regex(stripped, NUMBER.pattern)
+        if not pc.all(pc.or_(pc.or_(true, false), number)).as_py():
+            raise _Recheck from None
+        numbers = pc.if_else(true, 1.0, pc.if_else(false, 0.0, pc.cast(pc.if_else(number, stripped, "0"),
+                                                                        pa.float64())))
+    if pc.any(pc.greater(pc.abs(numbers), MAX_VALUE)).as_py() or pc.any(pc.is_nan(numbers)).as_py():
+        raise _Recheck
+    if non_negative and pc.any(pc.less(numbers, 0)).as_py():
+        raise _Recheck
+    return numbers
+
+
+def _load_exact(session: Session, table: _Table, columns: _Columns, results: SqlTable, chunk: int,
+                advance: Callable[[int], None]) -> _Loaded:
+    """Read and check row by row (the first bad row named exactly), storing ``chunk`` rows at a time."""
+    loaded = _Loaded()
+    first_line: dict[str, int] = {}  # customer → line: only on this path, which a well-formed file never takes
+    for rows in table.chunks(chunk):
+        customers = _parse_results(table, columns, rows, loaded.rows, first_line)
+        customer_ids = pa.array([c.customer_id for c in customers], pa.string())
+        labels = pa.array([c.label for c in customers], pa.string())
+        numbers = {n: pa.array([c.values[n] for c in customers], pa.float64()) for n in columns.numeric}
+        segments = {s: pa.array([c.segments[s] for c in customers], pa.string()) for s in columns.segments}
+        loaded.add(labels, numbers)
+        _append(session, results, columns, customer_ids, labels, numbers, segments)
+        advance(len(rows))
+    return loaded
+
+
+def _append(session: Session, results: SqlTable, columns: _Columns, customer_ids: pa.Array, labels: pa.Array,
+            numbers: dict[str, pa.Array], segments: dict[str, pa.Array]) -> None:
+    arrays = [customer_ids, labels, *(numbers[n] for n in columns.numeric), *(segments[s] for s in columns.segments)]
+    bulk_load(session, results, pa.RecordBatch.from_arrays(arrays, names=[c.name for c in results.columns]))
 
 
 def _results_columns(experiment: str, variant_column: str, metrics: Sequence[str], id_column: str | None,
@@ -641,6 +800,11 @@ def _results_columns(experiment: str, variant_column: str, metrics: Sequence[str
     if too_long:
         raise ImportFailed(f"--metrics/--covariates/--segments: column names longer than {MAX_ID_LENGTH} "
                            f"characters: {', '.join(too_long)}")
+    for name in dict.fromkeys(segments):
+        try:
+            check_name(name, "segment column name")
+        except InvalidIdentifier as error:
+            raise ImportFailed(f"--segments: {error}") from None
     if channel is not None and channel not in {c.value for c in Channel}:
         raise ImportFailed(f"--channel: unknown channel {channel!r}; choose one of {', '.join(c.value for c in Channel)}")
     return _Columns(variant_column, tuple(metrics), tuple(covariates), tuple(dict.fromkeys(segments)), id_column)
@@ -652,10 +816,9 @@ def _arguments_key(sha256: str, **arguments: object) -> str:
 
 
 def _parse_results(table: _Table, columns: _Columns, rows: list[_Row], before: int,
-                   earlier: dict[str, int]) -> list[_Customer]:
-    """Validated customers of one chunk; ``before`` data rows came earlier, and ``earlier`` maps the
-    chunk's customers already stored by an earlier chunk to their first line."""
-    first_seen = dict(earlier)
+                   first_line: dict[str, int]) -> list[_Customer]:
+    """Validated customers of one chunk, row by row; ``before`` data rows came earlier, and
+    ``first_line`` maps every customer seen so far to its line (updated)."""
     customers = []
     for number, row in enumerate(rows, start=before + 1):
         line, values = row.line, row.values
@@ -663,75 +826,101 @@ def _parse_results(table: _Table, columns: _Columns, rows: list[_Row], before: i
             customer_id = _customer_id(table, line, columns.customer_id, values[columns.customer_id])
         else:
             customer_id = str(number)
-        if customer_id in first_seen:
+        if customer_id in first_line:
             raise table.error(line, columns.customer_id or "row", f"customer {customer_id!r} appears twice "
-                                                                  f"(first on line {first_seen[customer_id]})")
-        first_seen[customer_id] = line
-        label = values[columns.variant]
-        if not label:
-            raise table.error(line, columns.variant, "empty variant label")
-        if len(label) > MAX_LABEL_LENGTH:
-            raise table.error(line, columns.variant, f"variant label longer than {MAX_LABEL_LENGTH} characters")
+                                                                  f"(first on line {first_line[customer_id]})")
+        first_line[customer_id] = line
+        label = _name(table, line, columns.variant, values[columns.variant], "variant label")
         numbers = {m: _number(table, line, m, values[m], non_negative=True) for m in columns.metrics}
         numbers |= {c: _number(table, line, c, values[c], non_negative=False) for c in columns.covariates}
-        for s in columns.segments:
-            if len(values[s]) > MAX_LABEL_LENGTH:
-                raise table.error(line, s, f"segment value longer than {MAX_LABEL_LENGTH} characters")
-        customers.append(_Customer(customer_id, label, numbers, {s: values[s] for s in columns.segments}))
+        labels = {s: _name(table, line, s, values[s], "segment value") for s in columns.segments}
+        customers.append(_Customer(customer_id, label, numbers, labels))
     return customers
 
 
-def _number(table: _Table, line: int, field: str, value: str, *, non_negative: bool) -> float:
-    """A finite number; outcomes (metrics) are counts or amounts, so also ≥ 0. Covariates may be negative."""
-    if not value:
-        raise table.error(line, field, "empty value")
+def _name(table: _Table, line: int, field: str, value: str, what: str) -> str:
     try:
-        number = float(value)
-    except ValueError:
-        raise table.error(line, field, f"not a number: {value!r}") from None
-    if not math.isfinite(number):
+        return check_name(value, what)
+    except InvalidIdentifier as error:
+        raise table.error(line, field, str(error)) from None
+
+
+def _number(table: _Table, line: int, field: str, value: str, *, non_negative: bool) -> float:
+    """A finite number within ±MAX_VALUE, or a binary outcome's word (true/false, yes/no, t/f, y/n, 是/否)
+    as 1 or 0; outcomes (metrics) are counts or amounts, so also ≥ 0. Covariates may be negative."""
+    word = value.strip(_SPACE).lower()
+    if not word:
+        raise table.error(line, field, "empty value")
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return 1.0 if word in TRUE_WORDS else 0.0
+    if not NUMBER.match(word):
+        try:
+            float(word)
+        except ValueError:
+            raise table.error(line, field, f"not a number: {value!r} (binary outcomes may also be written "
+                                           "true/false, yes/no, t/f, y/n or 是/否)") from None
         raise table.error(line, field, f"not a finite number: {value!r}")
+    number = float(word)
+    if not abs(number) <= MAX_VALUE:
+        raise table.error(line, field, f"value {value} is out of range (at most {MAX_VALUE:,.0f} in absolute value)")
     if non_negative and number < 0:
         raise table.error(line, field, f"negative value {value} (outcomes are counts or amounts ≥ 0)")
-    return number
+    return number + 0.0  # -0.0 → 0.0
 
 
-def _labels(table: _Table, columns: _Columns, found: set[str], control: str) -> list[str]:
-    """The variant labels: the control first, then the others sorted (stable whatever the row order)."""
+def _labels(table: _Table, columns: _Columns, loaded: _Loaded, control: str,
+            shares: dict[str, float] | None) -> list[str]:
+    """The variant labels: the control first, then the others sorted (stable whatever the row order).
+    With ``--shares`` (the design), a label the design does not name is refused with its first line."""
+    found = set(loaded.labels)
     if control not in found:
         raise ImportFailed(f"{table.name}, field {columns.variant}: the control label {control!r} does not occur; "
                            f"labels found: {', '.join(sorted(found))}")
-    return _control_first(sorted(found), control)
+    if shares is not None:
+        missing, unknown = found - set(shares), set(shares) - found
+        if missing or unknown:
+            where = ""
+            if missing:
+                first = min(missing, key=lambda label: table.first_line(columns.variant, label))
+                where = (f" ({table.name}, line {table.first_line(columns.variant, first)}, field {columns.variant}: "
+                         f"variant label {first!r} is not in the design)")
+            raise ImportFailed(f"--shares: give one share per label; missing: {', '.join(sorted(missing)) or '-'}, "
+                               f"unknown: {', '.join(sorted(unknown)) or '-'}{where}")
+    return [control, *sorted(found - {control})]
+
+
+def _small_labels(table: _Table, columns: _Columns, loaded: _Loaded) -> tuple[str, ...]:
+    """Warnings for labels held by so few customers that they are most likely typos."""
+    return tuple(
+        f"{table.name}, field {columns.variant}: label {label!r} is held by only {n:,} customer{'s' * (n != 1)} "
+        f"(fewer than {SMALL_ARM_CUSTOMERS} and than {SMALL_ARM_SHARE:.0%} of the file): a typo? The report's "
+        "sample-ratio check counts it as a mismatch"
+        for label, n in sorted(loaded.labels.items()) if is_small_arm(n, loaded.rows))
+
+
+def is_small_arm(customers: int, total: int) -> bool:
+    """A label this rare in an imported file is most likely a typo, not an arm (see SMALL_ARM_CUSTOMERS)."""
+    return customers < SMALL_ARM_CUSTOMERS and customers < SMALL_ARM_SHARE * total
 
 
 def _shares(labels: list[str], shares: dict[str, float] | None) -> dict[str, float]:
     if shares is None:
         return {label: 1 / len(labels) for label in labels}
-    missing, unknown = set(labels) - set(shares), set(shares) - set(labels)
-    if missing or unknown:
-        raise ImportFailed(f"--shares: give one share per label; missing: {', '.join(sorted(missing)) or '-'}, "
-                           f"unknown: {', '.join(sorted(unknown)) or '-'}")
     total = sum(shares.values())
     if any(not (0 < s <= 1) for s in shares.values()) or abs(total - 1) > 1e-6:
         raise ImportFailed(f"--shares: shares must be positive and sum to 1; they sum to {total:g}")
     return {label: shares[label] for label in labels}
 
 
-def _store_experiment(session: Session, table: _Table, columns: _Columns, name: str, labels: list[str],
-                      control: str, channel: str | None) -> Experiment:
-    """The experiment, its variants and its metric definitions; flushed so they have ids. Shares and
-    metric kinds are set once every row has been read (placeholders until then)."""
+def _store_experiment(session: Session, table: _Table, columns: _Columns, name: str) -> Experiment:
+    """The experiment and its metric definitions, flushed so they have ids; the variants follow once
+    every label is known, and metric kinds once every value has been read (placeholders until then)."""
     now = utcnow()
     experiment = Experiment(
         name=name, hypothesis=f"imported from {table.name}", cohort="imported", primary_metric=columns.metrics[0],
         salt=name, status=ExperimentStatus.STOPPED, source=ExperimentSource.IMPORTED, spec_json="{}",
         created_at=now, launched_at=now,
     )
-    experiment.variants = [
-        Variant(position=i, name=label, share=0.0, is_control=label == control,
-                channel=None if label == control else channel, coupon=Decimal("0"), template="")
-        for i, label in enumerate(labels)
-    ]
     roles = [(m, MetricRole.METRIC) for m in columns.metrics] + [(c, MetricRole.COVARIATE) for c in columns.covariates]
     experiment.metrics = [
         MetricDefinition(position=i, name=column, kind=MetricKind.BINARY, role=role)
@@ -742,22 +931,24 @@ def _store_experiment(session: Session, table: _Table, columns: _Columns, name: 
     return experiment
 
 
-def _store_customers(session: Session, experiment: Experiment, customers: list[_Customer]) -> None:
-    """Assignments, metric values (long format) and segment labels of one chunk, in bulk."""
-    variant_id = {v.name: v.id for v in experiment.variants}
-    assigned_at = experiment.created_at
-    bulk_insert(session, Assignment, [
-        dict(experiment_id=experiment.id, customer_id=c.customer_id, variant_id=variant_id[c.label],
-             bucket=IMPORTED_BUCKET, assigned_at=assigned_at) for c in customers
-    ])
-    bulk_insert(session, MetricValue, list(_metric_rows(experiment.id, customers)))
-    bulk_insert(session, SegmentValue, [
-        dict(experiment_id=experiment.id, customer_id=c.customer_id, segment=s, value=v)
-        for c in customers for s, v in c.segments.items()
-    ])
+def _store_variants(session: Session, experiment: Experiment, labels: list[str], shares: dict[str, float],
+                    control: str, channel: str | None) -> None:
+    experiment.variants = [
+        Variant(position=i, name=label, share=shares[label], is_control=label == control,
+                channel=None if label == control else channel, coupon=Decimal("0"), template="")
+        for i, label in enumerate(labels)
+    ]
+    session.flush()
 
 
-def _metric_rows(experiment_id: int, customers: list[_Customer]) -> Iterator[dict]:
-    for c in customers:
-        for name, value in c.values.items():
-            yield dict(experiment_id=experiment_id, customer_id=c.customer_id, metric=name, value=value)
+def _create_results_table(session: Session, experiment: Experiment, columns: _Columns) -> SqlTable:
+    """The experiment's own results table, new in this transaction. A table of that name with no
+    experiment registered for it is left from a deleted experiment whose id came round again: dropped."""
+    name = result_tables.table_name(experiment.id)
+    results = result_tables.results_table(name, list(range(len(columns.numeric))), len(columns.segments))
+    connection = session.connection()
+    registered = session.scalar(select(func.count()).select_from(ResultTable).where(ResultTable.table_name == name))
+    if not registered:
+        results.drop(connection, checkfirst=True)
+    results.create(connection)
+    return results

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from analysis import charts
 from analysis.report import build_report
 from experiments.demo import MAIN, build_demo
+from experiments.access import cli_actor
 from experiments.importer import import_results
 from views.common import mask_phone, masked_url
 
@@ -131,7 +132,7 @@ def test_results_show_significance_charts_and_downloads(demo: Engine) -> None:
 def test_results_warn_on_sample_ratio_mismatch(demo: Engine, tmp_path: Path) -> None:
     path = tmp_path / "lopsided.csv"
     path.write_text("arm,returned\n" + "A,1\n" * 900 + "B,0\n" * 100, encoding="utf-8")
-    import_results(demo, path, experiment="lopsided", variant_column="arm", control="A", metrics=["returned"],
+    import_results(demo, path, actor=cli_actor(), experiment="lopsided", variant_column="arm", control="A", metrics=["returned"],
                    shares={"A": 0.5, "B": 0.5})
     at = open_page("results", "en", experiment="lopsided")
     assert at.error and "Sample ratio mismatch" in at.error[0].value
