@@ -25,7 +25,7 @@ from experiments.dialects import CUSTOMERS_PER_STATEMENT, add_days, as_number
 from analysis.sufficient import SampleStats
 from analysis.tables import OWN_COVARIATES, Tables, open_tables, source_of
 from experiments.models import EventType, Experiment, ExperimentSource, MetricRole
-from experiments.result_tables import stored_results
+from experiments.result_tables import stored_results, stored_sums
 
 
 @dataclass(frozen=True)
@@ -316,20 +316,14 @@ def _send_counts(conn: Connection, tables: Tables) -> tuple[dict[int, int], dict
 
 
 def _imported_arms(conn: Connection, experiment: Experiment, metrics: Sequence[str]) -> list[ArmStatistics]:
-    """n, Σx, Σx², Σx³ of every metric per variant: one scan of the experiment's results table."""
-    stored = stored_results(conn, experiment)
-    columns = [func.count()]
-    for metric in metrics:
-        x = stored.value(metric)
-        columns += [func.sum(x), func.sum(x * x), func.sum(x * x * x)]
-    variant = stored.table.c.variant
+    """n, Σx, Σx², Σx³ of every metric per variant: read from the sums the import stored."""
     arms = []
-    for label, n, *sums in conn.execute(select(variant, *columns).group_by(variant)):
-        by_metric = {m: SampleStats(int(n), *(float(v or 0) for v in sums[3 * i:3 * i + 3]))
-                     for i, m in enumerate(metrics)}
-        variant_id = stored.variant_ids[label]
-        contacted = 0 if variant_id == experiment.control.id else int(n)
-        arms.append(ArmStatistics(variant_id=variant_id, n=int(n), metrics=by_metric, contacted=contacted))
+    for (variant_id, dimension, _), cell in stored_sums(conn, experiment).items():
+        if dimension:
+            continue
+        by_metric = {m: SampleStats(cell.n, cell.sum(m), cell.sum(m, m), cell.sum(m, m, m)) for m in metrics}
+        contacted = 0 if variant_id == experiment.control.id else cell.n
+        arms.append(ArmStatistics(variant_id=variant_id, n=cell.n, metrics=by_metric, contacted=contacted))
     return arms
 
 
@@ -455,27 +449,17 @@ def covariates_of(experiment: Experiment) -> list[str]:
 
 def covariate_statistics(conn: Connection, experiment: Experiment, metric: str, covariates: Sequence[str]
                          ) -> dict[int, CovariateStats]:
-    """Per variant id: n, Σy, Σy², Σx, Σxxᵀ and Σxy of ``metric`` (y) and the covariates (x), in SQL."""
+    """Per variant id: n, Σy, Σy², Σx, Σxxᵀ and Σxy of ``metric`` (y) and the covariates (x), in SQL
+    (imported results: read from the sums the import stored)."""
     if experiment.source == ExperimentSource.DESIGNED:
         return experiment_statistics(conn, experiment, segments=False).covariates(metric)
-    stored = stored_results(conn, experiment)
-    xs = [stored.value(c) for c in covariates]
-    y = stored.value(metric)
-    k = len(xs)
-    columns = [func.count(), func.sum(y), func.sum(y * y)]
-    columns += [func.sum(x) for x in xs] + [func.sum(x * y) for x in xs]
-    columns += [func.sum(xs[i] * xs[j]) for i in range(k) for j in range(i, k)]
     out = {}
-    variant = stored.table.c.variant
-    for row in conn.execute(select(variant, *columns).group_by(variant)):
-        label, n, sy, syy, *rest = row
-        variant_id = stored.variant_ids[label]
-        rest = [float(r or 0) for r in rest]
-        sum_x, sum_xy, upper = np.array(rest[:k]), np.array(rest[k:2 * k]), rest[2 * k:]
-        sum_xx = np.zeros((k, k))
-        it = iter(upper)
-        for i in range(k):
-            for j in range(i, k):
-                sum_xx[i, j] = sum_xx[j, i] = next(it)
-        out[variant_id] = CovariateStats(int(n), float(sy or 0), float(syy or 0), sum_x, sum_xx, sum_xy)
+    k = len(covariates)
+    for (variant_id, dimension, _), cell in stored_sums(conn, experiment).items():
+        if dimension:
+            continue
+        sum_xx = np.array([[cell.sum(a, b) for b in covariates] for a in covariates]).reshape(k, k)
+        out[variant_id] = CovariateStats(cell.n, cell.sum(metric), cell.sum(metric, metric),
+                                         np.array([cell.sum(c) for c in covariates]), sum_xx,
+                                         np.array([cell.sum(c, metric) for c in covariates]))
     return out

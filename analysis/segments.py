@@ -16,12 +16,12 @@ at import. Designed experiments' segments come from the same one-pass cells as t
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from analysis.aggregates import ExperimentStatistics, experiment_statistics
 from analysis.sufficient import SampleStats
 from experiments.models import Experiment, ExperimentSource
-from experiments.result_tables import stored_results
+from experiments.result_tables import stored_results, stored_sums
 
 SegmentKey = tuple[str, str]  # (dimension, value)
 
@@ -32,17 +32,12 @@ def dimensions(conn: Connection, experiment: Experiment) -> list[str]:
 
 
 def _imported(conn: Connection, experiment: Experiment, metric: str) -> dict[SegmentKey, dict[int, SampleStats]]:
-    """(variant, segment value, n, Σx, Σx², Σx³) computed in the database: one scan per dimension."""
-    stored = stored_results(conn, experiment)
+    """n, Σx, Σx², Σx³ per variant × segment value: read from the sums the import stored."""
     out: dict[SegmentKey, dict[int, SampleStats]] = {}
-    x, variant = stored.value(metric), stored.table.c.variant
-    for dimension, column in stored.segments.items():
-        label = stored.table.c[column]
-        query = (select(variant, label, func.count(), func.sum(x), func.sum(x * x), func.sum(x * x * x))
-                 .group_by(variant, label))
-        for key, value, n, *sums in conn.execute(query):
-            out.setdefault((dimension, str(value)), {})[stored.variant_ids[key]] = SampleStats(
-                int(n), *(float(s or 0) for s in sums))
+    for (variant_id, dimension, value), cell in stored_sums(conn, experiment).items():
+        if dimension:
+            out.setdefault((dimension, value), {})[variant_id] = SampleStats(
+                cell.n, cell.sum(metric), cell.sum(metric, metric), cell.sum(metric, metric, metric))
     return dict(sorted(out.items()))
 
 

@@ -248,6 +248,20 @@ class ResultTable(Base):
     rows: Mapped[int] = mapped_column(Integer)
 
 
+class ResultSum(Base):
+    """Sufficient statistics of an imported experiment, per variant (``dimension`` "") and per variant ×
+    segment value, summed while the import reads the file (results never change once imported)."""
+
+    __tablename__ = "result_sums"
+
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    sums: Mapped[str] = mapped_column(Text)  # JSON: {"v0": Σv0, "v0*v0": Σv0², "v0*v0*v0": Σv0³, "v0*v1": Σv0·v1, …}
+
+
 class ImportRecord(Base):
     """A file imported once; the same content imported again is a no-op."""
 

@@ -2,7 +2,8 @@
 
 Each imported experiment's per-customer results move to ``results_<experiment id>`` (one row per
 customer: customer_id, variant label, one column per metric or covariate, one per segment; see
-experiments/result_tables.py), registered in ``result_tables``; its assignments rows (bucket -1),
+experiments/result_tables.py), registered in ``result_tables``, with its sufficient statistics per variant and per variant × segment
+value in ``result_sums`` (computed here in SQL; an import sums them while it reads); its assignments rows (bucket -1),
 which only carried the variant, are dropped. The long tables go. Downgrade moves the data back.
 
 Written out here in SQL (not through experiments.result_tables) so the migration stays what it was
@@ -51,6 +52,24 @@ def _metrics(connection: sa.Connection, experiment_id: int) -> list[tuple[str, i
                               {"e": experiment_id}).all()
 
 
+def _sums(connection: sa.Connection, experiment_id: int, name: str, values: list[str], segments: list[str]) -> None:
+    """n, Σx, Σx², Σx³ and Σx·y per variant and per variant × segment value (experiments.result_tables)."""
+    terms = [(v, v) for v in values] + [(f"{v}*{v}", f"{v}*{v}") for v in values]
+    terms += [(f"{v}*{v}*{v}", f"{v}*{v}*{v}") for v in values]
+    terms += [(f"{a}*{b}", f"{a}*{b}") for i, a in enumerate(values) for b in values[i + 1:]]
+    sums = ", ".join(f"SUM({expression})" for _, expression in terms)
+    for dimension, column in [("", None), *[(s, f"s{i}") for i, s in enumerate(segments)]]:
+        label, keys = (column, f"variant, {column}") if column else ("''", "variant")
+        rows = connection.execute(sa.text(
+            f"SELECT variant, {label}, COUNT(*), {sums} FROM {name} GROUP BY {keys}")).all()
+        for variant, value, n, *totals in rows:
+            connection.execute(sa.text(
+                "INSERT INTO result_sums (experiment_id, variant, dimension, value, n, sums) "
+                "VALUES (:e, :variant, :dimension, :value, :n, :sums)"),
+                {"e": experiment_id, "variant": variant, "dimension": dimension, "value": value, "n": n,
+                 "sums": json.dumps({key: float(t or 0) for (key, _), t in zip(terms, totals, strict=True)})})
+
+
 def upgrade() -> None:
     op.create_table(
         "result_tables",
@@ -61,6 +80,18 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["experiment_id"], ["experiments.id"],
                                 name=op.f("fk_result_tables_experiment_id_experiments"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("experiment_id", name=op.f("pk_result_tables")),
+    )
+    op.create_table(
+        "result_sums",
+        sa.Column("experiment_id", sa.Integer(), nullable=False),
+        sa.Column("variant", sa.String(length=128), nullable=False),
+        sa.Column("dimension", sa.String(length=128), nullable=False),
+        sa.Column("value", sa.String(length=128), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.Column("sums", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["experiment_id"], ["experiments.id"],
+                                name=op.f("fk_result_sums_experiment_id_experiments"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("experiment_id", "variant", "dimension", "value", name=op.f("pk_result_sums")),
     )
     connection = op.get_bind()
     imported = connection.scalars(sa.text("SELECT id FROM experiments WHERE source = 'imported' ORDER BY id")).all()
@@ -87,6 +118,7 @@ def upgrade() -> None:
         connection.execute(sa.text("INSERT INTO result_tables (experiment_id, table_name, segments, rows) "
                                    "VALUES (:e, :t, :s, :r)"),
                            {"e": experiment_id, "t": name, "s": json.dumps(segments), "r": rows})
+        _sums(connection, experiment_id, name, [f"v{p}" for _, p in metrics], segments)
         connection.execute(sa.text("DELETE FROM assignments WHERE experiment_id = :e"), {"e": experiment_id})
     op.drop_table("segment_values")
     op.drop_table("metric_values")
@@ -111,4 +143,5 @@ def downgrade() -> None:
                                        f"SELECT :e, customer_id, :s, s{i} FROM {name}"),
                                {"e": experiment_id, "s": segment})
         op.drop_table(name)
+    op.drop_table("result_sums")
     op.drop_table("result_tables")
