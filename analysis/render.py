@@ -112,6 +112,7 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
         out.append(f"| {name} | {v.n:,} | {v.designed_share:.2%} | {v.observed_share:.2%} |")
     srm = report.srm
     verdict = L["srm_bad"] if srm.mismatch else L["srm_ok"]
+    verdict += f" ({srm.reason})" if srm.reason else ""
     out += ["", f"## {L['srm']}", "", f"χ² = {srm.chi2:.4f}, p = {fmt_p(srm.p_value)}: {verdict}", ""]
 
     metrics = list(dict.fromkeys(c.metric for c in report.comparisons))

@@ -558,10 +558,6 @@ FALSE_WORDS = ("0", "false", "f", "no", "n", "否")
 MAX_VALUE = 1e9  # |a result value| at most (¥ amounts, counts): 1e308 would turn sums, and the report, into ∞
 NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _SPACE = " \t\r\n\u3000\u00a0\ufeff"  # the white space identifiers strip
-# A label held by fewer customers than both of these is named in a warning, and the report's SRM check
-# counts the experiment as a mismatch: most likely a typo ('Contrl'), not an arm of the test.
-SMALL_ARM_CUSTOMERS = 10
-SMALL_ARM_SHARE = 0.01
 BLOCK_SIZE = 16 << 20  # bytes of CSV parsed at a time by the fast path: memory is bounded by this
 
 
@@ -904,14 +900,9 @@ def _small_labels(table: _Table, columns: _Columns, loaded: _Loaded) -> tuple[st
     """Warnings for labels held by so few customers that they are most likely typos."""
     return tuple(
         f"{table.name}, field {columns.variant}: label {label!r} is held by only {n:,} customer{'s' * (n != 1)} "
-        f"(fewer than {SMALL_ARM_CUSTOMERS} and than {SMALL_ARM_SHARE:.0%} of the file): a typo? The report's "
-        "sample-ratio check counts it as a mismatch"
-        for label, n in sorted(loaded.labels.items()) if is_small_arm(n, loaded.rows))
-
-
-def is_small_arm(customers: int, total: int) -> bool:
-    """A label this rare in an imported file is most likely a typo, not an arm (see SMALL_ARM_CUSTOMERS)."""
-    return customers < SMALL_ARM_CUSTOMERS and customers < SMALL_ARM_SHARE * total
+        f"(fewer than {result_tables.SMALL_ARM_CUSTOMERS} and than {result_tables.SMALL_ARM_SHARE:.0%} of the file): "
+        "a typo? The report's sample-ratio check counts it as a mismatch"
+        for label, n in sorted(loaded.labels.items()) if result_tables.is_small_arm(n, loaded.rows))
 
 
 def _shares(labels: list[str], shares: dict[str, float] | None) -> dict[str, float]:

@@ -6,13 +6,18 @@ Line numbers are the file's: the header is line 1, the first data row line 2.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
+import math
+import threading
 import time
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select, text
 from typer.testing import CliRunner
 
 from cli import app
@@ -404,3 +409,266 @@ def test_the_fast_and_the_exact_reader_store_the_same(database_url: str, tmp_pat
 def test_import_progress_bar_does_not_change_the_outcome(engine: Engine, tmp_path: Path) -> None:
     path = write(tmp_path, "events.csv", HEADER + "C1,order,2026-12-01 10:00,88.5\nC2,visit,2026-12-01 11:00,\n")
     assert import_events(engine, path, chunk=1, progress=True).inserted == 2
+
+
+# Inputs that cannot be right (issue 11) --------------------------------------------------------------
+
+def test_customer_ids_are_normalised_in_both_imports(engine: Engine, tmp_path: Path) -> None:
+    import_events(engine, write(tmp_path, "events.csv", HEADER + " d0000021 ,unsubscribe,2026-12-01 10:00,\n"
+                                                                 "\u3000D0000022\u3000,visit,2026-12-01 10:00,\n"))
+    with session_scope(engine) as session:
+        assert sorted(session.scalars(select(Event.customer_id))) == ["D0000022", "d0000021"]  # case kept
+    results(engine, write(tmp_path, "ext.csv", RESULTS + " u1 ,holdout,0,0,1,a\nu2\t,sms,1,5,1,b\n"))
+    assert [r["customer_id"] for r in stored(engine, "ext")] == ["u1", "u2"]
+
+
+@pytest.mark.parametrize("value", ["C\x001", "C\x1b1", "C\u20281"], ids=["nul", "escape", "line_separator"])
+def test_control_characters_in_a_customer_id_are_refused(engine: Engine, tmp_path: Path, value: str) -> None:
+    with pytest.raises(ImportFailed, match=r"^events.csv, line 3, field customer_id: customer id contains a "
+                                           r"control character \(U\+"):
+        import_events(engine, write(tmp_path, "events.csv", HEADER + f"C0,visit,2026-12-01,\n{value},visit,2026-12-01,\n"))
+    with pytest.raises(ImportFailed, match=r"^ext.csv, line 3, field user: customer id contains a control character"):
+        results(engine, write(tmp_path, "ext.csv", RESULTS + f"u0,holdout,0,0,1,a\n{value},sms,0,0,1,a\n"))
+    assert count(engine, Event) == 0 and nothing_stored(engine)
+
+
+def test_an_event_in_the_future_is_refused(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECALL_CLOCK_SKEW_MINUTES", "10")
+    now = datetime(2026, 12, 1, 2, 0)  # 10:00 in Shanghai
+    soon = write(tmp_path, "soon.csv", HEADER + "C1,visit,2026-12-01 10:09,\n")
+    assert import_events(engine, soon, now=now).inserted == 1  # within the clocks' skew
+    late = write(tmp_path, "late.csv", HEADER + "C1,visit,2026-12-01 09:00,\nC2,order,2026-12-01 10:11,5\n")
+    with pytest.raises(ImportFailed, match=r"^late.csv, line 3, field occurred_at: 2026-12-01 10:11 is in the future "
+                                           r"\(more than 10 minutes after now; RECALL_CLOCK_SKEW_MINUTES\)"):
+        import_events(engine, late, now=now)
+    assert count(engine, Event) == 1
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("u2,/../../escaped,1,5,1,b", "line 3, field arm: variant label '/../../escaped' contains a path separator"),
+        ("u2,..,1,5,1,b", "line 3, field arm: variant label '..' is not a name"),
+        ("u2,sms,1,5,1,a\x07b", "line 3, field city: segment value contains a control character (U+0007)"),
+        ("u2,sms,1,1e308,1,b", "line 3, field revenue: value 1e308 is out of range (at most 1,000,000,000"),
+        ("u2,sms,1,5,-2e9,b", "line 3, field pre_spend: value -2e9 is out of range"),
+    ],
+    ids=["path_label", "dot_dot", "segment_control", "huge", "huge_covariate"],
+)
+def test_labels_segments_and_values_that_cannot_be_right_are_refused(engine: Engine, tmp_path: Path, row: str,
+                                                                     message: str) -> None:
+    with pytest.raises(ImportFailed) as failure:
+        results(engine, write(tmp_path, "ext.csv", RESULTS + "u1,holdout,0,0,1,a\n" + row + "\n"))
+    assert str(failure.value).startswith(f"ext.csv, {message}")
+    assert nothing_stored(engine)
+
+
+def test_binary_outcomes_may_be_words(engine: Engine, tmp_path: Path) -> None:
+    words = ["0", "1", "TRUE", "false", "T", "f", "Yes", "no", "y", "N", "是", "否"]
+    rows = "".join(f"u{i},{('holdout', 'sms')[i % 2]},{w},0,1,a\n" for i, w in enumerate(words))
+    results(engine, write(tmp_path, "ext.csv", RESULTS + rows))
+    assert [r["returned"] for r in sorted(stored(engine, "ext"), key=lambda r: int(r["customer_id"][1:]))] == \
+        [0, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0]
+    with session_scope(engine) as session:
+        assert session.scalar(select(MetricDefinition.kind).where(MetricDefinition.name == "returned")) == \
+            MetricKind.BINARY
+    with pytest.raises(ImportFailed, match=r"^bad.csv, line 3, field returned: not a number: 'oui'"):
+        results(engine, write(tmp_path, "bad.csv", RESULTS + "u1,holdout,1,0,1,a\nu2,sms,oui,0,1,a\n"),
+                experiment="ext2")
+
+
+def test_a_label_of_a_handful_of_customers_is_named_and_fails_the_srm_check(engine: Engine, tmp_path: Path) -> None:
+    from analysis.report import build_report
+
+    rows = "".join(f"u{i},{('holdout', 'sms')[i % 2]},{i % 3 == 0:d},0,1,a\n" for i in range(400))
+    # Shares that expect about one 'Contrl' customer: the χ² test alone would see no mismatch.
+    shares = {"holdout": 0.4975, "sms": 0.4975, "Contrl": 0.005}
+    result = results(engine, write(tmp_path, "ext.csv", RESULTS + rows + "u400,Contrl,1,0,1,a\n"), shares=shares)
+    assert len(result.warnings) == 1 and "label 'Contrl' is held by only 1 customer" in result.warnings[0]
+    srm = build_report(engine, "ext").srm
+    assert srm.p_value > 0.001 and srm.mismatch and "'Contrl'" in srm.reason
+    assert build_report(engine, "ext").to_dict()["srm"]["reason"] == srm.reason
+
+
+def test_with_shares_a_label_outside_the_design_is_named_with_its_line(engine: Engine, tmp_path: Path) -> None:
+    path = write(tmp_path, "ext.csv", RESULTS + "u1,holdout,0,0,1,a\nu2,sms,1,5,1,b\nu3,Contrl,1,5,1,b\n")
+    with pytest.raises(ImportFailed, match=r"^--shares: give one share per label; missing: Contrl, unknown: - "
+                                           r"\(ext.csv, line 4, field arm: variant label 'Contrl' is not in the design\)"):
+        results(engine, path, shares={"holdout": 0.5, "sms": 0.5})
+    assert nothing_stored(engine)
+
+
+def test_imports_are_audited_and_need_the_import_permission(engine: Engine, tmp_path: Path) -> None:
+    from experiments.access import Actor, Forbidden, Role
+    from experiments.audit import Action, entries
+
+    events = write(tmp_path, "events.csv", HEADER + "C1,visit,2026-12-01 10:00,\n")
+    ext = write(tmp_path, "ext.csv", RESULTS + "u1,holdout,0,0,1,a\nu2,sms,1,5,1,b\n")
+    viewer = Actor("boss", Role.VIEWER, "app")
+    with pytest.raises(Forbidden):
+        importer.import_events(engine, events, actor=viewer)
+    with pytest.raises(Forbidden):
+        importer.import_results(engine, ext, actor=viewer, experiment="ext", variant_column="arm", control="holdout",
+                                metrics=["returned"])
+    analyst = Actor("ana", Role.ANALYST, "app")
+    importer.import_events(engine, events, actor=analyst)
+    importer.import_results(engine, ext, actor=analyst, experiment="ext", variant_column="arm", control="holdout",
+                            metrics=["returned"])
+    with session_scope(engine) as session:
+        logged = entries(session, actions=[Action.IMPORT_EVENTS, Action.IMPORT_RESULTS])
+    sha = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (events, ext)}
+    assert [(e.actor, e.action, e.target, e.details) for e in logged] == [
+        ("ana", "import_results", "ext", {"file": "ext.csv", "rows": 2, "sha256": sha["ext.csv"]}),
+        ("ana", "import_events", "events.csv", {"file": "events.csv", "rows": 1, "sha256": sha["events.csv"]})]
+
+
+# Storage: one wide table per imported experiment, its sums, and what reads them -----------------------
+
+def _random_results(tmp_path: Path, n: int = 3_000, seed: int = 7) -> tuple[Path, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    data = {
+        "user": np.array([f"c{i:05d}" for i in rng.permutation(n)]),
+        "arm": rng.choice(["holdout", "sms", "push"], n, p=[0.2, 0.4, 0.4]),
+        "returned": (rng.random(n) < 0.2).astype(float),
+        "revenue": np.where(rng.random(n) < 0.1, np.round(rng.lognormal(4, 1.2, n), 2), 0.0),
+        "pre_spend": np.round(rng.normal(50, 80, n), 2),
+        "orders_before": rng.poisson(2, n).astype(float),
+        "city": rng.choice(["上海", "北京", "广州"], n),
+        "tier": rng.choice(["high", "low"], n),
+    }
+    path = tmp_path / "random.csv"
+    columns = list(data)
+    path.write_text(",".join(columns) + "\n" + "".join(
+        ",".join(str(data[c][i]) for c in columns) + "\n" for i in range(n)), encoding="utf-8")
+    return path, data
+
+
+def _import_random(engine: Engine, path: Path) -> None:
+    import_results(engine, path, experiment="rand", variant_column="arm", control="holdout",
+                   metrics=["returned", "revenue"], id_column="user", covariates=["pre_spend", "orders_before"],
+                   segments=["city", "tier"])
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_the_report_reads_the_per_customer_sums_exactly(engine: Engine, tmp_path: Path) -> None:
+    """Every statistic a report reads of an imported experiment equals the per-customer computation."""
+    from analysis.aggregates import capped_statistics, covariate_statistics, experiment_statistics
+    from analysis.segments import segment_statistics
+
+    path, data = _random_results(tmp_path)
+    _import_random(engine, path)
+    with session_scope(engine) as session:
+        experiment = session.scalars(select(Experiment).where(Experiment.name == "rand")).one()
+        conn = session.connection()
+        ids = {v.name: v.id for v in experiment.variants}
+        arms = experiment_statistics(conn, experiment).arms
+        segments = segment_statistics(conn, experiment, "revenue")
+        adjusted = covariate_statistics(conn, experiment, "revenue", ["pre_spend", "orders_before"])
+        cap, capped = capped_statistics(conn, experiment, "revenue", 0.9)
+    positive = np.sort(data["revenue"][data["revenue"] > 0])
+    expected_cap = positive[math.ceil(0.9 * len(positive)) - 1]
+    assert cap == expected_cap
+    for label, variant_id in ids.items():
+        arm = data["arm"] == label
+        assert arms[variant_id].n == arm.sum()
+        for metric in ("returned", "revenue"):
+            x = data[metric][arm]
+            got = arms[variant_id].metrics[metric]
+            assert all(_close(a, b) for a, b in zip((got.sum, got.sum_sq, got.sum_cu),
+                                                    (x.sum(), (x * x).sum(), (x ** 3).sum()), strict=True))
+        y, xs = data["revenue"][arm], np.column_stack([data["pre_spend"][arm], data["orders_before"][arm]])
+        stats = adjusted[variant_id]
+        assert stats.n == arm.sum() and _close(stats.sum_y, y.sum()) and _close(stats.sum_y2, (y * y).sum())
+        assert np.allclose(stats.sum_x, xs.sum(axis=0), rtol=1e-9) and np.allclose(stats.sum_xy, xs.T @ y, rtol=1e-9)
+        assert np.allclose(stats.sum_x2, xs.T @ xs, rtol=1e-9)
+        capped_values = np.minimum(y, expected_cap)
+        assert _close(capped[variant_id].sum, capped_values.sum())
+        assert _close(capped[variant_id].sum_sq, (capped_values ** 2).sum())
+        for dimension in ("city", "tier"):
+            for value in set(data[dimension]):
+                cell = arm & (data[dimension] == value)
+                got = segments[(dimension, value)][variant_id]
+                assert got.n == cell.sum() and _close(got.sum, data["revenue"][cell].sum())
+                assert _close(got.sum_sq, (data["revenue"][cell] ** 2).sum())
+
+
+def test_experiments_imported_before_the_wide_tables_migrate_both_ways(database_url: str, tmp_path: Path) -> None:
+    """Down to the long tables (0005) and up again: the data moves, the report stays the same."""
+    from analysis.report import build_report
+    from experiments.db import downgrade, make_engine, upgrade
+
+    engine = make_engine(database_url)
+    path, _ = _random_results(tmp_path, n=500)
+    _import_random(engine, path)
+    before = build_report(engine, "rand", cuped=True).to_dict()
+    downgrade(engine, "0005")
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM metric_values")) == 500 * 4
+        assert connection.scalar(text("SELECT count(*) FROM segment_values")) == 500 * 2
+        assert connection.scalar(text("SELECT count(*) FROM assignments")) == 500
+    assert not [t for t in table_names(engine) if t.startswith("results_")]
+    upgrade(engine)
+    after = build_report(engine, "rand", cuped=True).to_dict()
+    assert count(engine, ResultTable) == 1 and "metric_values" not in table_names(engine)
+    del before["generated_at"], after["generated_at"]
+    assert _same_numbers(before, after)
+    engine.dispose()
+
+
+def _same_numbers(a: object, b: object) -> bool:
+    """Equal up to 1e-9 (sums in SQL and in pyarrow add in different orders)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_numbers(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_numbers(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def _impatient(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '1s'")
+        cursor.execute("SET statement_timeout = '1s'")
+
+
+def test_an_import_does_not_stall_readers(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While an import is half-way (rows stored, transaction open), another connection counts the
+    experiments and reports another one within a second's lock and statement timeout."""
+    from analysis.report import build_report
+    from experiments.db import make_engine
+
+    small, _ = _random_results(tmp_path, n=200)
+    import_results(engine, small, experiment="other", variant_column="arm", control="holdout", metrics=["revenue"])
+    halfway, resume = threading.Event(), threading.Event()
+    store = importer.bulk_load
+
+    def store_then_wait(*args: object) -> None:
+        store(*args)
+        halfway.set()
+        resume.wait(30)
+
+    monkeypatch.setattr(importer, "bulk_load", store_then_wait)
+    outcome: list[ImportResult] = []
+    big = write(tmp_path, "big.csv", RESULTS + "".join(f"u{i},{('holdout', 'sms')[i % 2]},0,{i},1,a\n"
+                                                       for i in range(5_000)))
+    worker = threading.Thread(target=lambda: outcome.append(results(engine, big, experiment="big")))
+    worker.start()
+    try:
+        assert halfway.wait(30)
+        reader = make_engine(engine.url.render_as_string(hide_password=False))
+        if engine.dialect.name == "postgresql":
+            event.listen(reader, "connect", _impatient)
+        started = time.perf_counter()
+        with reader.connect() as connection:
+            assert connection.scalar(text("SELECT count(*) FROM experiments")) == 1  # 'big' not yet published
+        assert build_report(reader, "other").variants
+        assert time.perf_counter() - started < 5
+        reader.dispose()
+    finally:
+        resume.set()
+        worker.join(60)
+    assert outcome and outcome[0].inserted == 5_000 and count(engine, Experiment) == 2
