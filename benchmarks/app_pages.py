@@ -42,9 +42,9 @@ def build(url: str, experiments: int) -> None:
             path = Path(folder) / f"campaign-{i:03d}.csv"
             path.write_text("arm,returned,revenue\n" + "".join(
                 f"{a},{int(r)},{v}\n" for a, r, v in zip(arm, returned, revenue, strict=True)), encoding="utf-8")
-            import_results(engine, path, actor=cli_actor(), experiment=f"campaign-{i:03d}", variant_column="arm", control="holdout",
+            import_results(engine, path, experiment=f"campaign-{i:03d}", variant_column="arm", control="holdout",
                            metrics=["returned", "revenue"], shares={"holdout": 0.1, "sms_c5": 0.45, "sms_c10": 0.45},
-                           channel="sms")
+                           channel="sms", actor=cli_actor())
 
 
 def render(page: str, *, cold: bool = False) -> float:

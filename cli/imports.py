@@ -72,7 +72,8 @@ def import_results(
             fail(f"--shares: expected LABEL=SHARE pairs separated by commas, got {shares!r}")
     try:
         result = run_import(
-            engine_for(db), file, actor=cli_actor(), experiment=experiment, variant_column=variant_column, control=control,
+            engine_for(db), file, actor=cli_actor(), experiment=experiment, variant_column=variant_column,
+            control=control,
             metrics=split_list(metrics), id_column=id_column, covariates=split_list(covariates),
             segments=split_list(segments), shares=parsed_shares, channel=channel, progress=progress,
         )

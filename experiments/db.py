@@ -1,7 +1,8 @@
 """Engine and schema: one URL selects SQLite (default) or PostgreSQL; Alembic makes the schema.
 
-Also the bulk-load write paths, the only dialect-specific writes: COPY (:func:`bulk_insert`) and
-foreign keys checked once per load (:func:`foreign_keys_checked_once`) on PostgreSQL.
+Also the bulk-load write paths, the only dialect-specific writes: COPY (:func:`bulk_insert`, and of
+Arrow batches, :func:`bulk_loader`) and foreign keys checked once per load
+(:func:`foreign_keys_checked_once`) on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import enum
 import io
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -192,45 +193,55 @@ def foreign_keys_checked_once(session: Session, model: type, rows: int) -> Itera
         connection.execute(text(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}"))
 
 
-def bulk_load(session: Session, table: Table, batch: pa.RecordBatch) -> None:
-    """Append an Arrow batch (columns named and ordered as ``table``'s) in the session's transaction.
+@contextmanager
+def bulk_loader(session: Session, table: Table) -> Iterator[Callable[[pa.RecordBatch], None]]:
+    """A function that appends Arrow batches (columns named and ordered as ``table``'s) in the session's
+    transaction, for as long as the context lasts.
 
-    PostgreSQL: COPY of the batch written as CSV by pyarrow (C++ both ends). SQLite: executemany of
-    multi-row INSERTs (about twice as fast as one row per statement: the per-statement cost, not the
-    binding, dominates). Elsewhere: SQLAlchemy's executemany.
+    PostgreSQL: one COPY for the whole load, each batch written as CSV by pyarrow (C++ at both ends);
+    the server parses one batch while the next is prepared. SQLite: executemany of multi-row INSERTs
+    (about twice as fast as one row per statement: the per-statement cost, not the binding, dominates).
+    Elsewhere: SQLAlchemy's executemany.
     """
+    names = [column.name for column in table.columns]
+    if not _copies(session):
+        yield lambda batch: _insert_batch(session, table, batch)
+        return
+    import pyarrow.csv as pacsv
+
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    cursor_of = session.connection().connection.driver_connection.cursor
+    with cursor_of() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN (FORMAT csv)") as copy:
+        def write(batch: pa.RecordBatch) -> None:
+            buffer = io.BytesIO()
+            pacsv.write_csv(batch, buffer, options)
+            copy.write(buffer.getbuffer())
+
+        yield write
+
+
+def _insert_batch(session: Session, table: Table, batch: pa.RecordBatch) -> None:
     if not batch.num_rows:
         return
-    names = ", ".join(batch.schema.names)
     connection = session.connection()
-    if _copies(session):
-        import pyarrow.csv as pacsv
-
-        buffer = io.BytesIO()
-        pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-        cursor_of = connection.connection.driver_connection.cursor
-        with cursor_of() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT csv)") as copy:
-            copy.write(buffer.getbuffer())
-        return
     columns = [array.to_pylist() for array in batch.columns]
+    names = ", ".join(batch.schema.names)
     if connection.dialect.name != "sqlite":
         session.execute(insert(table), [dict(zip(batch.schema.names, row, strict=True)) for row in zip(*columns)])
         return
     width = len(columns)
     per_statement = max(1, min(100, SQLITE_PARAMETERS // width))
-    values = ", ".join(["(" + ", ".join("?" * width) + ")"] * per_statement)
+    one = "(" + ", ".join("?" * width) + ")"
     flat = list(itertools.chain.from_iterable(zip(*columns)))
     whole = batch.num_rows // per_statement * per_statement * width
     step = per_statement * width
     cursor = connection.connection.driver_connection.cursor()
     try:
-        cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES {values}",
+        cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES {', '.join([one] * per_statement)}",
                            (flat[i:i + step] for i in range(0, whole, step)))
         rest = flat[whole:]
         if rest:
-            one = "(" + ", ".join("?" * width) + ")"
-            cursor.execute(f"INSERT INTO {table.name} ({names}) VALUES " + ", ".join([one] * (len(rest) // width)),
-                           rest)
+            cursor.execute(f"INSERT INTO {table.name} ({names}) VALUES {', '.join([one] * (len(rest) // width))}", rest)
     finally:
         cursor.close()
 

@@ -29,6 +29,7 @@ import os
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -48,7 +49,7 @@ from experiments.assignment import progress_bar
 from experiments.audit import Action, record
 from experiments.catalog import Channel
 from experiments.config import to_stored_utc
-from experiments.db import bulk_insert, bulk_load, session_scope
+from experiments.db import bulk_insert, bulk_loader, session_scope
 from experiments.identifiers import MAX_ID_LENGTH, InvalidIdentifier, check_name, normalise_customer_id
 from experiments.models import (
     Event,
@@ -558,7 +559,7 @@ FALSE_WORDS = ("0", "false", "f", "no", "n", "否")
 MAX_VALUE = 1e9  # |a result value| at most (¥ amounts, counts): 1e308 would turn sums, and the report, into ∞
 NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _SPACE = " \t\r\n\u3000\u00a0\ufeff"  # the white space identifiers strip
-BLOCK_SIZE = 16 << 20  # bytes of CSV parsed at a time by the fast path: memory is bounded by this
+BLOCK_SIZE = 8 << 20  # bytes of CSV parsed at a time by the fast path: memory is bounded by this
 
 
 @dataclass(frozen=True)
@@ -699,22 +700,52 @@ def _load(session: Session, table: _Table, columns: _Columns, results: SqlTable,
         return _load_exact(session, table, columns, results, chunk, lambda n: bar.advance(task, n))
 
 
+@dataclass(frozen=True)
+class _Block:
+    """A block of rows read and checked by the fast path, as the columns to store."""
+
+    customer_ids: pa.Array
+    labels: pa.Array
+    numbers: dict[str, pa.Array]
+    segments: dict[str, pa.Array]
+
+
+def _checked_blocks(table: _Table, columns: _Columns) -> Iterator[_Block]:
+    rows = 0
+    for block in table.blocks(columns.read):
+        customer_ids = (_fast_ids(block[columns.customer_id]) if columns.customer_id
+                        else pa.array([str(n) for n in range(rows + 1, rows + block.num_rows + 1)]))
+        numbers = {m: _fast_numbers(block[m], non_negative=True) for m in columns.metrics}
+        numbers |= {c: _fast_numbers(block[c], non_negative=False) for c in columns.covariates}
+        rows += block.num_rows
+        yield _Block(customer_ids, _fast_names(block[columns.variant]), numbers,
+                     {s: _fast_names(block[s]) for s in columns.segments})
+
+
+def _read_ahead(blocks: Iterator[T]) -> Iterator[T]:
+    """``blocks``, the next one prepared by a thread while the caller stores this one: pyarrow parses and
+    checks without holding the GIL, so reading overlaps the database's writing (measured in
+    benchmarks/imports.py)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(next, blocks, None)
+        while (block := pending.result()) is not None:
+            pending = pool.submit(next, blocks, None)
+            yield block
+
+
 def _load_fast(session: Session, table: _Table, columns: _Columns, results: SqlTable,
                advance: Callable[[int], None]) -> _Loaded:
     loaded = _Loaded.of(columns)
     ids: list[pa.Array] = []
     before = table.stat()
-    for block in table.blocks(columns.read):
-        customer_ids = (_fast_ids(block[columns.customer_id]) if columns.customer_id
-                        else pa.array([str(n) for n in range(loaded.rows + 1, loaded.rows + block.num_rows + 1)]))
-        labels = _fast_names(block[columns.variant])
-        numbers = {m: _fast_numbers(block[m], non_negative=True) for m in columns.metrics}
-        numbers |= {c: _fast_numbers(block[c], non_negative=False) for c in columns.covariates}
-        segments = {s: _fast_names(block[s]) for s in columns.segments}
-        ids.append(customer_ids)
-        loaded.add(labels, numbers, segments)
-        _append(session, results, columns, customer_ids, labels, numbers, segments)
-        advance(block.num_rows)
+    names = [c.name for c in results.columns]
+    with bulk_loader(session, results) as store:
+        for block in _read_ahead(_checked_blocks(table, columns)):
+            ids.append(block.customer_ids)
+            loaded.add(block.labels, block.numbers, block.segments)
+            store(pa.RecordBatch.from_arrays([block.customer_ids, block.labels, *block.numbers.values(),
+                                              *block.segments.values()], names=names))
+            advance(len(block.labels))
     if loaded.rows and not pd.Series(pa.chunked_array(ids), dtype=pd.ArrowDtype(pa.string())).is_unique:
         raise _Recheck  # a customer appears twice (measured: the fastest check of millions of strings at hand)
     if table.stat() != before:
@@ -773,22 +804,18 @@ def _load_exact(session: Session, table: _Table, columns: _Columns, results: Sql
     """Read and check row by row (the first bad row named exactly), storing ``chunk`` rows at a time."""
     loaded = _Loaded.of(columns)
     first_line: dict[str, int] = {}  # customer → line: only on this path, which a well-formed file never takes
-    for rows in table.chunks(chunk):
-        customers = _parse_results(table, columns, rows, loaded.rows, first_line)
-        customer_ids = pa.array([c.customer_id for c in customers], pa.string())
-        labels = pa.array([c.label for c in customers], pa.string())
-        numbers = {n: pa.array([c.values[n] for c in customers], pa.float64()) for n in columns.numeric}
-        segments = {s: pa.array([c.segments[s] for c in customers], pa.string()) for s in columns.segments}
-        loaded.add(labels, numbers, segments)
-        _append(session, results, columns, customer_ids, labels, numbers, segments)
-        advance(len(rows))
+    names = [c.name for c in results.columns]
+    with bulk_loader(session, results) as store:
+        for rows in table.chunks(chunk):
+            customers = _parse_results(table, columns, rows, loaded.rows, first_line)
+            labels = pa.array([c.label for c in customers], pa.string())
+            numbers = {n: pa.array([c.values[n] for c in customers], pa.float64()) for n in columns.numeric}
+            segments = {s: pa.array([c.segments[s] for c in customers], pa.string()) for s in columns.segments}
+            loaded.add(labels, numbers, segments)
+            store(pa.RecordBatch.from_arrays([pa.array([c.customer_id for c in customers], pa.string()), labels,
+                                              *numbers.values(), *segments.values()], names=names))
+            advance(len(rows))
     return loaded
-
-
-def _append(session: Session, results: SqlTable, columns: _Columns, customer_ids: pa.Array, labels: pa.Array,
-            numbers: dict[str, pa.Array], segments: dict[str, pa.Array]) -> None:
-    arrays = [customer_ids, labels, *(numbers[n] for n in columns.numeric), *(segments[s] for s in columns.segments)]
-    bulk_load(session, results, pa.RecordBatch.from_arrays(arrays, names=[c.name for c in results.columns]))
 
 
 def _results_columns(experiment: str, variant_column: str, metrics: Sequence[str], id_column: str | None,
@@ -813,7 +840,8 @@ def _results_columns(experiment: str, variant_column: str, metrics: Sequence[str
         except InvalidIdentifier as error:
             raise ImportFailed(f"--segments: {error}") from None
     if channel is not None and channel not in {c.value for c in Channel}:
-        raise ImportFailed(f"--channel: unknown channel {channel!r}; choose one of {', '.join(c.value for c in Channel)}")
+        raise ImportFailed(f"--channel: unknown channel {channel!r}; "
+                           f"choose one of {', '.join(c.value for c in Channel)}")
     return _Columns(variant_column, tuple(metrics), tuple(covariates), tuple(dict.fromkeys(segments)), id_column)
 
 

@@ -20,8 +20,8 @@ from experiments.store import get_experiment
 
 @pytest.fixture
 def hillstrom(engine: Engine, hillstrom_path) -> Engine:  # noqa: ANN001
-    import_results(engine, hillstrom_path, actor=cli_actor(), experiment="hillstrom", variant_column="segment", control="No E-Mail",
-                   metrics=["visit", "spend"], covariates=["history", "recency"])
+    import_results(engine, hillstrom_path, experiment="hillstrom", variant_column="segment", control="No E-Mail",
+                   metrics=["visit", "spend"], covariates=["history", "recency"], actor=cli_actor())
     return engine
 
 

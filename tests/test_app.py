@@ -132,8 +132,8 @@ def test_results_show_significance_charts_and_downloads(demo: Engine) -> None:
 def test_results_warn_on_sample_ratio_mismatch(demo: Engine, tmp_path: Path) -> None:
     path = tmp_path / "lopsided.csv"
     path.write_text("arm,returned\n" + "A,1\n" * 900 + "B,0\n" * 100, encoding="utf-8")
-    import_results(demo, path, actor=cli_actor(), experiment="lopsided", variant_column="arm", control="A", metrics=["returned"],
-                   shares={"A": 0.5, "B": 0.5})
+    import_results(demo, path, experiment="lopsided", variant_column="arm", control="A", metrics=["returned"],
+                   shares={"A": 0.5, "B": 0.5}, actor=cli_actor())
     at = open_page("results", "en", experiment="lopsided")
     assert at.error and "Sample ratio mismatch" in at.error[0].value
     listed = open_page("experiments", "zh").dataframe[0].value.set_index("名称")

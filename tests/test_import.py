@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import math
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -426,7 +427,8 @@ def test_customer_ids_are_normalised_in_both_imports(engine: Engine, tmp_path: P
 def test_control_characters_in_a_customer_id_are_refused(engine: Engine, tmp_path: Path, value: str) -> None:
     with pytest.raises(ImportFailed, match=r"^events.csv, line 3, field customer_id: customer id contains a "
                                            r"control character \(U\+"):
-        import_events(engine, write(tmp_path, "events.csv", HEADER + f"C0,visit,2026-12-01,\n{value},visit,2026-12-01,\n"))
+        import_events(engine, write(tmp_path, "events.csv",
+                                    HEADER + f"C0,visit,2026-12-01,\n{value},visit,2026-12-01,\n"))
     with pytest.raises(ImportFailed, match=r"^ext.csv, line 3, field user: customer id contains a control character"):
         results(engine, write(tmp_path, "ext.csv", RESULTS + f"u0,holdout,0,0,1,a\n{value},sms,0,0,1,a\n"))
     assert count(engine, Event) == 0 and nothing_stored(engine)
@@ -492,8 +494,8 @@ def test_a_label_of_a_handful_of_customers_is_named_and_fails_the_srm_check(engi
 
 def test_with_shares_a_label_outside_the_design_is_named_with_its_line(engine: Engine, tmp_path: Path) -> None:
     path = write(tmp_path, "ext.csv", RESULTS + "u1,holdout,0,0,1,a\nu2,sms,1,5,1,b\nu3,Contrl,1,5,1,b\n")
-    with pytest.raises(ImportFailed, match=r"^--shares: give one share per label; missing: Contrl, unknown: - "
-                                           r"\(ext.csv, line 4, field arm: variant label 'Contrl' is not in the design\)"):
+    message = r"^--shares: give one share per label; missing: Contrl, unknown: - \(ext.csv, line 4, field arm: "
+    with pytest.raises(ImportFailed, match=message + r"variant label 'Contrl' is not in the design\)"):
         results(engine, path, shares={"holdout": 0.5, "sms": 0.5})
     assert nothing_stored(engine)
 
@@ -644,14 +646,19 @@ def test_an_import_does_not_stall_readers(engine: Engine, tmp_path: Path, monkey
     small, _ = _random_results(tmp_path, n=200)
     import_results(engine, small, experiment="other", variant_column="arm", control="holdout", metrics=["revenue"])
     halfway, resume = threading.Event(), threading.Event()
-    store = importer.bulk_load
+    loader = importer.bulk_loader
 
-    def store_then_wait(*args: object) -> None:
-        store(*args)
-        halfway.set()
-        resume.wait(30)
+    @contextmanager
+    def pausing_loader(*args: object) -> Iterator[Callable]:
+        with loader(*args) as store:
+            def store_then_wait(batch: object) -> None:
+                store(batch)
+                halfway.set()
+                resume.wait(30)
 
-    monkeypatch.setattr(importer, "bulk_load", store_then_wait)
+            yield store_then_wait
+
+    monkeypatch.setattr(importer, "bulk_loader", pausing_loader)
     outcome: list[ImportResult] = []
     big = write(tmp_path, "big.csv", RESULTS + "".join(f"u{i},{('holdout', 'sms')[i % 2]},0,{i},1,a\n"
                                                        for i in range(5_000)))

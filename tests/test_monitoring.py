@@ -50,7 +50,7 @@ def test_no_looks_for_imported_results(engine: Engine, hillstrom_path) -> None: 
     from experiments.access import cli_actor
     from experiments.importer import import_results
 
-    import_results(engine, hillstrom_path, actor=cli_actor(), experiment="h", variant_column="segment", control="No E-Mail",
-                   metrics=["visit"])
+    import_results(engine, hillstrom_path, experiment="h", variant_column="segment", control="No E-Mail",
+                   metrics=["visit"], actor=cli_actor())
     with session_scope(engine) as session:
         assert daily_looks(session.connection(), get_experiment(session, "h"), "visit", AS_OF) == []

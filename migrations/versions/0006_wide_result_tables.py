@@ -1,10 +1,11 @@
-"""imported results: one wide table per imported experiment instead of long metric_values/segment_values
+"""imported results: one wide table per imported experiment (and its sums) instead of metric_values/segment_values
 
 Each imported experiment's per-customer results move to ``results_<experiment id>`` (one row per
 customer: customer_id, variant label, one column per metric or covariate, one per segment; see
-experiments/result_tables.py), registered in ``result_tables``, with its sufficient statistics per variant and per variant × segment
-value in ``result_sums`` (computed here in SQL; an import sums them while it reads); its assignments rows (bucket -1),
-which only carried the variant, are dropped. The long tables go. Downgrade moves the data back.
+experiments/result_tables.py), registered in ``result_tables``, with its sufficient statistics per
+variant and per variant × segment value in ``result_sums`` (computed here in SQL; an import sums them
+while it reads); its assignments rows (bucket -1), which only carried the variant, are dropped. The
+long tables go. Downgrade moves the data back.
 
 Written out here in SQL (not through experiments.result_tables) so the migration stays what it was
 when the application changes.

@@ -1,0 +1,154 @@
+"""Imports and reports of Recall Lab's own database beside the same work in pandas, measured in one run.
+
+Writes a per-customer results file of N customers (default 2M: customer id, variant, a 0/1 outcome,
+revenue, a pre-period covariate, a cohort), then, ``--runs`` times, each step in a child process of its
+own (wall seconds and peak RSS from ``os.wait4``):
+
+- baseline ``pandas.read_csv`` of the file, and ``recall import results`` of it into a fresh SQLite
+  database and (with ``--pg``) a fresh PostgreSQL one;
+- baseline pandas + statsmodels computing the report's comparisons from the CSV (read included: per
+  contacted variant a z-test of the outcome and a Welch t-test of revenue, the same per cohort for the
+  outcome, and the χ² sample-ratio check), and ``recall report`` of the imported experiment.
+
+It prints one table: each step's median (min–max) beside its baseline's, their ratio, and peak memory.
+Not a test: it prints figures (README, "Importing results").
+
+    .venv/bin/python benchmarks/imports.py
+    .venv/bin/python benchmarks/imports.py --customers 2000000 --runs 3 \\
+        --pg postgresql+psycopg://postgres@127.0.0.1:5432/recall_bench
+
+``--pg`` names a database the benchmark may wipe (its public schema is dropped before each import).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECALL = str(Path(sys.executable).with_name("recall"))
+IMPORT = ["--experiment", "bench", "--variant-column", "variant", "--control", "control",
+          "--metrics", "converted,revenue", "--covariates", "pre_spend", "--segments", "cohort",
+          "--id-column", "customer_id", "--no-progress"]
+
+PANDAS_READ = "import pandas, sys; pandas.read_csv(sys.argv[1])"
+PANDAS_REPORT = """
+import sys
+import pandas as pd
+from scipy.stats import chisquare
+from statsmodels.stats.proportion import proportions_ztest
+from statsmodels.stats.weightstats import ttest_ind
+
+data = pd.read_csv(sys.argv[1])
+control = data[data.variant == "control"]
+counts = data.variant.value_counts()
+chisquare(counts.values)
+for name, arm in data[data.variant != "control"].groupby("variant"):
+    proportions_ztest([arm.converted.sum(), control.converted.sum()], [len(arm), len(control)])
+    ttest_ind(arm.revenue, control.revenue, usevar="unequal")
+    for cohort, cell in arm.groupby("cohort"):
+        base = control[control.cohort == cohort]
+        proportions_ztest([cell.converted.sum(), base.converted.sum()], [len(cell), len(base)])
+"""
+
+
+def measured(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of a child process, reaped with ``os.wait4`` for its own rusage."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed:\n{err.read().decode()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def write_results(path: Path, customers: int, seed: int = 1) -> None:
+    """The issue's file: ids in scrambled order, three arms, ~10% converted, revenue of converters."""
+    subprocess.run([sys.executable, "-c", f"""
+import numpy as np, pandas as pd
+rng = np.random.default_rng({seed})
+n = {customers}
+converted = (rng.random(n) < 0.1).astype(int)
+pd.DataFrame({{
+    "customer_id": [f"CUST{{i:010d}}" for i in rng.permutation(n)],
+    "variant": rng.choice(["control", "sms_coupon5", "sms_coupon10"], n),
+    "converted": converted,
+    "revenue": np.where(converted == 1, np.round(rng.gamma(2.0, 60.0, n), 2), 0.0),
+    "pre_spend": np.round(rng.gamma(1.5, 100.0, n), 2),
+    "cohort": rng.choice(["dormant_30d", "lapsed_1_3m", "silent_3m"], n),
+}}).to_csv({str(path)!r}, index=False)
+"""], check=True)
+
+
+def fresh(url: str) -> str:
+    """An empty, migrated database at ``url`` (SQLite file removed; PostgreSQL public schema dropped)."""
+    subprocess.run([sys.executable, "-c", f"""
+from pathlib import Path
+from sqlalchemy import text
+from experiments.db import make_engine, upgrade
+url = {url!r}
+if url.startswith("sqlite:///"):
+    for suffix in ("", "-wal", "-shm"):
+        Path(url[len("sqlite:///"):] + suffix).unlink(missing_ok=True)
+engine = make_engine(url)
+if engine.dialect.name == "postgresql":
+    with engine.begin() as c:
+        c.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        c.execute(text("CREATE SCHEMA public"))
+upgrade(engine)
+"""], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return url
+
+
+def summary(samples: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    seconds = [s for s, _ in samples]
+    return statistics.median(seconds), min(seconds), max(seconds), max(m for _, m in samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=2_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pg", help="a PostgreSQL database URL the benchmark may wipe")
+    parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "recall-bench-imports")
+    args = parser.parse_args()
+    args.folder.mkdir(parents=True, exist_ok=True)
+    path = args.folder / f"results-{args.customers}.csv"
+    if not path.exists():
+        write_results(path, args.customers)
+    backends = {"SQLite": f"sqlite:///{args.folder / 'bench.db'}", **({"PostgreSQL": args.pg} if args.pg else {})}
+    samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for _ in range(args.runs):  # interleaved: the machine's load falls on every figure alike
+        samples.setdefault(("read", "pandas"), []).append(measured([sys.executable, "-c", PANDAS_READ, str(path)]))
+        samples.setdefault(("report", "pandas"), []).append(measured([sys.executable, "-c", PANDAS_REPORT, str(path)]))
+        for backend, url in backends.items():
+            fresh(url)
+            samples.setdefault(("import", backend), []).append(
+                measured([RECALL, "import", "results", str(path), *IMPORT, "--db", url]))
+            samples.setdefault(("report", backend), []).append(measured([RECALL, "report", "bench", "--db", url]))
+
+    size = path.stat().st_size / 1e6
+    print(f"{args.customers:,} customers, {size:.0f} MB CSV, {args.runs} runs, {os.cpu_count()} cores; "
+          "seconds: median (min–max) of whole processes")
+    print("| step | backend | Recall Lab s | baseline | baseline s | ratio | peak MB |")
+    print("|---|---|---:|---|---:|---:|---:|")
+    for step, baseline, name in (("import", "read", "`pandas.read_csv`"), ("report", "report", "pandas + statsmodels")):
+        base, base_low, base_high, _ = summary(samples[(baseline, "pandas")])
+        for backend in backends:
+            ours, low, high, memory = summary(samples[(step, backend)])
+            command = "import results" if step == "import" else "report"
+            print(f"| `recall {command}` | {backend} | {ours:.2f} ({low:.2f}–{high:.2f}) | {name} | "
+                  f"{base:.2f} ({base_low:.2f}–{base_high:.2f}) | {ours / base:.2f}× | {memory:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
