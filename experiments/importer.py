@@ -36,7 +36,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TypeVar
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -746,11 +745,21 @@ def _load_fast(session: Session, table: _Table, columns: _Columns, results: SqlT
             store(pa.RecordBatch.from_arrays([block.customer_ids, block.labels, *block.numbers.values(),
                                               *block.segments.values()], names=names))
             advance(len(block.labels))
-    if loaded.rows and not pd.Series(pa.chunked_array(ids), dtype=pd.ArrowDtype(pa.string())).is_unique:
-        raise _Recheck  # a customer appears twice (measured: the fastest check of millions of strings at hand)
+    if loaded.rows and _repeats(pa.chunked_array(ids)):
+        raise _Recheck  # a customer appears twice
     if table.stat() != before:
         raise ImportFailed(f"{table.name}: the file changed while it was being imported; import it again")
     return loaded
+
+
+def _repeats(ids: pa.ChunkedArray) -> bool:
+    """Whether a customer id appears twice: DuckDB's parallel hash aggregate over the Arrow ids (no copy);
+    measured on 2M ids, faster than pyarrow's and pandas' unique (benchmarks/imports.py)."""
+    import duckdb
+
+    ids_table = pa.table({"id": ids})  # noqa: F841 - DuckDB reads the local variable by its name
+    with duckdb.connect() as connection:
+        return connection.execute("SELECT count(*) > count(DISTINCT id) FROM ids_table").fetchone()[0]
 
 
 def _fast_ids(values: pa.Array) -> pa.Array:
