@@ -1,18 +1,23 @@
 """Importing outcomes: events, or per-customer results of a test run elsewhere.
 
-Both imports are atomic and idempotent, and hold bounded memory whatever the file size:
+Both imports are atomic and idempotent, check the actor's ``import`` permission, and record
+themselves in the audit log (file name, rows, SHA-256) in their own transaction:
 
 * A bad row rejects the whole file with a message ``FILE, line N, field F: reason``, where N is the
   line in the file (the header is line 1, so the first data row is line 2) — the number an editor shows.
-* The file is read twice, as a stream. The first pass hashes the (decompressed) content and checks
-  the bytes (gzip, UTF-8) and the CSV structure; the second validates the rows ``chunk`` at a time
-  and writes each validated chunk with :func:`experiments.db.bulk_insert` (COPY on PostgreSQL), all
-  inside one transaction: an error in a later chunk rolls back the earlier ones, leaving nothing behind.
+* Events: the file is read twice, as a stream. The first pass hashes the (decompressed) content and
+  checks the bytes (gzip, UTF-8) and the CSV structure; the second validates the rows ``chunk`` at a
+  time and writes each validated chunk with :func:`experiments.db.bulk_insert` (COPY on PostgreSQL),
+  all inside one transaction: an error in a later chunk rolls back the earlier ones. Events already
+  present (same customer, type, time and value) are skipped and counted, so overlapping exports can be
+  imported one after the other; each chunk looks them up in the database.
+* Results: hashed in one pass, then parsed by pyarrow a block at a time and checked a column at a
+  time, into a table of the experiment's own (:mod:`experiments.result_tables`); when a check fails,
+  read again row by row to name the first bad line (see "Results of a test run elsewhere" below).
 * The SHA-256 of the content is recorded in ``imports``; the same content imported again changes
-  nothing. Events already present (same customer, type, time and value) are skipped and counted, so
-  overlapping exports can be imported one after the other; each chunk looks them up in the database
-  (where earlier chunks of the same file already are). A results file's customer repeated across
-  chunks is caught by the assignments' primary key. No set of every row or customer is ever held.
+  nothing. Memory is bounded by a chunk or block, whatever the file's size.
+* Customer ids, labels and segment values go through :mod:`experiments.identifiers` (the one
+  normalisation); an event dated after the clock (beyond :func:`clock_skew`) is refused.
 
 Files are CSV, optionally gzip-compressed, in UTF-8 (a byte-order mark is tolerated).
 """
