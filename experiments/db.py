@@ -224,6 +224,8 @@ def _insert_batch(session: Session, table: Table, batch: pa.RecordBatch) -> None
     if not batch.num_rows:
         return
     connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        batch = _as_sqlite_stores(batch)
     columns = [array.to_pylist() for array in batch.columns]
     names = ", ".join(batch.schema.names)
     if connection.dialect.name != "sqlite":
@@ -244,6 +246,22 @@ def _insert_batch(session: Session, table: Table, batch: pa.RecordBatch) -> None
             cursor.execute(f"INSERT INTO {table.name} ({names}) VALUES {', '.join([one] * (len(rest) // width))}", rest)
     finally:
         cursor.close()
+
+
+def _as_sqlite_stores(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Times and amounts as SQLAlchemy stores them in SQLite (text 'YYYY-MM-DD HH:MM:SS.ffffff', REAL), so
+    rows written here compare equal to rows written through the ORM (events' natural key)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrays = []
+    for array in batch.columns:
+        if pa.types.is_timestamp(array.type):
+            array = pc.strftime(pc.cast(array, pa.timestamp("us")), "%Y-%m-%d %H:%M:%S")
+        elif pa.types.is_decimal(array.type):
+            array = pc.cast(array, pa.float64())
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 SQLITE_PARAMETERS = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32

@@ -407,6 +407,32 @@ def test_the_fast_and_the_exact_reader_store_the_same(database_url: str, tmp_pat
     assert {r[2] for r in tables[0]["results"]} == {0.0, 1.0}  # TRUE, 是 → 1; no, 0 → 0
 
 
+def test_the_fast_and_the_exact_event_readers_store_the_same(database_url: str, tmp_path: Path) -> None:
+    """pyarrow's reader and a staging table, or (a line of spaces it cannot parse) the row-by-row reader:
+    the same events, the same already-stored ones skipped, the same repeats within the file counted once."""
+    from experiments.db import make_engine
+    from tests.conftest import fresh_database
+
+    first = write(tmp_path, "a.csv", HEADER + "C1,order,2026-12-01 10:00,10\nC2,visit,2026-12-02,\n")
+    rows = ["C2,Visit ,2026-12-02,0\n", " C3 ,order,2026-12-03T09:30:15.5,12.3\n", "C3,order,2026-12-03 09:30:15.5,12.30\n",
+            "C4,click,2026-12-04 23:59,\n", "C1,unsubscribe,2026-12-05 08:00,\n"]
+    spaced = tmp_path / "spaced"
+    spaced.mkdir()
+    files = [write(tmp_path, "b.csv", HEADER + "".join(rows)),
+             write(spaced, "b.csv", HEADER + "".join(rows[:2]) + "   \n" + "".join(rows[2:]))]
+    outcomes, tables = [], []
+    for i, second in enumerate(files):
+        folder = tmp_path / f"db{i}"
+        folder.mkdir()
+        engine = make_engine(fresh_database(folder))
+        outcomes.append([(r.rows, r.inserted, r.skipped_duplicates) for r in
+                         (import_events(engine, first), import_events(engine, second))])
+        tables.append(table_rows(engine, Event))
+        engine.dispose()
+    assert outcomes[0] == outcomes[1] == [(2, 2, 0), (5, 3, 1)]
+    assert tables[0] == tables[1]
+
+
 def test_import_progress_bar_does_not_change_the_outcome(engine: Engine, tmp_path: Path) -> None:
     path = write(tmp_path, "events.csv", HEADER + "C1,order,2026-12-01 10:00,88.5\nC2,visit,2026-12-01 11:00,\n")
     assert import_events(engine, path, chunk=1, progress=True).inserted == 2
