@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Table, create_engine, event, insert, inspect, text
+from sqlalchemy import Engine, Select, Table, create_engine, event, insert, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -246,6 +246,19 @@ def _insert_batch(session: Session, table: Table, batch: pa.RecordBatch) -> None
             cursor.execute(f"INSERT INTO {table.name} ({names}) VALUES {', '.join([one] * (len(rest) // width))}", rest)
     finally:
         cursor.close()
+
+
+def insert_skipping_repeats(session: Session, model: type, columns: list[str], rows: Select) -> None:
+    """INSERT … SELECT ``rows`` into ``model``'s table, leaving out rows whose unique key is already there
+    (or earlier in ``rows``): ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
+    dialect = session.connection().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        raise NotImplementedError(f"no ON CONFLICT DO NOTHING for {dialect}")
+    session.execute(dialect_insert(model).from_select(columns, rows).on_conflict_do_nothing())
 
 
 def _as_sqlite_stores(batch: pa.RecordBatch) -> pa.RecordBatch:
