@@ -7,6 +7,8 @@ process after its imports: Python, pandas, scipy and SQLAlchemy take a second or
 
 - baseline ``pandas.read_csv`` of the file, and ``recall import results`` of it into a fresh SQLite
   database and (with ``--pg``) a fresh PostgreSQL one;
+- baseline ``pandas.read_csv`` of an events file of ``--events`` rows (customer id, type, local time,
+  amount), and ``recall import events`` of it (``--events 0``: skipped);
 - baseline pandas + statsmodels computing the report's comparisons from the CSV (read included: per
   contacted variant a z-test of the outcome and a Welch t-test of revenue, the same per cohort for the
   outcome, and the χ² sample-ratio check), and ``recall report`` of the imported experiment.
@@ -100,6 +102,25 @@ pd.DataFrame({{
 """], check=True)
 
 
+def write_events(path: Path, rows: int, seed: int = 3) -> None:
+    """Events of rows/3 customers over the four weeks before today, local time to the minute; orders carry
+    an amount."""
+    subprocess.run([sys.executable, "-c", f"""
+import numpy as np, pandas as pd
+rng = np.random.default_rng({seed})
+n = {rows}
+kinds = np.array(["visit", "visit", "visit", "order", "click", "delivered", "coupon_redeemed", "unsubscribe"])
+kind = kinds[rng.integers(0, len(kinds), n)]
+at = (np.datetime64("today", "m") - np.timedelta64(29, "D") + rng.integers(0, 28 * 24 * 60, n).astype("timedelta64[m]")).astype(str)
+pd.DataFrame({{
+    "customer_id": np.char.add("C", np.char.zfill(rng.integers(0, max(n // 3, 1), n).astype(str), 9)),
+    "event_type": kind,
+    "occurred_at": np.char.replace(at, "T", " "),
+    "value": np.where(kind == "order", np.round(rng.uniform(5, 300, n), 2).astype(str), ""),
+}}).to_csv({str(path)!r}, index=False)
+"""], check=True)
+
+
 def fresh(url: str) -> str:
     """An empty, migrated database at ``url`` (SQLite file removed; PostgreSQL public schema dropped)."""
     subprocess.run([sys.executable, "-c", f"""
@@ -133,6 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=2_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--events", type=int, default=1_000_000, help="rows of the events file (0: none)")
     parser.add_argument("--pg", help="a PostgreSQL database URL the benchmark may wipe")
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "recall-bench-imports")
     args = parser.parse_args()
@@ -140,6 +162,9 @@ def main() -> None:
     path = args.folder / f"results-{args.customers}.csv"
     if not path.exists():
         write_results(path, args.customers)
+    events = args.folder / f"events-{args.events}.csv"
+    if args.events and not events.exists():
+        write_events(events, args.events)
     backends = {"SQLite": f"sqlite:///{args.folder / 'bench.db'}", **({"PostgreSQL": args.pg} if args.pg else {})}
     samples: dict[tuple[str, str], list[Sample]] = {}
     recall = [sys.executable, "-c", RECALL_TIMED]
@@ -151,17 +176,25 @@ def main() -> None:
             samples.setdefault(("import", backend), []).append(
                 measured([*recall, "import", "results", str(path), *IMPORT, "--db", url]))
             samples.setdefault(("report", backend), []).append(measured([*recall, "report", "bench", "--db", url]))
+            if args.events:
+                samples.setdefault(("events", backend), []).append(
+                    measured([*recall, "import", "events", str(events), "--no-progress", "--db", url]))
+        if args.events:
+            samples.setdefault(("events", "pandas"), []).append(
+                measured([sys.executable, "-c", PANDAS_READ, str(events)]))
 
     size = path.stat().st_size / 1e6
     print(f"{args.customers:,} customers, {size:.0f} MB CSV, {args.runs} runs, {os.cpu_count()} cores; seconds: "
           "median (min–max); command = the whole process, work = timed inside it after its imports")
     print("| step | backend | command s | work s | baseline | command s | work s | ratio: command | work | peak MB |")
     print("|---|---|---:|---:|---|---:|---:|---:|---:|---:|")
-    for step, baseline, name in (("import", "read", "`pandas.read_csv`"), ("report", "report", "pandas + statsmodels")):
+    steps = [("import", "read", "`pandas.read_csv`"), ("report", "report", "pandas + statsmodels"),
+             *([("events", "events", "`pandas.read_csv`")] if args.events else [])]
+    for step, baseline, name in steps:
         base_whole, base_work, base_whole_median, base_work_median, _ = summary(samples[(baseline, "pandas")])
         for backend in backends:
             whole, work, whole_median, work_median, memory = summary(samples[(step, backend)])
-            command = "import results" if step == "import" else "report"
+            command = {"import": "import results", "report": "report", "events": f"import events ({args.events:,})"}[step]
             print(f"| `recall {command}` | {backend} | {whole} | {work} | {name} | {base_whole} | {base_work} | "
                   f"{whole_median / base_whole_median:.2f}× | {work_median / base_work_median:.2f}× | {memory:.0f} |")
 
