@@ -73,7 +73,8 @@ def measured(command: list[str]) -> Sample:
     and its peak RSS in MB, reaped with ``os.wait4`` for its own rusage."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT,
+                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
         if os.waitstatus_to_exitcode(status) != 0:
@@ -111,7 +112,8 @@ rng = np.random.default_rng({seed})
 n = {rows}
 kinds = np.array(["visit", "visit", "visit", "order", "click", "delivered", "coupon_redeemed", "unsubscribe"])
 kind = kinds[rng.integers(0, len(kinds), n)]
-at = (np.datetime64("today", "m") - np.timedelta64(29, "D") + rng.integers(0, 28 * 24 * 60, n).astype("timedelta64[m]")).astype(str)
+minutes = rng.integers(0, 28 * 24 * 60, n).astype("timedelta64[m]")
+at = (np.datetime64("today", "m") - np.timedelta64(29, "D") + minutes).astype(str)
 pd.DataFrame({{
     "customer_id": np.char.add("C", np.char.zfill(rng.integers(0, max(n // 3, 1), n).astype(str), 9)),
     "event_type": kind,
@@ -194,7 +196,8 @@ def main() -> None:
         base_whole, base_work, base_whole_median, base_work_median, _ = summary(samples[(baseline, "pandas")])
         for backend in backends:
             whole, work, whole_median, work_median, memory = summary(samples[(step, backend)])
-            command = {"import": "import results", "report": "report", "events": f"import events ({args.events:,})"}[step]
+            command = {"import": "import results", "report": "report",
+                       "events": f"import events ({args.events:,})"}[step]
             print(f"| `recall {command}` | {backend} | {whole} | {work} | {name} | {base_whole} | {base_work} | "
                   f"{whole_median / base_whole_median:.2f}× | {work_median / base_work_median:.2f}× | {memory:.0f} |")
 

@@ -414,8 +414,8 @@ def test_the_fast_and_the_exact_event_readers_store_the_same(database_url: str, 
     from tests.conftest import fresh_database
 
     first = write(tmp_path, "a.csv", HEADER + "C1,order,2026-12-01 10:00,10\nC2,visit,2026-12-02,\n")
-    rows = ["C2,Visit ,2026-12-02,0\n", " C3 ,order,2026-12-03T09:30:15.5,12.3\n", "C3,order,2026-12-03 09:30:15.5,12.30\n",
-            "C4,click,2026-12-04 23:59,\n", "C1,unsubscribe,2026-12-05 08:00,\n"]
+    rows = ["C2,Visit ,2026-12-02,0\n", " C3 ,order,2026-12-03T09:30:15.5,12.3\n",
+            "C3,order,2026-12-03 09:30:15.5,12.30\n", "C4,click,2026-12-04 23:59,\n", "C1,unsubscribe,2026-12-05 08:00,\n"]
     spaced = tmp_path / "spaced"
     spaced.mkdir()
     files = [write(tmp_path, "b.csv", HEADER + "".join(rows)),
