@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine (see README.md):
-#   make app    install into .venv, build the demo campaign on first start, open the app
+#   make app    install into .venv; first start: ask for the first admin, build the demo campaign; open the app
 #   make test   install into .venv, run the test suite (SQLite; TEST_DB=postgresql+psycopg://... for PostgreSQL)
 
 PYTHON ?= python3
@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
+HOST ?= 127.0.0.1
 TEST_DB ?=
 PYTEST_ARGS ?=
 
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 app: install
-	$(BIN)/recall app --port $(PORT)
+	$(BIN)/recall app --port $(PORT) --host $(HOST)
 
 demo: install
 	$(BIN)/recall demo

@@ -1,7 +1,8 @@
 """Recall Lab, the Streamlit app: overview for leadership, design for growth teams, results for analysts.
 
-Run with ``make app`` (or ``recall app``). On an empty database the demo campaign is built first,
-unless ``RECALL_NO_DEMO=1``.
+Run with ``make app`` (or ``recall app``, which also builds the demo on an empty database and asks
+for the first admin). Nobody sees anything but the sign-in form until they sign in; each role then
+sees only the pages it may use, and every action checks the role again where it runs.
 """
 
 from __future__ import annotations
@@ -11,11 +12,19 @@ from pathlib import Path
 
 import streamlit as st
 
-from experiments.demo import build_demo
-from views.common import current_url, engine, experiment_rows
+from experiments.access import Permission
+from views.auth import current_actor, set_cookie, sign_in_page, sign_out
 from views.i18n import LANGUAGES, lang, t
 
 VIEWS = Path(__file__).resolve().parent / "views"
+# page file, title, icon, URL path, the permission that shows it
+PAGES = [
+    ("overview.py", "nav_overview", ":material/monitoring:", "overview", Permission.VIEW),
+    ("experiments.py", "nav_experiments", ":material/science:", "experiments", Permission.VIEW),
+    ("design.py", "nav_design", ":material/edit_note:", "design", Permission.DESIGN),
+    ("results.py", "nav_results", ":material/query_stats:", "results", Permission.VIEW),
+    ("settings.py", "nav_settings", ":material/settings:", "settings", Permission.SETTINGS),
+]
 
 st.set_page_config(page_title="Recall Lab 召回实验室", page_icon=":material/campaign:", layout="wide")
 st.session_state.setdefault("lang", os.environ.get("RECALL_LANG", "zh"))
@@ -23,17 +32,18 @@ st.session_state.setdefault("lang", os.environ.get("RECALL_LANG", "zh"))
 with st.sidebar:
     st.selectbox(t("language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
 
-if not experiment_rows(current_url()) and os.environ.get("RECALL_NO_DEMO") != "1":
-    with st.spinner(t("building_demo")):
-        build_demo(engine())
-    experiment_rows.clear()
+actor = current_actor()
+set_cookie()
+if actor is None:
+    # Every URL shows the sign-in form, so a link to /design opens the Design page after signing in.
+    st.navigation([st.Page(sign_in_page, title=t("sign_in"), url_path=url, default=url == "overview")
+                   for _, _, _, url, _ in PAGES], position="hidden").run()
+    st.stop()
 
-pages = [
-    st.Page(VIEWS / "overview.py", title=t("nav_overview"), icon=":material/monitoring:", url_path="overview", default=True),
-    st.Page(VIEWS / "experiments.py", title=t("nav_experiments"), icon=":material/science:", url_path="experiments"),
-    st.Page(VIEWS / "design.py", title=t("nav_design"), icon=":material/edit_note:", url_path="design"),
-    st.Page(VIEWS / "results.py", title=t("nav_results"), icon=":material/query_stats:", url_path="results"),
-    st.Page(VIEWS / "settings.py", title=t("nav_settings"), icon=":material/settings:", url_path="settings"),
-]
+with st.sidebar:
+    st.caption(t("signed_in_as", name=actor.name, role=t(f"role_{actor.role.value}")))
+    st.button(t("sign_out"), on_click=sign_out, key="sign_out")
+pages = [st.Page(VIEWS / file, title=t(title), icon=icon, url_path=url, default=url == "overview")
+         for file, title, icon, url, permission in PAGES if actor.can(permission)]
 st.navigation(pages).run()
 st.sidebar.caption(f"Recall Lab · {lang()}")

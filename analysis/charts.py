@@ -2,7 +2,9 @@
 
 - :func:`variant_rates`: each variant's rate with its 95% interval against the natural rate,
 - :func:`uplift_forest`: a forest plot of absolute uplifts with intervals around 0,
-- :func:`recall_vs_natural`: per campaign, the contacted customers' rate next to the natural rate.
+- :func:`recall_vs_natural`: per campaign, the contacted customers' rate next to the natural rate,
+- :func:`main_effects`: a factorial design's mean per level, one panel per factor,
+- :func:`interaction_lines`: one factor's levels as lines across another factor's levels.
 """
 
 from __future__ import annotations
@@ -132,3 +134,65 @@ def monitoring_path(looks: Sequence, *, label: str = "", day_label: str = "day")
                                alt.Tooltip("lo:Q", format="+.2%"), alt.Tooltip("hi:Q", format="+.2%")])
     zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="black").encode(y="zero:Q")
     return alt.layer(band, line, zero).properties(height=320)
+
+
+def main_effects_frame(report: Report, metric: str) -> pd.DataFrame:
+    """One row per factor × level: the level's mean averaged over the other factors (equal weight)."""
+    rows = []
+    natural = next((c.control_mean for c in report.comparisons if c.metric == metric), math.nan)
+    for e in report.factors:
+        if e.metric != metric:
+            continue
+        if not any(r["factor"] == e.factor for r in rows):
+            rows.append(dict(factor=e.factor, level=e.reference, mean=e.reference_mean, effect=0.0,
+                             p_adj=math.nan, natural=natural))
+        rows.append(dict(factor=e.factor, level=e.level, mean=e.level_mean, effect=e.abs_effect,
+                         p_adj=e.p_value_adjusted, natural=natural))
+    return pd.DataFrame(rows, columns=["factor", "level", "mean", "effect", "p_adj", "natural"])
+
+
+def main_effects(report: Report, metric: str, *, label: str = "", natural_label: str = "natural",
+                 factor_label: str = "factor") -> alt.FacetChart:
+    """One panel per factor: the mean at each of its levels (a line from the reference level), and the
+    natural rate of the holdout as a dashed rule."""
+    frame = main_effects_frame(report, metric)
+    frame["natural_label"] = natural_label
+    axis_format = ".1%" if _is_binary(report, metric) else ",.2f"
+    base = alt.Chart().encode(x=alt.X("level:N", sort=None, title=None, axis=alt.Axis(labelAngle=0)))
+    line = base.mark_line(point=alt.OverlayMarkDef(filled=True, size=80), color=NEUTRAL_COLOUR).encode(
+        y=alt.Y("mean:Q", title=label or metric, axis=alt.Axis(format=axis_format), scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("factor:N", title=factor_label), "level:N", alt.Tooltip("mean:Q", format=axis_format),
+                 alt.Tooltip("effect:Q", format="+" + axis_format.lstrip(",")), alt.Tooltip("p_adj:Q", format=".4f")])
+    rule = alt.Chart().mark_rule(strokeDash=[6, 4], color=CONTROL_COLOUR).encode(
+        y="natural:Q", tooltip=["natural_label:N", alt.Tooltip("natural:Q", format=axis_format)])
+    return alt.layer(line, rule, data=frame).properties(width=180, height=240).facet(
+        column=alt.Column("factor:N", sort=list(dict.fromkeys(frame.factor)), title=None)).resolve_scale(x="independent")
+
+
+def interaction_frame(report: Report, metric: str, across: str, lines: str) -> pd.DataFrame:
+    """Means of each (``across`` level, ``lines`` level) pair, averaged over the remaining factors."""
+    design = report.factorial
+    if design is None:
+        return pd.DataFrame(columns=["across", "line", "mean"])
+    means = {c.variant: c.variant_mean for c in report.comparisons if c.metric == metric and c.segment is None}
+    rows = []
+    for x in design.factors[across]:
+        for line in design.factors[lines]:
+            cells = [c for c, lv in design.cells.items() if lv[across] == x and lv[lines] == line and c in means]
+            if cells:
+                rows.append(dict(across=x, line=line, mean=sum(means[c] for c in cells) / len(cells)))
+    return pd.DataFrame(rows, columns=["across", "line", "mean"])
+
+
+def interaction_lines(report: Report, metric: str, across: str, lines: str, *, label: str = "") -> alt.Chart:
+    """Lines for each level of ``lines`` across the levels of ``across``: parallel lines, no interaction;
+    lines that converge, diverge or cross, an interaction."""
+    frame = interaction_frame(report, metric, across, lines)
+    axis_format = ".1%" if _is_binary(report, metric) else ",.2f"
+    return alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(filled=True, size=70)).encode(
+        x=alt.X("across:N", sort=None, title=across, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("mean:Q", title=label or metric, axis=alt.Axis(format=axis_format), scale=alt.Scale(zero=False)),
+        color=alt.Color("line:N", sort=None, title=lines, legend=alt.Legend(orient="top")),
+        tooltip=[alt.Tooltip("across:N", title=across), alt.Tooltip("line:N", title=lines),
+                 alt.Tooltip("mean:Q", format=axis_format)],
+    ).properties(height=280)

@@ -118,3 +118,17 @@ def holm_compatible_intervals(estimates: Sequence[float], standard_errors: Seque
     lo = holm_compatible_bounds(est, standard_errors, alpha / 2)
     hi = -holm_compatible_bounds(-est, standard_errors, alpha / 2)
     return lo, hi
+
+
+def interval_alpha(adjusted: list[float], alpha: float, correction: str) -> float:
+    """The level of intervals that agree with the family's decisions where the method allows:
+    Bonferroni and Holm: simultaneous Bonferroni intervals at α/m (an interval excluding 0 implies the
+    rejection; Holm may reject more); Benjamini-Hochberg: false-coverage-rate intervals at α·R/m for R
+    rejections (Benjamini & Yekutieli 2005); no correction: α."""
+    m = sum(1 for p in adjusted if math.isfinite(p))
+    if correction == "none" or m == 0:
+        return alpha
+    if correction == "bh":
+        rejected = sum(1 for p in adjusted if math.isfinite(p) and p < alpha)
+        return alpha * max(rejected, 1) / m
+    return alpha / m

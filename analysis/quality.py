@@ -12,6 +12,7 @@ The database computes the per-customer measures and per-variant sums; Python run
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,12 +57,16 @@ class QualityComparison:
 
 
 def verdict(comparisons: list[QualityComparison], variant: str) -> str:
-    """"customer" when the variant's returners stay at least as well as natural returners over 30
-    days (not significantly worse), "one_visit" when significantly worse, "too_early" without data."""
+    """What the variant's returners are worth, from 30-day retention against natural returners:
+    "customer" when the interval lies above 0 (they stay better than customers who came back by
+    themselves), "one_visit" when it lies below 0, "unproven" when it includes 0, "too_early"
+    before any returner's follow-up has passed. Never a claim the interval does not support."""
     c = next((c for c in comparisons if c.variant == variant and c.measure == "retained_30d"), None)
-    if c is None or not c.p_value == c.p_value:
+    if c is None or not all(math.isfinite(x) for x in (c.p_value, *c.abs_ci)):
         return "too_early"
-    return "one_visit" if c.abs_ci[1] < 0 else "customer"
+    if c.abs_ci[0] > 0:
+        return "customer"
+    return "one_visit" if c.abs_ci[1] < 0 else "unproven"
 
 
 def _returns(experiment: Experiment):  # noqa: ANN202 - a subquery

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from analysis.quality import verdict
 from analysis.report import Report
+from analysis.verdict import Reason, Verdict
 from experiments.catalog import BUILTIN_METRICS, RATIO_METRICS
 from experiments.models import MetricKind
 
@@ -28,6 +31,12 @@ LABELS = {
         "returned": "回流人数", "measure": "指标", "natural_returners": "自然回流客户", "variant_returners": "本组回流客户",
         "verdict": "结论", "customer": "留住了客户", "one_visit": "只换来一次访问", "too_early": "观察期未满",
         "retained_7d": "7 天留存", "retained_30d": "30 天留存", "repeat_orders_30d": "30 天复购次数", "spend_30d": "30 天消费",
+        "unproven": "尚无定论（区间包含 0）", "no_data": "暂无数据", "no_customers": "暂无数据：尚未分配任何客户",
+        "adj_ci": "校正后区间（与校正后 p 同族水平）", "roi_ci": "ROI 区间", "roi_status": "ROI 判断",
+        "roi_positive": "高于盈亏平衡", "roi_negative": "低于盈亏平衡（亏钱）", "roi_unproven": "未经证实（区间包含盈亏平衡点）",
+        "verdict_title": "结论", "previous_rollout": "上一次全量上线",
+        "previous_rollout_text": "本实验在 `{variant}`（来自 {experiment}，{at} UTC 全量上线）之上运行：各分组应与它比较；无触达对照组仍衡量自然回流率。",
+        "guardrail_blocked": "越过护栏，不可行动",
     },
     "en": {
         "title": "Significance report", "hypothesis": "Hypothesis", "control": "No-contact control",
@@ -54,26 +63,65 @@ LABELS = {
         "variant_returners": "Variant's returners", "verdict": "Verdict", "customer": "kept a customer",
         "one_visit": "bought one visit", "too_early": "too early to tell", "retained_7d": "7-day retention",
         "retained_30d": "30-day retention", "repeat_orders_30d": "Repeat orders (30 d)", "spend_30d": "Spend (30 d)",
+        "unproven": "unproven (the interval includes 0)", "no_data": "No data yet",
+        "no_customers": "No data yet: no customer has been assigned",
+        "adj_ci": "Adj. interval (family level of the adj. p)", "roi_ci": "ROI interval", "roi_status": "ROI reading",
+        "roi_positive": "above break-even", "roi_negative": "below break-even (loses money)",
+        "roi_unproven": "unproven (the interval includes break-even)",
+        "verdict_title": "Verdict", "previous_rollout": "Last roll-out",
+        "previous_rollout_text": "This experiment runs on top of `{variant}` (from {experiment}, rolled out {at} UTC): "
+                                 "compare the variants with it; the no-contact control still measures the natural rate.",
+        "guardrail_blocked": "breaches a guardrail: do not act",
     },
 }
 
 
-def fmt_p(p: float) -> str:
-    if not math.isfinite(p):
-        return "–"
+DASH = "–"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A value as shown: its text, and when it is missing ("–") the reason why (for a tooltip or note)."""
+
+    text: str
+    reason: str | None = None
+
+
+def finite(x: float | None) -> bool:
+    """A number that can be shown (None, nan and ±inf cannot)."""
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def cell(x: float | None, fmt: Callable[[float], str], reason: str) -> Cell:
+    """``fmt(x)``, or "–" with ``reason`` when ``x`` is missing or not finite."""
+    return Cell(fmt(x), None) if finite(x) else Cell(DASH, reason)
+
+
+def show(x: float | None, fmt: Callable[[float], str]) -> str:
+    """``fmt(x)``, or "–": never "nan" or "inf" on a page or in a report."""
+    return fmt(x) if finite(x) else DASH
+
+
+def fmt_p(p: float | None) -> str:
+    if not finite(p):
+        return DASH
     return "<0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
-def fmt_value(x: float, kind: str, *, signed: bool = False) -> str:
+def fmt_value(x: float | None, kind: str, *, signed: bool = False) -> str:
+    if x is None or math.isnan(x):
+        return DASH
     if not math.isfinite(x):
-        return "∞" if x > 0 else ("-∞" if x < 0 else "–")
+        return "∞" if x > 0 else "-∞"  # an unbounded interval end (Fieller), not missing data
     sign = "+" if signed else ""
     if kind == MetricKind.BINARY.value:
         return f"{x * 100:{sign}.2f}%"
     return f"{x:{sign},.2f}"
 
 
-def fmt_ci(ci: tuple[float, float], kind: str) -> str:
+def fmt_ci(ci: tuple[float, float] | None, kind: str) -> str:
+    if ci is None or not any(x is not None and not math.isnan(x) for x in ci):
+        return ""
     return f"[{fmt_value(ci[0], kind, signed=True)}, {fmt_value(ci[1], kind, signed=True)}]"
 
 
@@ -90,12 +138,140 @@ def metric_label(name: str, lang: str) -> str:
     return f"{builtin.label_zh if lang == 'zh' else builtin.label_en} ({name})"
 
 
+DECISIONS = {
+    "zh": {"ship": "上线 {variant}", "keep_running": "继续运行", "stop_for_harm": "因伤害停止：{variant}",
+           "no_effect": "没有效果", "not_analysable": "无法分析"},
+    "en": {"ship": "Ship {variant}", "keep_running": "Keep running", "stop_for_harm": "Stop for harm: {variant}",
+           "no_effect": "No effect", "not_analysable": "Not analysable"},
+}
+# A verdict reason's words: placeholders are filled from Reason.values (numbers already formatted).
+REASONS = {
+    "zh": {
+        "no_customers": "暂无数据：尚未分配任何客户",
+        "no_outcomes": "暂无数据：还没有可比较的结果",
+        "srm_mismatch": "分组比例与设计不符（SRM p = {p}）：任何结果都不可用于决策",
+        "srm_ok": "分组比例与设计一致（SRM p = {p}）",
+        "significant": "{variant} 在{metric}上显著优于对照组：{uplift} {ci}，校正后 p = {p_adjusted}",
+        "significantly_worse": "{variant} 在{metric}上显著差于对照组：{uplift} {ci}，校正后 p = {p_adjusted}",
+        "not_significant": "校正后没有分组显著优于对照组；点估计最高的 {variant}：{uplift} {ci}，校正后 p = {p_adjusted}（未经证实）",
+        "guardrail_breached": "{variant} 越过护栏「{metric}」：比对照组高 {difference}（单侧上界 {upper}，容忍 {margin}）",
+        "guardrails_ok": "{variant} 没有越过护栏（{metrics}）",
+        "sequential_crossed": "{variant} 已越过持续监测的边界（随时有效区间不含 0）",
+        "sequential_not_crossed": "{variant} 尚未越过持续监测的边界：提前决策会抬高误报率",
+        "roi_positive": "{variant} 的 ROI {roi}，区间 {ci} 高于盈亏平衡",
+        "roi_unproven": "{variant} 的 ROI {roi} 未经证实：区间 {ci} 包含盈亏平衡点 0",
+        "roi_negative": "{variant} 亏钱：ROI 区间 {ci} 低于盈亏平衡",
+        "roi_unknown": "{variant} 的 ROI 暂无数据",
+        "quality_customer": "{variant} 带回的客户 30 天留存高于自然回流客户：{uplift} {ci}",
+        "quality_one_visit": "{variant} 带回的多是一次访问：30 天留存低于自然回流客户 {uplift} {ci}",
+        "quality_unproven": "{variant} 的回流质量尚无定论：30 天留存 {uplift} {ci} 包含 0",
+        "quality_too_early": "{variant} 的回流质量：观察期未满",
+        "window_open": "最后一批客户的归因窗口还剩 {days} 天",
+        "underpowered": "以 80% 把握度检测 {mde} 的提升，还需要 {customers} 名客户",
+        "powered": "样本量足以检测 {mde} 的提升，但没有发现效果",
+    },
+    "en": {
+        "no_customers": "No data yet: no customer has been assigned",
+        "no_outcomes": "No data yet: no outcome to compare",
+        "srm_mismatch": "The split does not match the design (SRM p = {p}): no result can be acted on",
+        "srm_ok": "The split matches the design (SRM p = {p})",
+        "significant": "{variant} beats the control on {metric}: {uplift} {ci}, adjusted p = {p_adjusted}",
+        "significantly_worse": "{variant} is worse than the control on {metric}: {uplift} {ci}, adjusted p = {p_adjusted}",
+        "not_significant": "No variant beats the control after correction; highest point estimate {variant}: "
+                           "{uplift} {ci}, adjusted p = {p_adjusted} (unproven)",
+        "guardrail_breached": "{variant} breaches the {metric} guardrail: {difference} above the control "
+                              "(one-sided upper bound {upper}, tolerated {margin})",
+        "guardrails_ok": "{variant} breaches no guardrail ({metrics})",
+        "sequential_crossed": "{variant} has crossed the sequential boundary (the always-valid interval excludes 0)",
+        "sequential_not_crossed": "{variant} has not crossed the sequential boundary yet: deciding now would "
+                                  "inflate the false-positive rate",
+        "roi_positive": "{variant}'s ROI {roi}, interval {ci} above break-even",
+        "roi_unproven": "{variant}'s ROI {roi} is unproven: its interval {ci} includes break-even (0)",
+        "roi_negative": "{variant} loses money: ROI interval {ci} below break-even",
+        "roi_unknown": "{variant}'s ROI: no data yet",
+        "quality_customer": "{variant}'s returners stay better than natural returners: 30-day retention {uplift} {ci}",
+        "quality_one_visit": "{variant} mostly bought one visit: 30-day retention {uplift} {ci} below natural returners",
+        "quality_unproven": "{variant}'s recall quality is unproven: 30-day retention {uplift} {ci} includes 0",
+        "quality_too_early": "{variant}'s recall quality: too early to tell",
+        "window_open": "the last customers' attribution window has {days} days left",
+        "underpowered": "{customers} more customers are needed to detect a {mde} uplift with 80% power",
+        "powered": "enough customers to detect a {mde} uplift, and none was found",
+    },
+}
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.2f}×"
+
+
+def reason_text(reason: Reason, lang: str = "zh") -> str:
+    """One reason of a verdict in words, its numbers formatted ("–" when missing)."""
+    v = reason.values
+    kind = v.get("kind") or "binary"  # uplifts without a kind are rates (retention)
+    fields: dict[str, str] = {"variant": reason.variant or ""}
+    if "metric" in v:
+        guardrail = LABELS[lang].get(str(v["metric"])) if reason.code == "guardrail_breached" else None
+        fields["metric"] = guardrail or metric_label(str(v["metric"]), lang)
+    if "uplift" in v:
+        fields["uplift"] = fmt_value(_nan(v["uplift"]), kind, signed=True)
+    if "lo" in v:
+        fields["ci"] = (f"[{show(v['lo'], _ratio)}, {show(v['hi'], _ratio)}]" if reason.code.startswith("roi_")
+                        else fmt_ci((_nan(v["lo"]), _nan(v["hi"])), kind) or DASH)
+    for name in ("p", "p_adjusted"):
+        if name in v:
+            fields[name] = fmt_p(v[name])
+    for name in ("difference", "upper", "margin", "mde"):
+        if name in v:
+            fields[name] = fmt_value(_nan(v[name]), "binary", signed=True)
+    if "roi" in v:
+        fields["roi"] = show(v["roi"], _ratio)
+    for name in ("customers", "days"):
+        if name in v:
+            fields[name] = show(v[name], lambda x: f"{x:,.0f}")
+    if "metrics" in v:
+        fields["metrics"] = ", ".join(LABELS[lang].get(m.strip(), m.strip()) for m in str(v["metrics"]).split(","))
+    return REASONS[lang][reason.code].format(**fields)
+
+
+def _nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def decision_text(verdict: Verdict, lang: str = "zh") -> str:
+    """The verdict's headline, e.g. "Ship c10_lively_20h" or "Keep running: 1,234 more customers, 5 days"."""
+    text = DECISIONS[lang][verdict.decision].format(variant=verdict.variant or "")
+    more = []
+    if verdict.decision == "keep_running" and verdict.customers_needed:
+        more.append(f"还需 {verdict.customers_needed:,} 名客户" if lang == "zh"
+                    else f"{verdict.customers_needed:,} more customers")
+    if verdict.decision == "keep_running" and verdict.days_needed:
+        more.append(f"约 {verdict.days_needed} 天" if lang == "zh" else f"about {verdict.days_needed} days")
+    return text + (("：" if lang == "zh" else ": ") + ("，" if lang == "zh" else ", ").join(more) if more else "")
+
+
+def _verdict_section(report: Report, L: dict[str, str], lang: str) -> list[str]:
+    out = []
+    if report.verdict is not None:
+        out += [f"## {L['verdict_title']}: {decision_text(report.verdict, lang)}", ""]
+        out += [f"- {reason_text(r, lang)}" for r in report.verdict.reasons] + [""]
+    if report.previous_rollout is not None:
+        r = report.previous_rollout
+        out += [f"**{L['previous_rollout']}**: " + L["previous_rollout_text"].format(
+            variant=r.variant or "", experiment=r.experiment, at=r.rolled_out_at), ""]
+    return out
+
+
+def _pct(x: float) -> str:
+    return f"{x:.2%}"
+
+
 def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> str:
     """The report as Markdown: design and SRM, one table per metric, then cost and ROI."""
     L = LABELS[lang]
     out = [f"# {L['title']}: {report.experiment}", ""]
     if report.hypothesis:
         out += [f"**{L['hypothesis']}**: {report.hypothesis}", ""]
+    out += _verdict_section(report, L, lang)
     out += [
         f"- {L['control']}: `{report.control}`",
         f"- {L['primary']}: {metric_label(report.primary_metric, lang)}",
@@ -109,28 +285,35 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
     ]
     for v in report.variants:
         name = f"{v.name} ({L['control']})" if v.is_control else v.name
-        out.append(f"| {name} | {v.n:,} | {v.designed_share:.2%} | {v.observed_share:.2%} |")
+        out.append(f"| {name} | {v.n:,} | {v.designed_share:.2%} | {show(v.observed_share, _pct)} |")
     srm = report.srm
-    verdict = L["srm_bad"] if srm.mismatch else L["srm_ok"]
-    verdict += f" ({srm.reason})" if srm.reason else ""
-    out += ["", f"## {L['srm']}", "", f"χ² = {srm.chi2:.4f}, p = {fmt_p(srm.p_value)}: {verdict}", ""]
+    out += ["", f"## {L['srm']}", ""]
+    if finite(srm.p_value):
+        reading = L["srm_bad"] if srm.mismatch else L["srm_ok"]
+        reading += f" ({srm.reason})" if srm.reason else ""
+        out += [f"χ² = {srm.chi2:.4f}, p = {fmt_p(srm.p_value)}: {reading}", ""]
+    else:
+        out += [L["no_customers"] if sum(srm.observed) == 0 else L["no_data"], ""]
 
     metrics = list(dict.fromkeys(c.metric for c in report.comparisons))
     for metric in metrics:
         rows = [c for c in report.comparisons if c.metric == metric]
+        out += [f"## {L['metric']}: {metric_label(metric, lang)}", ""]
+        if not any(c.n and c.control_n for c in rows):
+            out += [L["no_data"], ""]
+            continue
         out += [
-            f"## {L['metric']}: {metric_label(metric, lang)}",
-            "",
             f"| {L['variant']} | {L['n']} | {L['natural']} | {L['mean']} | {L['abs']} | {L['rel']} "
-            f"| {L['p']} | {L['p_adj']} | {L['sig']} |",
-            "|---|---:|---:|---:|---|---|---:|---:|:---:|",
+            f"| {L['p']} | {L['p_adj']} | {L['adj_ci']} | {L['sig']} |",
+            "|---|---:|---:|---:|---|---|---:|---:|---|:---:|",
         ]
         for c in rows:
             out.append(
                 f"| {c.variant} | {c.n:,} | {fmt_value(c.control_mean, c.kind)} | {fmt_value(c.variant_mean, c.kind)} "
                 f"| {fmt_value(c.abs_uplift, c.kind, signed=True)} {fmt_ci(c.abs_ci, c.kind)} "
                 f"| {fmt_value(c.rel_uplift, 'binary', signed=True)} {fmt_ci(c.rel_ci, 'binary')} "
-                f"| {fmt_p(c.p_value)} | {fmt_p(c.p_value_adjusted)} | {L['yes'] if c.significant else L['no']} |"
+                f"| {fmt_p(c.p_value)} | {fmt_p(c.p_value_adjusted)} | {fmt_ci(c.abs_ci_adjusted, c.kind) or DASH} "
+                f"| {L['yes'] if c.significant else L['no']} |"
             )
         out += ["", f"{L['method']}: {rows[0].method}", ""]
 
@@ -139,14 +322,18 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
             f"## {L['roi']}",
             "",
             f"| {L['variant']} | {L['contacted']} | {L['inc_returns']} | {L['inc_revenue']} | {L['cost']} | ROI "
-            f"| {L['cpir']} |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            f"| {L['roi_ci']} | {L['roi_status']} | {L['cpir']} |",
+            "|---|---:|---:|---:|---:|---:|---|---|---:|",
         ]
         for r in report.roi:
-            roi = "–" if r.roi is None else f"{r.roi:.2f}×"
+            lo, hi = r.roi_ci if r.roi_ci is not None else (None, None)
+            status = (DASH if not (finite(lo) and finite(hi)) else
+                      L["roi_positive"] if lo > 0 else L["roi_negative"] if hi < 0 else L["roi_unproven"])
             out.append(
-                f"| {r.variant} | {r.contacted:,} | {r.incremental_returns:,.1f} | {fmt_money(r.incremental_revenue, currency)} "
-                f"| {fmt_money(r.cost, currency)} | {roi} | {fmt_money(r.cost_per_incremental_return, currency)} |"
+                f"| {r.variant} | {r.contacted:,} | {show(r.incremental_returns, lambda x: f'{x:,.1f}')} "
+                f"| {fmt_money(r.incremental_revenue, currency)} | {fmt_money(r.cost, currency)} | {show(r.roi, _ratio)} "
+                f"| {'[' + show(lo, _ratio) + ', ' + show(hi, _ratio) + ']' if r.roi_ci else DASH} | {status} "
+                f"| {fmt_money(r.cost_per_incremental_return, currency)} |"
             )
         out.append("")
     if report.cuped:
@@ -156,7 +343,7 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
         for a in report.cuped:
             kind = report.metric_kind(a.metric)
             out.append(f"| {a.variant} | {metric_label(a.metric, lang)} | {fmt_value(a.abs_uplift, kind, signed=True)} "
-                       f"{fmt_ci(a.abs_ci, kind)} | {fmt_p(a.p_value)} | {a.variance_reduction:.2%} |")
+                       f"{fmt_ci(a.abs_ci, kind)} | {fmt_p(a.p_value)} | {show(a.variance_reduction, _pct)} |")
         out.append("")
     if report.bayesian:
         out += [f"## {L['bayesian']}", "",
@@ -164,7 +351,7 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
                 "|---|---|---:|---:|---|"]
         for b in report.bayesian:
             kind = report.metric_kind(b.metric)
-            out.append(f"| {b.variant} | {metric_label(b.metric, lang)} | {b.chance_to_beat_control:.1%} "
+            out.append(f"| {b.variant} | {metric_label(b.metric, lang)} | {show(b.chance_to_beat_control, _pct)} "
                        f"| {fmt_value(b.expected_loss, kind)} | {fmt_ci(b.uplift_ci, kind)} |")
         out.append("")
     if report.sequential:
@@ -174,7 +361,8 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
         for q in report.sequential:
             kind = report.metric_kind(q.metric)
             out.append(f"| {q.variant} | {fmt_value(q.abs_uplift, kind, signed=True)} | {fmt_ci(q.ci, kind)} "
-                       f"| {fmt_p(q.p_value_always_valid)} | {L['yes'] if q.may_act else L['no']} |")
+                       f"| {fmt_p(q.p_value_always_valid)} "
+                       f"| {L['yes'] if q.may_act else L['guardrail_blocked'] if q.guardrail_breached else L['no']} |")
         out.append("")
     if report.guardrails:
         out += _guardrail_section(report, L)
@@ -182,6 +370,8 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
         out += _segment_section(report, L)
     if report.quality:
         out += _quality_section(report, L, currency)
+    if report.factorial is not None:
+        out += factorial_section(report, lang, currency)
     return "\n".join(out)
 
 
@@ -223,4 +413,154 @@ def _segment_section(report: Report, L: dict[str, str]) -> list[str]:
         out.append(f"| {c.segment} | {c.variant} | {c.n:,} | {fmt_value(c.control_mean, c.kind)} "
                    f"| {fmt_value(c.variant_mean, c.kind)} | {fmt_value(c.abs_uplift, c.kind, signed=True)} "
                    f"{fmt_ci(c.abs_ci, c.kind)} | {fmt_p(c.p_value_adjusted)} | {L['yes'] if c.significant else L['no']} |")
+    return out + [""]
+
+
+# Factorial designs (analysis.factorial): main effects, interactions, ROI per level, recommendation.
+FACTORIAL_LABELS = {
+    "zh": {
+        "title": "析因分析：主效应与交互作用", "design": "因子与水平", "fraction": "部分析因设计 {fraction}，定义关系 {relation}",
+        "aliases": "混杂（无法区分）", "mains": "主效应（水平 vs 参照水平，对其他因子等权平均）",
+        "interactions": "两因子交互作用（差中差，对其余因子等权平均）", "factor": "因子", "level": "水平", "reference": "参照",
+        "effect": "效应 (95% CI)", "pair": "因子对", "levels": "水平", "roi": "各水平的成本与 ROI（相对自然回流）",
+        "inc_rate": "增量回流率 (95% CI)", "cost_pc": "每客户成本", "extra": "相对参照的额外回流率 (95% CI)",
+        "per_extra": "每多回流一位客户的额外成本", "recommendation": "建议", "family": "主效应与交互作用单独构成一个多重检验族（{correction}）",
+        "cell_rate_clear": "回流率最高的组合：**{choice}**，比自然回流率高 {value} {value_ci}，领先第二名 {runner_up} {lead} {lead_ci}（校正后区间不含 0）。",
+        "cell_rate_leading": "回流率最高的组合是 **{choice}**（比自然回流率高 {value} {value_ci}），但领先第二名 {runner_up} 仅 {lead} {lead_ci}，校正后区间包含 0：尚无明确赢家。",
+        "cell_roi_clear": "ROI 最高的组合：**{choice}**，ROI {value} {value_ci}，领先 {runner_up} {lead} {lead_ci}（校正后区间不含 0）。",
+        "cell_roi_leading": "ROI 最高的组合是 **{choice}**（ROI {value} {value_ci}），但领先 {runner_up} 仅 {lead} {lead_ci}，区间包含 0：尚无明确赢家。",
+        "level_rate_clear": "{factor}：**{choice}** 的回流率比 {runner_up} 高 {lead} {lead_ci}（校正后区间不含 0），无论其他因子取何水平。",
+        "level_rate_leading": "{factor}：{choice} 领先 {runner_up} {lead} {lead_ci}，校正后区间包含 0：尚不能判定哪个水平更好。",
+        "level_roi_clear": "{factor}（按 ROI）：**{choice}** 的 ROI 比 {runner_up} 高 {lead} {lead_ci}（校正后区间不含 0）。",
+        "level_roi_leading": "{factor}（按 ROI）：{choice} 的 ROI 领先 {runner_up} {lead} {lead_ci}，区间包含 0：尚无定论。",
+        "depends": "{factor}：最佳水平取决于 {others}（交互作用不可忽略），请按组合选择。",
+        "per_extra_sentence": "{factor} {level} 相对 {reference}：每位客户{more_less} {extra_cost}，每多回流一位客户的成本为 {per_extra}{ci}。",
+        "per_extra_none": "{factor} {level} 相对 {reference}：每位客户{more_less} {extra_cost}，但额外回流 {extra} {extra_ci} 不显著，无法给出每位额外回流客户的成本。",
+        "per_extra_cheaper": "{factor} {level} 相对 {reference}：每位客户{more_less} {extra_cost}，且额外回流 {extra} {extra_ci}：更便宜也更有效。",
+        "more": "多花", "less": "少花",
+    },
+    "en": {
+        "title": "Factorial analysis: main effects and interactions", "design": "Factors and levels",
+        "fraction": "Fractional design {fraction}, defining relation {relation}", "aliases": "Aliased (cannot be told apart)",
+        "mains": "Main effects (level vs reference, averaged over the other factors with equal weight)",
+        "interactions": "Two-way interactions (difference of differences, averaged over the remaining factors)",
+        "factor": "Factor", "level": "Level", "reference": "Reference", "effect": "Effect (95% CI)", "pair": "Factors",
+        "levels": "Levels", "roi": "Cost and ROI per level (over the natural return)",
+        "inc_rate": "Incremental return rate (95% CI)", "cost_pc": "Cost per customer",
+        "extra": "Extra return rate over the reference (95% CI)", "per_extra": "Cost per extra returned customer",
+        "recommendation": "Recommendation", "family": "Main effects and interactions form their own multiple-testing family ({correction})",
+        "cell_rate_clear": "Best cell by return rate: **{choice}**, {value} over the natural rate {value_ci}, ahead of the runner-up {runner_up} by {lead} {lead_ci} (adjusted interval above 0).",
+        "cell_rate_leading": "**{choice}** has the highest return rate ({value} over the natural rate {value_ci}) but leads the runner-up {runner_up} by only {lead} {lead_ci}; the adjusted interval includes 0: no clear winner yet.",
+        "cell_roi_clear": "Best cell by ROI: **{choice}**, ROI {value} {value_ci}, ahead of {runner_up} by {lead} {lead_ci} (adjusted interval above 0).",
+        "cell_roi_leading": "**{choice}** has the highest ROI ({value} {value_ci}) but leads {runner_up} by only {lead} {lead_ci}; the interval includes 0: no clear winner yet.",
+        "level_rate_clear": "{factor}: **{choice}** returns {lead} more than {runner_up} {lead_ci} (adjusted interval above 0), whatever the other factors.",
+        "level_rate_leading": "{factor}: {choice} leads {runner_up} by {lead} {lead_ci}; the adjusted interval includes 0: no level is clearly better yet.",
+        "level_roi_clear": "{factor} by ROI: **{choice}** has an ROI {lead} above {runner_up} {lead_ci} (adjusted interval above 0).",
+        "level_roi_leading": "{factor} by ROI: {choice} leads {runner_up} by {lead} {lead_ci}; the interval includes 0: undecided.",
+        "depends": "{factor}: the best level depends on {others} (interactions not negligible): choose by cell.",
+        "per_extra_sentence": "{factor} {level} over {reference} costs {extra_cost} {more_less} per customer: {per_extra} per extra returned customer{ci}.",
+        "per_extra_none": "{factor} {level} over {reference} costs {extra_cost} {more_less} per customer, but its extra returns {extra} {extra_ci} are not significant: no cost per extra returned customer yet.",
+        "per_extra_cheaper": "{factor} {level} over {reference} costs {extra_cost} {more_less} per customer and returns {extra} more {extra_ci}: cheaper and better.",
+        "more": "more", "less": "less",
+    },
+}
+
+
+def _fmt_roi(x: float) -> str:
+    return f"{x:.2f}×" if math.isfinite(x) else "–"
+
+
+def level_label(factor: str, level: str, currency: str = "¥") -> str:
+    """How a level reads in a sentence: ¥10 for a coupon, 20:00 for a send hour, else the level."""
+    if factor == "coupon":
+        return f"{currency}{level}"
+    if factor == "send_hour":
+        return f"{int(level):02d}:00" if level.isdigit() else level
+    return level
+
+
+def recommendation_lines(report: Report, lang: str = "zh", currency: str = "¥") -> list[str]:
+    """The recommendation in sentences, each with its uncertainty (see analysis.factorial.Pick)."""
+    F = FACTORIAL_LABELS[lang]
+    kind = report.metric_kind(report.recommendation[0].metric) if report.recommendation else "binary"
+    out = []
+    for p in report.recommendation:
+        if p.verdict == "depends":
+            line = F["depends"].format(factor=p.subject, others=", ".join(p.depends_on))
+            out += [] if line in out else [line]  # the same for rate and ROI: said once
+            continue
+        roi = p.basis == "roi"
+        show = (lambda x: f"{x:+.2f}×") if roi else (lambda x: fmt_value(x, kind, signed=True))  # noqa: E731
+        ci = lambda c: f"[{show(c[0])}, {show(c[1])}]"  # noqa: E731
+        label = (lambda x: x) if p.subject == "cell" else (lambda x: level_label(p.subject, x, currency))  # noqa: E731
+        key = f"{'cell' if p.subject == 'cell' else 'level'}_{p.basis}_{'clear' if p.verdict == 'clear' else 'leading'}"
+        out.append(F[key].format(choice=label(p.choice), runner_up=label(p.runner_up or "–"), lead=show(p.lead),
+                                 lead_ci=ci(p.lead_ci), value=_fmt_roi(p.value) if roi else show(p.value),
+                                 value_ci=f"[{_fmt_roi(p.value_ci[0])}, {_fmt_roi(p.value_ci[1])}]" if roi
+                                 else ci(p.value_ci), factor=p.subject))
+    for r in report.factor_roi:
+        if r.level == r.reference:
+            continue
+        names = dict(factor=r.factor, level=level_label(r.factor, r.level, currency),
+                     reference=level_label(r.factor, r.reference, currency),
+                     extra_cost=fmt_money(abs(r.extra_cost_per_customer), currency),
+                     more_less=F["more" if r.extra_cost_per_customer > 0 else "less"])
+        if r.extra_cost_per_customer <= 0 and r.extra_return_rate_ci[0] > 0:
+            out.append(F["per_extra_cheaper"].format(extra=fmt_value(r.extra_return_rate, "binary", signed=True),
+                                                     extra_ci=fmt_ci(r.extra_return_rate_ci, "binary"), **names))
+        elif r.cost_per_extra_return is not None and r.extra_return_rate_ci[0] > 0:
+            interval = r.cost_per_extra_return_ci
+            bounds = (f" [{fmt_money(interval[0], currency)}, {fmt_money(interval[1], currency)}]"
+                      if interval else "")
+            out.append(F["per_extra_sentence"].format(per_extra=fmt_money(r.cost_per_extra_return, currency),
+                                                      ci=bounds, **names))
+        else:
+            out.append(F["per_extra_none"].format(extra=fmt_value(r.extra_return_rate, "binary", signed=True),
+                                                  extra_ci=fmt_ci(r.extra_return_rate_ci, "binary"), **names))
+    return out
+
+
+def factorial_section(report: Report, lang: str = "zh", currency: str = "¥") -> list[str]:
+    """Factors, main effects, interactions, ROI per level and the recommendation, as Markdown."""
+    F, L = FACTORIAL_LABELS[lang], LABELS[lang]
+    design = report.factorial
+    assert design is not None
+    out = [f"## {F['title']}", "", f"**{F['design']}**: " + "; ".join(
+        f"{f} = {', '.join(levels)}" for f, levels in design.factors.items()), ""]
+    if design.defining_relation:
+        out += [F["fraction"].format(fraction=design.fraction, relation=", ".join(design.defining_relation)), ""]
+        out += [f"- {F['aliases']}: {effect} = {' = '.join(others)}" for effect, others in design.aliases.items()]
+        out.append("")
+    out += [f"{F['family'].format(correction=report.correction)}; {L['method']}: {design.method}", "",
+            f"### {F['mains']}", "",
+            f"| {L['metric']} | {F['factor']} | {F['level']} | {F['reference']} | {F['effect']} | {L['p']} "
+            f"| {L['p_adj']} | {L['sig']} |",
+            "|---|---|---|---|---|---:|---:|:---:|"]
+    for e in report.factors:
+        out.append(f"| {metric_label(e.metric, lang)} | {e.factor} | {e.level} | {e.reference} "
+                   f"| {fmt_value(e.abs_effect, e.kind, signed=True)} {fmt_ci(e.abs_ci, e.kind)} | {fmt_p(e.p_value)} "
+                   f"| {fmt_p(e.p_value_adjusted)} | {L['yes'] if e.significant else L['no']} |")
+    if report.interactions:
+        out += ["", f"### {F['interactions']}", "",
+                f"| {L['metric']} | {F['pair']} | {F['levels']} | {F['effect']} | {L['p']} | {L['p_adj']} | {L['sig']} |",
+                "|---|---|---|---|---:|---:|:---:|"]
+        for i in report.interactions:
+            out.append(f"| {metric_label(i.metric, lang)} | {' × '.join(i.factors)} "
+                       f"| {i.levels[0]} vs {i.references[0]} × {i.levels[1]} vs {i.references[1]} "
+                       f"| {fmt_value(i.abs_effect, i.kind, signed=True)} {fmt_ci(i.abs_ci, i.kind)} "
+                       f"| {fmt_p(i.p_value)} | {fmt_p(i.p_value_adjusted)} | {L['yes'] if i.significant else L['no']} |")
+    if report.factor_roi:
+        out += ["", f"### {F['roi']}", "",
+                f"| {F['factor']} | {F['level']} | {F['inc_rate']} | {F['cost_pc']} | ROI | {F['extra']} "
+                f"| {F['per_extra']} |",
+                "|---|---|---|---:|---:|---|---:|"]
+        for r in report.factor_roi:
+            base = r.level == r.reference
+            out.append(f"| {r.factor} | {r.level} | {fmt_value(r.incremental_return_rate, 'binary', signed=True)} "
+                       f"{fmt_ci(r.incremental_return_rate_ci, 'binary')} | {fmt_money(r.cost_per_customer, currency)} "
+                       f"| {'–' if r.roi is None else _fmt_roi(r.roi)} "
+                       f"| {'–' if base else fmt_value(r.extra_return_rate, 'binary', signed=True) + ' ' + fmt_ci(r.extra_return_rate_ci, 'binary')} "
+                       f"| {fmt_money(r.cost_per_extra_return, currency)} |")
+    if report.recommendation:
+        out += ["", f"### {F['recommendation']}", ""] + [f"- {line}" for line in recommendation_lines(report, lang, currency)]
     return out + [""]

@@ -16,12 +16,12 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, func, select
 
 from analysis.aggregates import (
     ArmStatistics,
@@ -33,7 +33,9 @@ from analysis.aggregates import (
 )
 from analysis.bayesian import beta_binomial, normal_posterior
 from analysis.cuped import cuped as adjust
-from analysis.corrections import adjust_p_values
+from analysis.factorial import (DesignSummary, FactorEffect, FactorialResult, InteractionEffect, LevelRoi, Pick, analyse,
+                                design_for)
+from analysis.corrections import adjust_p_values, interval_alpha
 from analysis.frequentist import (
     FIELLER_METHOD,
     Estimate,
@@ -50,11 +52,20 @@ from analysis.sequential import confidence_sequence
 from analysis.srm import SrmResult, srm_check
 from analysis.sufficient import SampleStats
 from analysis.tables import source_of
+from analysis.verdict import Horizon, Verdict, decide
 from experiments.catalog import DEFAULT_CHANNEL_COSTS, RATIO_METRICS
 from experiments.db import session_scope
-from experiments.models import Experiment, ExperimentSource, MetricDefinition, MetricKind, MetricRole, Variant
+from experiments.models import (
+    Assignment,
+    Experiment,
+    ExperimentSource,
+    MetricDefinition,
+    MetricKind,
+    MetricRole,
+    Variant,
+)
 from experiments.result_tables import SMALL_ARM_CUSTOMERS, SMALL_ARM_SHARE, is_small_arm
-from experiments.store import get_experiment, stored_spec, utcnow
+from experiments.store import Rollout, get_experiment, last_rollout, stored_spec, utcnow
 
 DEFAULT_ALPHA = 0.05
 RATIO = "ratio"  # the kind of a ratio metric's comparison (analysis.ratio)
@@ -128,8 +139,9 @@ class SequentialResult:
     abs_uplift: float
     ci: tuple[float, float]
     p_value_always_valid: float
-    may_act: bool
+    may_act: bool  # the interval excludes 0 and the arm breaches no guardrail
     method: str
+    guardrail_breached: bool = False  # then never "may act", whatever the interval says
 
 
 @dataclass(frozen=True)
@@ -179,6 +191,15 @@ class Report:
     bayesian: list[BayesianComparison] = field(default_factory=list)
     cuped: list[AdjustedComparison] = field(default_factory=list)
     generated_at: str = ""
+    # factorial designs (analysis.factorial): main effects, interactions, ROI per level, recommendation
+    factorial: DesignSummary | None = None
+    factors: list[FactorEffect] = field(default_factory=list)
+    interactions: list[InteractionEffect] = field(default_factory=list)
+    factor_roi: list[LevelRoi] = field(default_factory=list)
+    recommendation: list[Pick] = field(default_factory=list)
+    # appended later; stored reports without them decode to these defaults
+    verdict: Verdict | None = None
+    previous_rollout: Rollout | None = None
 
     def comparison(self, variant: str, metric: str) -> Comparison:
         return next(c for c in self.comparisons if c.variant == variant and c.metric == metric)
@@ -188,10 +209,13 @@ class Report:
         return next(c.kind for c in self.comparisons if c.metric == metric)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data; non-finite numbers become null (see docs/report-json.md)."""
+        """Plain JSON-ready data; non-finite numbers become null, and an object with a null that has
+        no other meaning says why in ``null_reason`` (see docs/report-json.md)."""
         data = asdict(self)
         data["srm"] = {**data["srm"], "p_value": self.srm.p_value, "mismatch": self.srm.mismatch}
-        return _json_safe(data)
+        for section in ("comparisons", "segments"):
+            data[section] = [_adjusted_beside_p(c) for c in data[section]]
+        return explain_nulls(_json_safe(data))
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
@@ -200,6 +224,55 @@ class Report:
     def from_dict(cls, data: dict[str, Any]) -> Report:
         """The report back from :meth:`to_dict` (null numbers become nan again)."""
         return _decode(cls, data)
+
+
+def _adjusted_beside_p(comparison: dict[str, Any]) -> dict[str, Any]:
+    """The comparison's keys with the family-level interval right after the adjusted p-value."""
+    keys = [k for k in comparison if k != "abs_ci_adjusted"]
+    at = keys.index("p_value_adjusted") + 1
+    keys[at:at] = ["abs_ci_adjusted"]
+    return {k: comparison[k] for k in keys}
+
+
+# Fields whose null is a documented value, not missing data (e.g. the segment of a whole-population
+# comparison, an ROI interval that needs a cost).
+_NULL_BY_DESIGN = {"segment", "channel", "roi", "roi_ci", "cost_per_incremental_return",
+                   "cost_per_incremental_return_ci", "acquisition_cost", "cheaper_than_acquisition",
+                   "natural_share_of_redemptions", "variant", "customers_needed", "days_needed"}
+_NO_CUSTOMERS = "no customers assigned yet"
+
+
+def _null_reason(section: str, item: dict[str, Any], total: int) -> str:
+    """Why ``item`` of ``section`` has a null number, in words a reader of the JSON can act on."""
+    if total == 0:
+        return _NO_CUSTOMERS
+    if section == "quality" and (item.get("n") == 0 or item.get("control_n") == 0):
+        return "no returned customer's follow-up period has passed yet (in this variant or the control)"
+    if item.get("n") == 0 or item.get("control_n") == 0:
+        return "no customers in this variant or in the control yet"
+    if item.get("rel_uplift") is None and item.get("control_mean") == 0:
+        return "the control's mean is 0, so a relative uplift is undefined"
+    if "unbounded" in str(item.get("method", "")):
+        return "the interval is unbounded (see method)"
+    return "not computable from the data so far (too few customers, or no variation in the outcome)"
+
+
+def explain_nulls(data: dict[str, Any]) -> dict[str, Any]:
+    """Add ``null_reason`` to every object of the JSON report that has a null with no documented meaning."""
+    total = sum(v["n"] for v in data["variants"])
+
+    def has_null(item: dict[str, Any]) -> bool:
+        return any(v is None or (isinstance(v, list) and None in v)
+                   for k, v in item.items() if k not in _NULL_BY_DESIGN)
+
+    if has_null(data["srm"]):
+        data["srm"]["null_reason"] = _null_reason("srm", data["srm"], total)
+    for section in ("variants", "comparisons", "segments", "guardrails", "roi", "quality", "sequential",
+                    "bayesian", "cuped"):
+        for item in data[section]:
+            if has_null(item):
+                item["null_reason"] = _null_reason(section, item, total)
+    return data
 
 
 @functools.cache
@@ -274,10 +347,30 @@ def build_report(
         robust = _skew_handling(conn, experiment, arms, cap)
         monitoring = _sequential(experiment, arms, primary, alpha=alpha) if sequential else []
         adjusted = _cuped(conn, experiment, statistics, alpha=alpha) if cuped else []
-        return _report(experiment, arms, alpha=alpha, correction=correction, quality=quality, segments=by_segment,
-                       robust=robust, monitoring=monitoring, bayesian=bayesian, adjusted=adjusted,
-                       relative_ci=relative_ci,
-                       guardrail_margins={**GUARDRAIL_MARGINS, **(guardrail_margins or {})})
+        report = _report(experiment, arms, alpha=alpha, correction=correction, quality=quality, segments=by_segment,
+                         robust=robust, monitoring=monitoring, bayesian=bayesian, adjusted=adjusted,
+                         relative_ci=relative_ci,
+                         guardrail_margins={**GUARDRAIL_MARGINS, **(guardrail_margins or {})})
+        return dataclasses.replace(
+            report, verdict=decide(report, _horizon(conn, experiment)),
+            previous_rollout=last_rollout(session, experiment.cohort, experiment.layer, excluding=experiment.name)
+            if experiment.source == ExperimentSource.DESIGNED else None)
+
+
+def _horizon(conn: Connection, experiment: Experiment) -> Horizon:
+    """How long the outcomes of a designed experiment's customers still take to come in, and how fast
+    customers were assigned (assignments made here; a warehouse source's are not counted)."""
+    if experiment.source != ExperimentSource.DESIGNED or source_of(experiment) is not None:
+        return Horizon()
+    first, last, n = conn.execute(
+        select(func.min(Assignment.assigned_at), func.max(Assignment.assigned_at), func.count())
+        .where(Assignment.experiment_id == experiment.id)).one()
+    if last is None:
+        return Horizon()
+    left = (last + timedelta(days=experiment.attribution_days) - utcnow()).total_seconds() / 86_400
+    span = (last - first).days
+    return Horizon(days_left=math.ceil(left) if left > 0 else None,
+                   assigned_per_day=n / (span + 1) if span >= 1 else None)
 
 
 def _typo_arms(srm: SrmResult, variants: list[Variant], arms: dict[int, ArmStatistics]) -> SrmResult:
@@ -463,20 +556,6 @@ def _compare_all(pairs: list[_Pair], *, alpha: float, correction: str, relative_
     ]
 
 
-def interval_alpha(adjusted: list[float], alpha: float, correction: str) -> float:
-    """The level of intervals that agree with the family's decisions where the method allows:
-    Bonferroni and Holm: simultaneous Bonferroni intervals at α/m (an interval excluding 0 implies the
-    rejection; Holm may reject more); Benjamini-Hochberg: false-coverage-rate intervals at α·R/m for R
-    rejections (Benjamini & Yekutieli 2005); no correction: α."""
-    m = sum(1 for p in adjusted if math.isfinite(p))
-    if correction == "none" or m == 0:
-        return alpha
-    if correction == "bh":
-        rejected = sum(1 for p in adjusted if math.isfinite(p) and p < alpha)
-        return alpha * max(rejected, 1) / m
-    return alpha / m
-
-
 def _guardrails(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float,
                 margins: Mapping[str, float]) -> list[Guardrail]:
     """Unsubscribe and complaint rates of each contacted variant against the control, one-sided."""
@@ -540,11 +619,17 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
                                + [ratio_pair(v, r) for v in contacted for r in ratios],
                                alpha=alpha, correction=correction, relative_ci=relative_ci)
     primary = next((m for m in metrics if m.name == experiment.primary_metric), metrics[0])
+    returns = _roi(experiment, arms, alpha=alpha)
+    factorial = _factorial(experiment, arms, returns, primary.name, alpha=alpha, correction=correction)
     segment_comparisons = _compare_all([
         _Pair(v, primary.name, primary.kind.value, f"{dimension}={value}", by_variant.get(control.id, EMPTY),
               by_variant.get(v.id, EMPTY))
         for (dimension, value), by_variant in segments.items() for v in contacted
     ], alpha=alpha, correction=correction, relative_ci=relative_ci)
+    guardrails = _guardrails(experiment, arms, alpha=alpha, margins=guardrail_margins)
+    breached = {g.variant for g in guardrails if g.breached}
+    monitoring = [dataclasses.replace(q, may_act=False, guardrail_breached=True) if q.variant in breached else q
+                  for q in monitoring]
     return Report(
         experiment=experiment.name,
         source=experiment.source.value,
@@ -558,14 +643,34 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
         variants=summaries,
         comparisons=comparisons,
         segments=segment_comparisons,
-        guardrails=_guardrails(experiment, arms, alpha=alpha, margins=guardrail_margins),
-        roi=_roi(experiment, arms, alpha=alpha),
+        guardrails=guardrails,
+        roi=returns,
         quality=quality,
         sequential=monitoring,
         bayesian=_bayesian(experiment, arms, alpha=alpha) if bayesian else [],
         cuped=adjusted,
         generated_at=utcnow().isoformat(timespec="seconds") + "Z",
+        **({} if factorial is None else dict(
+            factorial=factorial.design, factors=factorial.factors, interactions=factorial.interactions,
+            factor_roi=factorial.roi, recommendation=factorial.recommendation)),
     )
+
+
+def _factorial(experiment: Experiment, arms: dict[int, ArmStatistics], returns: list[RoiResult], primary: str, *,
+               alpha: float, correction: str) -> FactorialResult | None:
+    """Main effects and interactions when the experiment is a factorial design (analysis.factorial)."""
+    design = design_for(experiment)
+    if design is None:
+        return None
+    metrics = {m.name: m.kind.value for m in experiment.metrics if m.role == MetricRole.METRIC}
+    by_name = {v.name: arms[v.id] for v in experiment.variants}
+    stats = {m: {name: arm.metrics[m] for name, arm in by_name.items()} for m in metrics}
+    returned, revenue = _return_and_revenue_metrics(experiment)
+    costs = {r.variant: r.cost / by_name[r.variant].n for r in returns if by_name[r.variant].n} or None
+    spec = stored_spec(experiment)
+    return analyse(design, metrics=metrics, stats=stats, holdout=experiment.control.name, primary=primary,
+                   alpha=alpha, correction=correction, returned=returned, revenue=revenue,
+                   cost_per_customer=costs, margin=float(spec.costs.margin) if spec else 1.0)
 
 
 def ratio_stats(arm: ArmStatistics, name: str) -> RatioStats:

@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from experiments.config import to_stored_utc
 
 out = Console()
 err = Console(stderr=True)
 
+DB_META = "recall.db"
+
+
+def _remember_db(ctx: typer.Context, value: str | None) -> str | None:
+    ctx.meta[DB_META] = value  # shared by every context of the command: fault messages name the database
+    return value
+
+
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL (default: $RECALL_DATABASE_URL, else the SQLite file recall.db)."),
+    typer.Option("--db", help="Database URL (default: $RECALL_DATABASE_URL, else the SQLite file recall.db).",
+                 callback=_remember_db),
+]
+
+DebugOption = Annotated[
+    bool,
+    typer.Option("--debug", envvar="RECALL_DEBUG",
+                 help="Show the traceback of a fault as well as its one-line message (or RECALL_DEBUG=1)."),
 ]
 
 
@@ -28,6 +47,30 @@ class Lang(str, Enum):
 def fail(message: str) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+class FaultReportingGroup(TyperGroup):
+    """The root command: any fault of any command ends in one line on stderr and exit status 1.
+
+    The line says what failed and what to do (experiments.faults); ``--debug`` (or RECALL_DEBUG=1)
+    prints the traceback before it. Usage errors keep Typer's own message and exit status 2.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        if not ctx.params.get("debug"):
+            # psycopg logs a warning of its own when a connection is lost during COPY: a second line.
+            logging.getLogger("psycopg").setLevel(logging.ERROR)
+        try:
+            return super().invoke(ctx)
+        except (TyperException, typer.Exit, typer.Abort):  # usage errors, exits and ^C keep Typer's handling
+            raise
+        except Exception as exc:  # noqa: BLE001 - every fault becomes one line
+            from experiments.config import database_url
+            from experiments.faults import explain
+
+            if ctx.params.get("debug"):
+                traceback.print_exception(exc)
+            fail(explain(exc, database_url(ctx.meta.get(DB_META))))
 
 
 def engine_for(db: str | None):
@@ -48,9 +91,9 @@ def parse_local_time(value: str | None) -> datetime | None:
 
 
 def mask_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from experiments.faults import safe_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return safe_url(url)
 
 
 def split_list(value: str | None) -> list[str]:

@@ -1,27 +1,136 @@
-"""``recall app``: the Streamlit app."""
+"""``recall app``: the Streamlit app, ready for a newcomer in one command.
+
+Before the server starts (never while a page is drawn): the database is migrated, an empty one gets
+the demo campaign (unless ``RECALL_NO_DEMO=1``), and a fresh install asks for the first admin at the
+terminal, or, without a terminal, says the one command that creates it. The server listens on
+127.0.0.1 unless ``--host`` says otherwise, and stops when ``recall app`` is stopped.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.common import DbOption
+from cli.common import DbOption, err, fail, mask_url, out
 from experiments.config import PROJECT_ROOT, database_url
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+FIRST_ADMIN_COMMAND = "recall user add NAME --role admin"
+
+
+def sso_configured(folder: Path | None = None) -> bool:
+    """Whether Streamlit's OIDC sign-in is configured: an [auth] section in .streamlit/secrets.toml
+    (of the folder the server starts in, or of the home directory), as Streamlit reads it."""
+    for path in ((folder or Path.cwd()) / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml"):
+        try:
+            if "auth" in tomllib.loads(path.read_text(encoding="utf-8")):
+                return True
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+    return False
+
+
+def exposure_warning(host: str, users: int, sso: bool) -> str | None:
+    """The warning for a server other machines can reach while nobody can sign in to it."""
+    if host in LOCAL_HOSTS or users or sso:
+        return None
+    return (f"--host {host} exposes the app to other machines, and no sign-in is configured yet (no users, no "
+            f"single sign-on): create an admin first ({FIRST_ADMIN_COMMAND})")
+
+
+def build_demo_if_empty(engine) -> None:  # noqa: ANN001 - an Engine
+    from sqlalchemy import func, select
+
+    from experiments.demo import build_demo
+    from experiments.models import Experiment
+
+    with engine.connect() as connection:
+        if connection.scalar(select(func.count()).select_from(Experiment)):
+            return
+    out.print("first start: building the demo campaign (100,000 simulated customers, about half a minute)…")
+    with out.status("building the demo campaign…"):
+        summary = build_demo(engine)
+    out.print(f"demo ready: {summary.experiment}, {summary.customers:,} customers")
+
+
+def first_admin(engine) -> None:  # noqa: ANN001 - an Engine
+    """A fresh install: ask for the first admin at a terminal, else say how to create one."""
+    import getpass
+
+    from cli.users import read_password
+    from experiments.access import Role, cli_actor
+    from experiments.users import UserError, add_user, count_users
+
+    if count_users(engine):
+        return
+    if not sys.stdin.isatty():
+        err.print(f"[yellow]no users yet:[/] create the first admin with  {FIRST_ADMIN_COMMAND}  "
+                  "(the sign-in page says so too)", highlight=False, soft_wrap=True)
+        return
+    out.print("No one can sign in yet. Create the first admin (you can add others later in Settings or "
+              "with recall user add).")
+    default = getpass.getuser()
+    name = typer.prompt("admin name", default=default)
+    try:
+        add_user(engine, name, read_password(), Role.ADMIN, actor=cli_actor())
+    except UserError as exc:
+        fail(f"{exc}; run recall app again, or {FIRST_ADMIN_COMMAND}")
+    out.print(f"admin [bold]{name}[/] created: sign in with this name and password")
+
+
+def serve(command: list[str], env: dict[str, str]) -> int:
+    """Run the server as a child; SIGINT/SIGTERM to us reach it, and it never outlives us."""
+    child = subprocess.Popen(command, env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
 
 
 def run_app(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option(help="Address to listen on: 127.0.0.1 (this machine only) by default; "
+                                           "0.0.0.0 serves every interface.")] = "127.0.0.1",
     db: DbOption = None,
 ) -> None:
-    """Open the Streamlit app (builds the demo campaign on first start with an empty database)."""
-    env = {**os.environ, "RECALL_DATABASE_URL": database_url(db)}
-    command = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.port", str(port)]
-    raise typer.Exit(subprocess.call(command, env=env))
+    """Open the Streamlit app (first start: builds the demo and asks for the first admin)."""
+    from experiments.db import open_engine
+    from experiments.users import count_users
 
+    url = database_url(db)
+    engine = open_engine(url)
+    first_admin(engine)  # first: a question at the terminal should not wait behind the demo
+    if os.environ.get("RECALL_NO_DEMO") != "1":
+        build_demo_if_empty(engine)
+    if warning := exposure_warning(host, count_users(engine), sso_configured()):
+        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    engine.dispose()
+    out.print(f"Recall Lab on http://{host}:{port} · database {mask_url(url)}", highlight=False)
+    env = {**os.environ, "RECALL_DATABASE_URL": url}
+    command = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.port", str(port),
+               "--server.address", host, "--browser.gatherUsageStats", "false"]
+    raise typer.Exit(serve(command, env))
 
 
 def register(app: typer.Typer) -> None:

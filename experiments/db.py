@@ -1,7 +1,8 @@
 """Engine and schema: one URL selects SQLite (default) or PostgreSQL; Alembic makes the schema.
 
-Also the bulk-load write paths, the only dialect-specific writes: COPY (:func:`bulk_insert`, and of
-Arrow batches, :func:`bulk_loader`) and foreign keys checked once per load
+Transactions: :func:`session_scope`, and :func:`run_in_transaction`, which runs one again after a
+deadlock. Also the bulk-load write paths, the only dialect-specific writes: COPY (:func:`bulk_insert`,
+and of Arrow batches, :func:`bulk_loader`) and foreign keys checked once per load
 (:func:`foreign_keys_checked_once`) on PostgreSQL.
 """
 
@@ -10,22 +11,25 @@ from __future__ import annotations
 import enum
 import io
 import itertools
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, Select, Table, create_engine, event, insert, inspect, text
+from sqlalchemy import Connection, Engine, Select, Table, create_engine, event, insert, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from experiments.config import PROJECT_ROOT, database_url
 from experiments.dialects import register_sqlite_functions
+from experiments.faults import is_transient
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from alembic.config import Config
 
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
@@ -51,12 +55,45 @@ def alembic_config() -> Config:
     return cfg
 
 
+# The key of the PostgreSQL advisory lock every migration holds (any constant the project owns).
+SCHEMA_LOCK_KEY = 0x5245_4341_4C4C  # "RECALL"
+
+
+@contextmanager
+def migrating(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the database's migration lock until it has committed.
+
+    Three ``recall`` commands started at once on an empty database would otherwise all create the
+    tables and all insert into ``alembic_version`` (UniqueViolation). Under the lock the second one
+    finds the schema made, because Alembic reads the revision again once the lock is granted.
+    PostgreSQL: a transaction-level advisory lock, released at commit or rollback. SQLite: an
+    exclusive lock on a file beside the database, released after the commit.
+    """
+    with _sqlite_file_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        yield connection
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        yield  # nothing to lock beside: not SQLite, in memory, or a file: URI (its path is not a plain file name)
+        return
+    import fcntl
+
+    with open(f"{database}-migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (what ``recall db upgrade`` and first use do)."""
+    """Apply migrations up to ``revision`` (what ``recall db upgrade`` and first use do), under the lock."""
     from alembic import command
 
     cfg = alembic_config()
-    with engine.begin() as connection:
+    with migrating(engine) as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
@@ -65,7 +102,7 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
     from alembic import command
 
     cfg = alembic_config()
-    with engine.begin() as connection:
+    with migrating(engine) as connection:
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, revision)
 
@@ -87,11 +124,14 @@ def head_revision() -> str:
 
 # The newest migration (tests/test_migrations.py checks it): knowing it here recognises an up-to-date
 # database with one query, without loading Alembic, a tenth of a second of every command's start.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0008"
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Migrate on first use, so a newcomer never runs a setup step by hand."""
+    """Migrate on first use, so a newcomer never runs a setup step by hand.
+
+    The quick check runs without a lock; :func:`upgrade` takes the lock and checks again.
+    """
     with engine.connect() as connection:
         stored = (connection.scalar(text("SELECT version_num FROM alembic_version"))
                   if inspect(connection).has_table("alembic_version") else None)
@@ -111,6 +151,26 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     factory = sessionmaker(engine, expire_on_commit=False)
     with factory() as session, session.begin():
         yield session
+
+
+def run_in_transaction(engine: Engine, work: Callable[[Session], T], *, retries: int = 1,
+                       pause: float = 0.2) -> T:
+    """``work(session)`` in one transaction (:func:`session_scope`), run again after a deadlock or a
+    serialization failure, at most ``retries`` times.
+
+    PostgreSQL rolls the losing transaction of a deadlock back whole, so running ``work`` again is
+    safe when ``work`` only writes through ``session`` (no files, no other connections). A fault that
+    persists is raised; the CLI turns it into one line (experiments.faults).
+    """
+    for attempt in range(retries + 1):
+        try:
+            with session_scope(engine) as session:
+                return work(session)
+        except Exception as exc:  # wrapped by SQLAlchemy or raw from the driver (COPY)
+            if attempt == retries or not is_transient(exc):
+                raise
+            time.sleep(pause * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _copies(session: Session) -> bool:

@@ -22,6 +22,7 @@ from decimal import Decimal
 import numpy as np
 from sqlalchemy import Engine, func, select
 
+from experiments.access import cli_actor
 from experiments.assignment import assign
 from experiments.config import settings
 from experiments.db import bulk_insert, session_scope
@@ -143,27 +144,24 @@ def _add_customers(engine: Engine, rng: np.random.Generator, n: int, launch: dat
 
 
 def _main_campaign(launch: datetime) -> Campaign:
-    variants = [dict(name="holdout", share=0.1, control=True)]
-    uplift: dict[str, dict[str, float]] = {}
-    unsubscribe: dict[str, float] = {}
-    for coupon in (5, 10):
-        for wording, template in (("lively", LIVELY), ("professional", PROFESSIONAL)):
-            for hour in (10, 20):
-                name = f"c{coupon}_{wording}_{hour}h"
-                variants.append(dict(name=name, share=0.1125, channel="sms", coupon=coupon, template=template,
-                                     send_hour=hour))
-                uplift[name] = {
-                    stage: RESPONSIVENESS[stage] * (COUPON_UPLIFT[coupon] + (EVENING_UPLIFT if hour == 20 else 0))
-                    + WORDING_UPLIFT[wording][stage]
-                    for stage in STAGES
-                }
-                unsubscribe[name] = UNSUBSCRIBE_RATE[wording]
     spec = parse_spec(dict(
         name=MAIN, cohort="all", attribution_days=14, primary_metric="returned", start=_local_day(launch),
         hypothesis="¥10 beats ¥5, lively wording wins the recently lapsed, 20:00 beats 10:00",
-        variants=variants, costs=dict(channels={"sms": 0.05}, acquisition_cost=30),
+        factors=dict(coupon=[5, 10], wording=dict(lively=LIVELY, professional=PROFESSIONAL), send_hour=[10, 20]),
+        factorial=dict(holdout=0.1, channel="sms", name="c{coupon}_{wording}_{send_hour}h"),
+        costs=dict(channels={"sms": 0.05}, acquisition_cost=30),
         ratio_metrics=["revenue_per_returner", "order_value"],
     ))
+    uplift: dict[str, dict[str, float]] = {}
+    unsubscribe: dict[str, float] = {}
+    for v in spec.contacted:
+        coupon, wording, hour = int(v.levels["coupon"]), v.levels["wording"], int(v.levels["send_hour"])
+        uplift[v.name] = {
+            stage: RESPONSIVENESS[stage] * (COUPON_UPLIFT[coupon] + (EVENING_UPLIFT if hour == 20 else 0))
+            + WORDING_UPLIFT[wording][stage]
+            for stage in STAGES
+        }
+        unsubscribe[v.name] = UNSUBSCRIBE_RATE[wording]
     return Campaign(spec, launch, ExperimentStatus.RUNNING, uplift, unsubscribe)
 
 
@@ -206,7 +204,7 @@ def _run(engine: Engine, rng: np.random.Generator, campaign: Campaign, today: da
         create_experiment(session, campaign.spec)
     assign(engine, name, as_of=campaign.launch)
     with tempfile.TemporaryDirectory() as folder:
-        write_send_lists(engine, name, folder, now=campaign.launch)
+        write_send_lists(engine, name, folder, actor=cli_actor(), now=campaign.launch)
     with session_scope(engine) as session:
         experiment = get_experiment(session, name)
         rows = session.execute(

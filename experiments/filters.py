@@ -4,12 +4,15 @@ A growth team writes ``spend_before >= 200 and city in ('上海', '北京') and 
 The expression is parsed with Python's own grammar and only a small whitelist of node types is
 accepted: field names, literals, comparisons, ``in``/``not in``, ``and``/``or``/``not``. Every literal
 becomes a bound parameter, so no text from the expression ever reaches the SQL string; anything
-else (a function call, an attribute, a semicolon, a subquery) is rejected with the reason.
+else (a function call, an attribute, a semicolon, a subquery) is rejected with the reason. Every
+number is checked against its field's range before it becomes SQL, so a typo such as
+``days_inactive >= 99999999`` is a spec error naming the field, not an overflow in Python or the database.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,6 +27,13 @@ MAX_LENGTH = 1000
 
 class FilterError(ValueError):
     """A filter expression that cannot be used, with the reason and where."""
+
+
+# The numbers a filter may compare, per kind of field: wide enough for any real customer, narrow
+# enough for every column type and date arithmetic (a century of days; spend within Numeric(14, 2)).
+MAX_DAYS = 36_500
+MAX_ORDERS = 10**9
+MAX_SPEND = Decimal("999999999999.99")
 
 
 def _fields(as_of: datetime) -> dict[str, tuple[ColumnElement, type]]:
@@ -47,6 +57,14 @@ class Days:
     Comparisons on it are rewritten onto the timestamp itself (``days_inactive >= 30`` becomes
     ``last_active_at <= as_of - 30 days``), which every SQL dialect runs and indexes can serve.
     """
+
+
+# The numbers each kind of field may compare with (inclusive), checked before a literal becomes SQL.
+_RANGES: dict[type, tuple[int | Decimal, int | Decimal]] = {
+    Days: (0, MAX_DAYS),
+    int: (0, MAX_ORDERS),
+    float: (-MAX_SPEND, MAX_SPEND),
+}
 
 
 _COMPARE: dict[type, Callable[[ColumnElement, object], ColumnElement[bool]]] = {
@@ -105,12 +123,13 @@ class _Compiler:
         if isinstance(left, ast.Constant) and isinstance(right, ast.Name) and type(op) in _FLIP:
             left, op, right = right, _FLIP[type(op)](), left
         column, kind = self._field(left)
+        field = ast.unparse(left)
         if kind is Days and not type(op) in _COMPARE:
-            raise FilterError(f"{ast.unparse(left)} only takes comparisons such as >= 30")
+            raise FilterError(f"{field} only takes comparisons such as >= 30")
         if isinstance(op, (ast.In, ast.NotIn)):
             if not isinstance(right, (ast.Tuple, ast.List)) or not right.elts:
                 raise FilterError(f"'in' needs a non-empty list such as ('上海', '北京'), not {_describe(right)}")
-            values = [self._literal(e, kind) for e in right.elts]
+            values = [self._literal(e, kind, field) for e in right.elts]
             bound = sql.bindparam(None, values, expanding=True)
             return column.in_(bound) if isinstance(op, ast.In) else column.not_in(bound)
         if isinstance(op, (ast.Is, ast.IsNot)):
@@ -120,8 +139,8 @@ class _Compiler:
         if type(op) not in _COMPARE:
             raise FilterError(f"operator not allowed: {type(op).__name__}")
         if kind is Days:
-            return self._days(column, op, self._literal(right, int))
-        return _COMPARE[type(op)](column, sql.literal(self._literal(right, kind)))
+            return self._days(column, op, self._literal(right, Days, field))
+        return _COMPARE[type(op)](column, sql.literal(self._literal(right, kind, field)))
 
     def _days(self, column: ColumnElement, op: ast.cmpop, n: int) -> ColumnElement[bool]:
         def before(days: int) -> ColumnElement:
@@ -147,7 +166,7 @@ class _Compiler:
         return self.fields[node.id]
 
     @staticmethod
-    def _literal(node: ast.expr, kind: type) -> object:
+    def _literal(node: ast.expr, kind: type, field: str) -> object:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
             node = ast.Constant(-node.operand.value)
         if not isinstance(node, ast.Constant) or isinstance(node.value, bool) or node.value is None:
@@ -164,7 +183,19 @@ class _Compiler:
                 raise FilterError(f"expected an ISO date such as '2026-01-31', got {value!r}") from None
         if not isinstance(value, (int, float)):
             raise FilterError(f"expected a number, got {value!r}")
-        return Decimal(str(value)) if kind is float else value
+        return _in_range(value, kind, field)
+
+
+def _in_range(value: float, kind: type, field: str) -> int | float | Decimal:
+    """``value`` as the field compares it, refused unless finite and within the field's range."""
+    low, high = _RANGES[kind]
+    if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+        raise FilterError(f"{field}: {value!r} is out of range; use a number from {low:,} to {high:,}")
+    if kind is Days:
+        if value != int(value):
+            raise FilterError(f"{field}: {value!r} is not a whole number of days")
+        return int(value)
+    return Decimal(str(value)) if kind is float else value
 
 
 _FLIP = {ast.Lt: ast.Gt, ast.LtE: ast.GtE, ast.Gt: ast.Lt, ast.GtE: ast.LtE, ast.Eq: ast.Eq, ast.NotEq: ast.NotEq}

@@ -3,7 +3,9 @@
 Carriers bill SMS by parts, regulators require an unsubscribe instruction and forbid promises of
 gain, and a template must never leak personal data. Each rule yields :class:`Finding` objects with a
 stable code, a severity and a message in Chinese and English; any ``error`` blocks the send
-(``recall check-message`` exits with status 1, design validation rejects the template).
+(``recall check-message`` exits with status 1, design validation rejects the template). A template
+that is not plain text with ``{name}`` placeholders is an error too (``TEMPLATE_MALFORMED``,
+``PLACEHOLDER_NOT_PLAIN``; see :mod:`experiments.messages`), found before anything is rendered.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 
-from experiments.messages import PLACEHOLDERS, MessageContext, render, unknown_placeholders
+from experiments.messages import PLACEHOLDERS, MessageContext, TemplateError, render, unknown_placeholders
 
 # GSM 03.38: the basic set counts one septet, the extension set two (escape + char).
 GSM_BASIC = set(
@@ -138,10 +140,9 @@ def check_message(
     findings: list[Finding] = []
     try:
         unknown = unknown_placeholders(text)
-    except ValueError as exc:
+    except TemplateError as exc:  # unbalanced braces, or a placeholder that is not a plain {name}
         unknown = []
-        findings.append(Finding("TEMPLATE_MALFORMED", Severity.ERROR, f"模板格式错误：{exc}",
-                                f"the template is malformed: {exc}"))
+        findings.append(Finding(exc.code, Severity.ERROR, exc.message_zh, exc.message_en))
     if unknown:
         names = ", ".join(f"{{{u}}}" for u in unknown)
         known = ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)

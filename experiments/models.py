@@ -47,6 +47,14 @@ class ExperimentStatus(str, enum.Enum):
     RUNNING = "running"
     STOPPED = "stopped"
     DECIDED = "decided"
+    ROLLED_OUT = "rolled_out"
+
+
+class Decision(str, enum.Enum):
+    """What a decided experiment concluded: ship a named variant, or no-go (keep the status quo)."""
+
+    SHIP = "ship"
+    NO_GO = "no_go"
 
 
 class ExperimentSource(str, enum.Enum):
@@ -104,6 +112,13 @@ class Experiment(Base):
     spec_json: Mapped[str] = mapped_column(Text, default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime)
     launched_at: Mapped[datetime | None] = mapped_column(DateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
+    decision: Mapped[Decision | None] = mapped_column(_enum(Decision, "experiment_decision"))
+    decided_variant: Mapped[str | None] = mapped_column(String(128))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    rolled_out_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     variants: Mapped[list[Variant]] = relationship(
         back_populates="experiment", order_by="Variant.position", cascade="all, delete-orphan"
@@ -307,3 +322,18 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(256), default="")
     details: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class LaunchRequest(Base):
+    """A launch waiting for a second person (``RECALL_LAUNCH_APPROVAL=1``). Editing the draft deletes
+    its requests (cascade): an approval always approves the design that was requested."""
+
+    __tablename__ = "launch_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(DateTime)
+    audience: Mapped[int] = mapped_column(Integer)  # customers the launch would assign when requested
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime)

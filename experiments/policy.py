@@ -1,9 +1,14 @@
 """The contact policy: who may be messaged, how often, and who is never messaged at all.
 
 Operators run several recall campaigns at once. The policy is enforced where it matters, when
-customers are assigned (mutual exclusion, global holdout) and when send lists are built (frequency
-caps, holiday caps, unsubscribes), across every experiment in the database. A customer held back
-stays assigned (the analysis is intention-to-treat) and is recorded in ``contact_holds`` with why.
+customers are assigned (mutual exclusion, global holdout) and when each day's send list is built
+(opt-outs, quiet hours, frequency caps, holiday caps), across every experiment in the database. A
+customer held back stays assigned (the analysis is intention-to-treat) and each touch held back is
+recorded in ``contact_holds`` with why.
+
+Opt-outs always hold: an unsubscribe or a complaint (a complaint is treated as an opt-out: someone
+who reported a message as spam is never messaged again) of any date, imported before a touch's list
+is built, suppresses that touch and every later one, of every experiment.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class HoldReason:
     """Why an assigned customer was not contacted (values stored in ``contact_holds.reason``)."""
 
     UNSUBSCRIBED = "unsubscribed"
+    COMPLAINED = "complained"  # a complaint suppresses like an unsubscribe
+    QUIET_HOURS = "quiet_hours"  # its send time would fall in the quiet hours (a design that predates the check)
     DORMANT_CAP = "dormant_cap"
     ACTIVE_CAP = "active_cap"
     HOLIDAY_CAP = "holiday_cap"

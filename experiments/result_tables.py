@@ -168,3 +168,9 @@ def stored_sums(conn: Connection, experiment: Experiment) -> dict[tuple[int, str
     return {(stored.variant_ids[variant], dimension, value):
             Cell(n, {tuple(names[c] for c in key.split("*")): total for key, total in json.loads(sums).items()})
             for variant, dimension, value, n, sums in rows}
+
+
+def customers_per_variant(conn: Connection, experiment: Experiment) -> dict[int, int]:
+    """Customers of each variant id of an imported experiment (they have no assignments)."""
+    return {variant_id: cell.n for (variant_id, dimension, _), cell in stored_sums(conn, experiment).items()
+            if not dimension}

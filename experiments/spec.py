@@ -13,7 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError,
+                      ValidationInfo, field_validator, model_serializer, model_validator)
 from pydantic_core import PydanticCustomError
 
 from experiments.catalog import (
@@ -25,20 +26,37 @@ from experiments.catalog import (
     in_quiet_hours,
 )
 from experiments.cohorts import COHORTS
+from experiments.factorial import FactorialSpec, cell_levels, check_cells, check_factors, check_levels, expand
 from experiments.filters import FilterError, validate_filter
+from experiments.identifiers import InvalidIdentifier, check_name
 from experiments.message_checks import Severity, check_message
-from experiments.messages import PLACEHOLDERS, unknown_placeholders
+from experiments.messages import PLACEHOLDERS, TemplateError, unknown_placeholders
 from experiments.source import SourceSpec
 
 SHARE_TOLERANCE = 1e-6
 # Our own messages already say what was given; pydantic's generic ones get "(got …)" appended.
 CUSTOM_ERRORS = {"control_contacted", "missing_contact", "unknown_cohort", "unknown_metric", "control_count",
                  "duplicate_names", "shares_sum", "bad_template", "unknown_placeholder", "message_check",
-                 "quiet_hours", "bad_filter", "touch_days",
+                 "quiet_hours", "bad_filter", "touch_days", "bad_name",
                  "touch_window", "unknown_tier",
-                 "vertical_rules", "source_url", "source_segments"}
+                 "vertical_rules", "source_url", "source_segments",
+                 "factor_levels", "unknown_factor", "too_many_cells", "fraction", "cell_levels", "cell_name"}
 RatioName = Literal[tuple(RATIO_METRICS)]  # type: ignore[valid-type]
-Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w][\w.\-]*$")]
+
+
+def _usable_name(value: Any) -> Any:
+    """A name as stored (NFC, stripped) if it can later name a file: ``<experiment>__<variant>.csv``
+    must fit the file system's 255 bytes and stay inside its folder (experiments.identifiers)."""
+    if not isinstance(value, str):
+        return value  # pydantic's own type error follows
+    try:
+        return check_name(value)
+    except InvalidIdentifier as exc:
+        raise PydanticCustomError("bad_name", "{error}", {"error": str(exc)}) from None
+
+
+# Letters (any script), digits, '_', '.', '-'; not starting with '.' or '-'.
+Name = Annotated[str, BeforeValidator(_usable_name), Field(min_length=1, max_length=128, pattern=r"^[\w][\w.\-]*$")]
 
 
 class SpecError(ValueError):
@@ -63,8 +81,8 @@ def _outside_quiet_hours(hour: int | None) -> int | None:
 def _known_placeholders(template: str) -> str:
     try:
         unknown = unknown_placeholders(template)
-    except ValueError as exc:
-        raise PydanticCustomError("bad_template", "template is malformed: {error}", {"error": str(exc)}) from None
+    except TemplateError as exc:
+        raise PydanticCustomError("bad_template", "{code}: {error}", {"code": exc.code, "error": str(exc)}) from None
     if unknown:
         raise PydanticCustomError(
             "unknown_placeholder", "unknown placeholder {names}; available: {known}",
@@ -115,9 +133,19 @@ class VariantSpec(BaseModel):
     template: str = ""
     send_hour: int | None = Field(default=None, ge=0, le=23)
     touches: list[TouchSpec] = Field(default_factory=list)
+    levels: dict[str, str] = Field(default_factory=dict)  # a factorial cell's factor → level (experiments.factorial)
 
     _quiet = field_validator("send_hour")(_outside_quiet_hours)
     _placeholders = field_validator("template")(_known_placeholders)
+    _levels = field_validator("levels", mode="before")(cell_levels)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_levels(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Specs without factors serialise as before (stored specs compare equal)."""
+        data = handler(self)
+        if not self.levels:
+            data.pop("levels", None)
+        return data
 
     @model_validator(mode="after")
     def _contact_fields(self) -> VariantSpec:
@@ -163,14 +191,45 @@ class ExperimentSpec(BaseModel):
     attribution_days: int = Field(default=14, ge=1, le=90)
     primary_metric: str = "returned"
     start: date | None = None
-    layer: Name = "recall"  # mutual exclusion: one customer in at most one running experiment per layer
+    layer: Annotated[Name, Field(max_length=64)] = "recall"  # mutual exclusion: one customer in at most one running experiment per layer
     filter: str = ""  # custom cohort, e.g. "spend_before >= 200 and city in ('上海', '北京')"
     vertical: str | None = None  # e.g. "finance": its messages need a risk disclaimer
     guardrails: list[str] = Field(default_factory=lambda: ["unsubscribed", "complained"])
     ratio_metrics: list[RatioName] = Field(default_factory=list)  # e.g. ["revenue_per_returner", "order_value"]
+    factorial: FactorialSpec | None = None  # how [factors] become cells (experiments.factorial)
+    factors: dict[str, list[int | float | str] | dict[str, str]] | None = None  # e.g. coupon = [5, 10]
     variants: list[VariantSpec] = Field(min_length=2)
     costs: CostSpec = Field(default_factory=CostSpec)
     source: SourceSpec | None = None  # analyse the team's own tables, read-only (see experiments.source)
+
+    _cells_from_factors = model_validator(mode="before")(expand)
+
+    @field_validator("factors")
+    @classmethod
+    def _valid_factors(cls, factors: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        if factors is not None:
+            for name, levels in factors.items():
+                check_levels(name, levels)
+            check_factors(factors, info.data.get("factorial"))
+        return factors
+
+    @field_validator("variants")
+    @classmethod
+    def _cells_of_the_design(cls, variants: list[VariantSpec], info: ValidationInfo) -> list[VariantSpec]:
+        factors = info.data.get("factors")
+        if factors:
+            check_cells(factors, info.data.get("factorial"), variants)
+        elif any(v.levels for v in variants) and "factors" in info.data:
+            raise PydanticCustomError("cell_levels", "levels need [factors] declaring the factors and their levels")
+        return variants
+
+    @model_serializer(mode="wrap")
+    def _without_empty_factors(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in ("factorial", "factors"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
     @field_validator("cohort")
     @classmethod
@@ -276,8 +335,12 @@ def _location(loc: tuple[Any, ...]) -> str:
 def problems_of(exc: ValidationError) -> list[tuple[str, str]]:
     """(field, message) for every error pydantic found, fields written like ``variants[1].send_hour``."""
     problems = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    bad_factors = any(err["loc"][:1] in (("factors",), ("factorial",)) for err in errors)
+    for err in errors:
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        if bad_factors and loc == ("variants",) and err["type"] == "missing":
+            continue  # the cells were not generated because the factors are wrong: said once, there
         message = err["msg"]
         if err["type"] not in CUSTOM_ERRORS and "input" in err:
             message = f"{message} (got {err['input']!r})"

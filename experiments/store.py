@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 
 from sqlalchemy import func, select
@@ -116,3 +117,32 @@ def stored_spec(experiment: Experiment) -> ExperimentSpec | None:
     if experiment.source != ExperimentSource.DESIGNED:
         return None
     return ExperimentSpec.model_validate_json(experiment.spec_json)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A variant rolled out to everyone after its experiment: what the next campaign is compared with."""
+
+    experiment: str
+    variant: str | None
+    rolled_out_at: str  # naive UTC, ISO 8601
+    reason: str
+
+
+def last_rollout(session: Session, cohort: str, layer: str, *, excluding: str | None = None) -> Rollout | None:
+    """The most recent rolled-out experiment of ``cohort`` and ``layer`` (other than ``excluding``).
+
+    A new campaign in the same audience runs on top of it: its no-contact holdout still measures the
+    natural rate, and the rolled-out variant is the practice it must beat."""
+    query = (select(Experiment)
+             .where(Experiment.status == ExperimentStatus.ROLLED_OUT, Experiment.cohort == cohort,
+                    Experiment.layer == layer)
+             .order_by(Experiment.rolled_out_at.desc(), Experiment.id.desc())
+             .limit(1))
+    if excluding is not None:
+        query = query.where(Experiment.name != excluding)
+    found = session.scalar(query)
+    if found is None:
+        return None
+    at = found.rolled_out_at.isoformat(timespec="seconds") if found.rolled_out_at else ""
+    return Rollout(found.name, found.decided_variant, at, found.decision_reason or "")

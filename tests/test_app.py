@@ -11,15 +11,24 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import streamlit as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from statsmodels.stats.proportion import proportion_confint
 from streamlit.testing.v1 import AppTest
 
 from analysis import charts
 from analysis.report import build_report
+from experiments.access import Actor, Role, cli_actor
+from experiments.audit import entries
+from experiments.db import session_scope
 from experiments.demo import MAIN, build_demo
 from experiments.access import cli_actor
 from experiments.importer import import_results
+from experiments.models import Assignment, Experiment, Send
+from experiments.sendlist import local_day
+from experiments.store import utcnow
+from experiments.users import add_user
+from tests.helpers import add_customers
+from views.auth import SESSION, session_record
 from views.common import mask_phone, masked_url
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -28,10 +37,19 @@ PAGES = ["overview", "experiments", "design", "results", "settings"]
 FULL_PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 
 
+PASSWORD = "correct horse battery"
+
+
+def add_role_users(engine: Engine) -> None:
+    """One account per role, named after it."""
+    for role in Role:
+        add_user(engine, role.value, PASSWORD, role, actor=cli_actor())
+
+
 @pytest.fixture
-def demo(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setenv("RECALL_NO_DEMO", "1")
+def demo(engine: Engine) -> Iterator[Engine]:
     build_demo(engine, customers=4_000, today=TODAY)
+    add_role_users(engine)
     st.cache_data.clear()
     st.cache_resource.clear()
     yield engine
@@ -39,9 +57,12 @@ def demo(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     st.cache_resource.clear()
 
 
-def open_page(page: str, lang: str = "zh", **state: object) -> AppTest:
+def open_page(page: str, lang: str = "zh", role: str | None = "admin", **state: object) -> AppTest:
+    """The page as the user named ``role`` (signed in as the form does it), or anonymous (``role=None``)."""
     at = AppTest.from_file(APP, default_timeout=90)
     at.session_state["lang"] = lang
+    if role is not None:
+        at.session_state[SESSION] = session_record(Actor(role, Role(role), "app"))
     for key, value in state.items():
         at.session_state[key] = value
     at.run()
@@ -49,6 +70,14 @@ def open_page(page: str, lang: str = "zh", **state: object) -> AppTest:
         at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def count(engine: Engine, model: type, *where: object) -> int:
+    query = select(func.count()).select_from(model)
+    if where:
+        query = query.join(Experiment, Experiment.id == model.experiment_id).where(*where)
+    with engine.connect() as connection:
+        return connection.scalar(query)
 
 
 def texts(at: AppTest) -> str:
@@ -164,14 +193,31 @@ def test_design_saves_a_draft_and_rejects_a_bad_one(demo: Engine) -> None:
     assert at.error and "quiet hours" in at.error[0].value and "variants[1].send_hour" in at.error[0].value
 
 
-def test_design_launch_locks_and_offers_send_lists(demo: Engine) -> None:
-    at = open_page("design", "en")
+def test_design_launch_asks_for_confirmation_then_send_lists_are_built_on_a_click(demo: Engine) -> None:
+    add_customers(demo, [f"N{i:04d}" for i in range(300)])  # the demo's customers are all held by its campaign
+    at = open_page("design", "en", role="operator")
     at.text_input(key="design_name").set_value("launch-me")
+    at.date_input(key="design_start").set_value(local_day(utcnow()))  # its first touches are due today
     at.get("form_submit_button")[0].click().run()
     at.button(key="launch").click().run()
-    assert any("Launched" in s.value for s in at.success)
-    at = open_page("design", "en")
-    assert any(b.proto.label == "Download send lists (ZIP)" for b in at.get("download_button"))
+    confirm = next(w.value for w in at.warning if "Launch “launch-me”" in w.value)
+    assert "assigns 300 customers (4,300 eligible, 4,000 of them held by other experiments" in confirm
+    assert count(demo, Assignment, Experiment.name == "launch-me") == 0  # nothing until confirmed
+    at.button(key="launch_confirmed").click().run()
+    assert any("Launched" in s.value for s in at.success), [e.value for e in at.error]
+    assert count(demo, Assignment, Experiment.name == "launch-me") == 300
+
+    at = open_page("design", "en", role="operator")
+    assert not at.get("download_button")  # drawing the page builds nothing
+    sends = count(demo, Send)
+    at.selectbox(key="sendlist_choice").set_value("launch-me").run()
+    at.button(key="sendlist_build").click().run()
+    assert count(demo, Send) > sends
+    assert [b.proto.label for b in at.get("download_button")] == ["Download send lists (ZIP)"]
+    with session_scope(demo) as session:
+        actions = [(e.actor, e.action, e.target) for e in entries(session, limit=5)]
+    assert ("operator", "send_list", "launch-me") in actions and ("operator", "launch", "launch-me") in actions
+    assert ("operator", "experiment_create", "launch-me") in actions
 
 
 def test_settings_show_the_database_masked(demo: Engine, database_url: str) -> None:
@@ -184,8 +230,8 @@ def test_settings_show_the_database_masked(demo: Engine, database_url: str) -> N
     assert at.title[0].value == "设置"
 
 
-def test_empty_database_explains_what_to_do(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RECALL_NO_DEMO", "1")
+def test_empty_database_explains_what_to_do(engine: Engine) -> None:
+    add_role_users(engine)
     st.cache_data.clear()
     st.cache_resource.clear()
     at = open_page("overview", "en")

@@ -1,7 +1,10 @@
 """End to end in a real browser: Playwright driving Debian's Chromium against `streamlit run app.py`.
 
-Opens the app on the demo data, creates a draft through the Design form, opens results, and saves
-screenshots under test-output/. Skipped, with the reason, only when no Chromium can be found.
+One server for the module. An anonymous visitor sees only the sign-in form on every URL; each role
+signs in and finds what it may do, and not what it may not (a viewer has no Design page and no
+downloads; an operator creates a draft and launches it after a confirmation naming the audience; an
+admin has Settings). Screenshots go to test-output/. Skipped, with the reason, only when no Chromium
+can be found.
 """
 
 from __future__ import annotations
@@ -18,9 +21,15 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
 
+from experiments.access import Role, cli_actor
+from experiments.db import make_engine
 from experiments.demo import build_demo
+from experiments.users import add_user
+from tests.conftest import fresh_database
+from tests.helpers import add_customers
+
+PASSWORD = "correct horse battery"
 
 pytestmark = pytest.mark.browser
 
@@ -35,13 +44,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def app_url(engine: Engine, database_url: str) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server for the module (a browser test costs seconds): the demo, one account per role, and 300
+    customers no campaign holds, so an operator's launch assigns someone."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium package (.ci/run does)")
+    database_url = fresh_database(tmp_path_factory.mktemp("browser"))
+    engine = make_engine(database_url)
     build_demo(engine, customers=4_000, today=datetime(2026, 11, 23, 4, 0))
+    add_customers(engine, [f"N{i:04d}" for i in range(300)])
+    for role in Role:
+        add_user(engine, role.value, PASSWORD, role, actor=cli_actor())
+    engine.dispose()
     port = free_port()
-    env = {**os.environ, "RECALL_DATABASE_URL": database_url, "RECALL_NO_DEMO": "1", "RECALL_LANG": "en"}
+    env = {**os.environ, "RECALL_DATABASE_URL": database_url, "RECALL_LANG": "en"}
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -63,43 +80,128 @@ def app_url(engine: Engine, database_url: str) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-@pytest.fixture
-def page(app_url: str):  # noqa: ANN201 - playwright Page
+@pytest.fixture(scope="module")
+def browser(app_url: str):  # noqa: ANN201 - playwright Browser
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1440, "height": 2200})
-        page.set_default_timeout(60_000)
-        yield page
+        yield browser
         browser.close()
 
 
-def test_demo_draft_and_results_in_a_real_browser(page, app_url: str) -> None:  # noqa: ANN001
+def new_page(browser):  # noqa: ANN001, ANN201 - a fresh context: a new Streamlit session, nobody signed in
+    page = browser.new_context(viewport={"width": 1440, "height": 2200}).new_page()
+    page.set_default_timeout(60_000)
+    return page
+
+
+def sign_in(browser, url: str, role: str):  # noqa: ANN001, ANN201
+    """Sign in at ``url`` (every URL shows the form, and after signing in its page)."""
+    page = new_page(browser)
+    page.goto(url)
+    page.get_by_label("User name").fill(role)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.get_by_text(f"Signed in: {role}").wait_for()
+    return page
+
+
+@pytest.fixture
+def page(browser, app_url: str):  # noqa: ANN001, ANN201 - a page signed in as an analyst (reads everything)
+    page = sign_in(browser, app_url, "analyst")
+    yield page
+    page.context.close()
+
+
+def open_from_sidebar(page, title: str) -> None:  # noqa: ANN001
+    page.locator("[data-testid='stSidebarNav'] a", has_text=title).click()
+
+
+def nav_links(page) -> set[str]:  # noqa: ANN001
+    page.locator("[data-testid='stSidebarNav']").wait_for()
+    return {t.strip().splitlines()[-1] for t in page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()}  # icon, title
+
+
+def test_an_anonymous_visitor_sees_only_the_sign_in_form(browser, app_url: str) -> None:  # noqa: ANN001
+    page = new_page(browser)
+    for path in ("", "/overview", "/experiments", "/design", "/results", "/settings"):
+        page.goto(f"{app_url}{path}")
+        page.get_by_text("Recall Lab · sign in").wait_for()
+        page.get_by_role("button", name="Sign in", exact=True).wait_for()
+        page.wait_for_timeout(500)
+        body = page.locator("body").inner_text()
+        assert "demo-" not in body and "Natural return rate" not in body and "sqlite" not in body, path
+        assert not page.locator("[data-testid='stSidebarNav']").count(), path
     OUTPUT.mkdir(exist_ok=True)
-    page.goto(app_url)
+    page.screenshot(path=str(OUTPUT / "sign-in.png"))
+
+
+def test_a_viewer_reads_and_takes_nothing_away(browser, app_url: str) -> None:  # noqa: ANN001
+    page = sign_in(browser, f"{app_url}/design", "viewer")  # not a viewer's page: the Overview opens instead
     page.get_by_text("Recall vs the natural return rate").wait_for()
+    assert not page.get_by_text("Design an experiment").count()
+    assert nav_links(page) == {"Overview", "Experiments", "Results"}
+    open_from_sidebar(page, "Results")
+    page.get_by_text("Significance", exact=True).wait_for()
+    page.wait_for_timeout(1000)
+    assert not page.locator("[data-testid='stDownloadButton']").count()
+
+
+def test_an_analyst_downloads_reports(browser, app_url: str) -> None:  # noqa: ANN001
+    page = sign_in(browser, f"{app_url}/results", "analyst")
+    assert nav_links(page) == {"Overview", "Experiments", "Results"}
+    page.get_by_text("Significance", exact=True).wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download report (JSON)").click()
+    assert download.value.suggested_filename.endswith(".json")
+
+
+def test_an_operator_designs_and_launches_after_confirming(browser, app_url: str) -> None:  # noqa: ANN001
+    OUTPUT.mkdir(exist_ok=True)
+    page = sign_in(browser, app_url, "operator")
     page.get_by_text("demo-winback-2026").first.wait_for()
     page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").first.wait_for()
     page.wait_for_timeout(1000)
     page.screenshot(path=str(OUTPUT / "overview.png"))
+    assert nav_links(page) == {"Overview", "Experiments", "Design", "Results"}
 
-    page.goto(f"{app_url}/design")
+    open_from_sidebar(page, "Design")
     page.get_by_text("Design an experiment").wait_for()
     page.get_by_label("Name (letters, digits, -, _)").fill("browser-draft")
     page.get_by_label("Hypothesis").fill("A ¥10 SMS at 20:00 beats ¥5 at 10:00")
     page.get_by_role("button", name="Save draft").click()
     page.get_by_text("Draft “browser-draft” saved").wait_for()
+    page.get_by_role("button", name="Launch (assign customers and lock the design)").click()
+    page.get_by_text("Launch “browser-draft”? It assigns 300 customers").wait_for()
     page.screenshot(path=str(OUTPUT / "design.png"))
+    page.get_by_role("button", name="Confirm launch").click()
+    page.get_by_text("Launched: 300 customers assigned").wait_for()
 
-    page.goto(f"{app_url}/experiments")
-    page.get_by_text("Experiments").first.wait_for()
-    page.get_by_text("of 4 experiments").wait_for()  # the three demo campaigns and the new draft
-
-    page.goto(f"{app_url}/results")
+    open_from_sidebar(page, "Results")
     page.get_by_text("Significance", exact=True).wait_for()
     page.get_by_text("The split matches the design").wait_for()
     page.wait_for_timeout(1500)  # let the charts draw
     page.screenshot(path=str(OUTPUT / "results.png"))
     assert (OUTPUT / "results.png").stat().st_size > 10_000
+
+
+def test_a_session_survives_a_reload_and_ends_with_signing_out(browser, app_url: str) -> None:  # noqa: ANN001
+    page = sign_in(browser, app_url, "viewer")
+    page.goto(f"{app_url}/results")  # a new connection: the cookie's token finds the session
+    page.get_by_text("Significance", exact=True).wait_for()
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_text("Recall Lab · sign in").wait_for()
+    page.wait_for_timeout(500)
+    page.goto(f"{app_url}/results")
+    page.get_by_role("button", name="Sign in", exact=True).wait_for()
+    assert not page.get_by_text("Significance", exact=True).count()
+
+
+def test_an_admin_sees_users_the_audit_log_and_the_database(browser, app_url: str) -> None:  # noqa: ANN001
+    page = sign_in(browser, f"{app_url}/settings", "admin")  # the link opens its page after signing in
+    assert nav_links(page) == {"Overview", "Experiments", "Design", "Results", "Settings"}
+    page.get_by_text("Audit log", exact=True).wait_for()
+    page.get_by_text("Users and roles").wait_for()
+    assert page.locator("[data-testid='stCode']").first.inner_text().startswith(("sqlite", "postgresql"))

@@ -32,7 +32,7 @@ def test_full_loop(engine, tmp_path: Path) -> None:  # noqa: ANN001
     assert "400 customers newly assigned" in assigned.output
 
     out_dir = tmp_path / "lists"
-    recall("sendlist", NAME, "--out", out_dir)
+    recall("sendlist", NAME, "--out", out_dir, "--due", "2026-12-01")
     files = sorted(p.name for p in out_dir.glob("*.csv"))
     assert files == [f"{NAME}__coupon10_sms_10h.csv", f"{NAME}__coupon5_sms_10h.csv"]
     with (out_dir / f"{NAME}__coupon10_sms_10h.csv").open(encoding="utf-8") as fh:

@@ -100,3 +100,35 @@ def test_spec_filter_is_validated_and_used_by_assignment(people: Engine) -> None
     assign(people, "winback-coupon-2026-12", as_of=AS_OF)
     with session_scope(people) as session:
         assert sorted(session.scalars(select(Assignment.customer_id))) == ["A", "F"]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("days_inactive >= 99999999", r"days_inactive: 99999999 is out of range; use a number from 0 to 36,500"),
+        ("days_since_signup < -1", r"days_since_signup: -1 is out of range"),
+        ("days_inactive >= 30.5", r"days_inactive: 30.5 is not a whole number of days"),
+        ("orders_before > 10 ** 12", "expected a literal value"),  # arithmetic is no literal
+        ("orders_before > 1000000000000",
+         r"orders_before: 1000000000000 is out of range; use a number from 0 to 1,000,000,000"),
+        ("orders_before in (1, 99999999999999999999999)", r"orders_before: .* is out of range"),
+        ("spend_before >= 1e308", r"spend_before: 1e\+308 is out of range"),
+        ("spend_before >= 1e999", r"spend_before: inf is out of range"),
+        ("spend_before < -1000000000000", r"spend_before: -1000000000000 is out of range"),
+        ("99999999 <= days_inactive", r"days_inactive: 99999999 is out of range"),
+    ],
+)
+def test_every_number_is_range_checked_before_it_becomes_sql(text: str, reason: str) -> None:
+    with pytest.raises(FilterError, match=reason):
+        compile_filter(text, AS_OF)
+
+
+@pytest.mark.parametrize("text", ["days_inactive >= 36500", "days_since_signup < 0", "orders_before <= 1000000000",
+                                  "spend_before >= 999999999999.99", "spend_before > -999999999999.99"])
+def test_the_ends_of_each_range_run_in_the_database(people: Engine, text: str) -> None:
+    matching(people, text)  # no overflow in Python or in the database at the limits
+
+
+def test_an_out_of_range_filter_is_a_spec_error_naming_the_field() -> None:
+    with pytest.raises(SpecError, match=r"filter: days_inactive: 99999999 is out of range"):
+        example_spec(filter="days_inactive >= 99999999")

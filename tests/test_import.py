@@ -170,13 +170,14 @@ def test_a_missing_column_is_named(engine: Engine, tmp_path: Path, missing: str)
 
 def test_a_late_unsubscribe_is_reported(engine: Engine, tmp_path: Path) -> None:
     from experiments.assignment import assign
+    from experiments.access import cli_actor
     from experiments.sendlist import write_send_lists
     from tests.helpers import AS_OF, add_customers, example_spec, store_spec
 
     add_customers(engine, [f"C{i:03d}" for i in range(60)])
     store_spec(engine, example_spec())
     assign(engine, "winback-coupon-2026-12", as_of=AS_OF)
-    write_send_lists(engine, "winback-coupon-2026-12", tmp_path / "lists", now=AS_OF)
+    write_send_lists(engine, "winback-coupon-2026-12", tmp_path / "lists", actor=cli_actor(), now=AS_OF)
     with session_scope(engine) as session:
         sent = sorted(session.scalars(select(Send.customer_id)))[:2]
     # They unsubscribed on 28 November, before the 1 December send, but the file arrives only now.
@@ -624,7 +625,7 @@ def test_the_report_reads_the_per_customer_sums_exactly(engine: Engine, tmp_path
 
 
 def test_experiments_imported_before_the_wide_tables_migrate_both_ways(database_url: str, tmp_path: Path) -> None:
-    """Down to the long tables (0005) and up again: the data moves, the report stays the same."""
+    """Down to the long tables (0007) and up again: the data moves, the report stays the same."""
     from analysis.report import build_report
     from experiments.db import downgrade, make_engine, upgrade
 
@@ -632,7 +633,7 @@ def test_experiments_imported_before_the_wide_tables_migrate_both_ways(database_
     path, _ = _random_results(tmp_path, n=500)
     _import_random(engine, path)
     before = build_report(engine, "rand", cuped=True).to_dict()
-    downgrade(engine, "0005")
+    downgrade(engine, "0007")
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM metric_values")) == 500 * 4
         assert connection.scalar(text("SELECT count(*) FROM segment_values")) == 500 * 2

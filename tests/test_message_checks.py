@@ -176,3 +176,49 @@ SMS_TABLE: list[tuple[str, set[str]]] = [
 def test_real_looking_sms_table(text: str, expected: set[str]) -> None:
     assert len(SMS_TABLE) >= 30
     assert codes(text) == expected
+
+
+@pytest.mark.parametrize("template", [
+    "{coupon:,}元礼金 回TD退订", "{customer_id:>400000000} 回TD退订", "{coupon!r} 回TD退订", "{coupon.x} 回TD退订",
+    "{0} 回TD退订", "{} 回TD退订", "{coupon:{x}} 回TD退订", "{{{coupon:>99999999999}}} 回TD退订",
+])
+def test_a_placeholder_that_is_not_plain_is_an_error_not_a_crash(template: str) -> None:
+    result = check_message(template)
+    [finding] = [f for f in result.findings if f.severity == Severity.ERROR]
+    assert finding.code == "PLACEHOLDER_NOT_PLAIN" and not result.ok
+    assert "只允许 {名称} 形式" in finding.message_zh and "only a plain {name}" in finding.message_en
+
+
+def test_literal_braces_are_written_doubled() -> None:
+    assert codes("【好物商城】{{限时}}{coupon}元礼金 回TD退订") == set()
+    assert codes("【好物商城】{限时 回TD退订") == {"TEMPLATE_MALFORMED"}
+
+
+@pytest.mark.parametrize(("template", "code", "fragment"), [
+    ("{customer_id:>400000000}回TD退订", "PLACEHOLDER_NOT_PLAIN", "placeholder {customer_id:>400000000} is not allowed"),
+    ("{coupon:,}回TD退订", "PLACEHOLDER_NOT_PLAIN", "placeholder {coupon:,} is not allowed"),
+    ("{coupon回TD退订", "TEMPLATE_MALFORMED", "unbalanced braces"),
+])
+def test_check_message_command_reports_bad_templates_cleanly(template: str, code: str, fragment: str) -> None:
+    result = CliRunner().invoke(app, ["check-message", template, "--lang", "en"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # typer.Exit(1), no crash
+    assert f"error   {code}: " in result.output and fragment in result.output
+    assert "Traceback" not in result.output
+    data = json.loads(CliRunner().invoke(app, ["check-message", template, "-f", "json"]).output)
+    assert code in {f["code"] for f in data["findings"]} and data["ok"] is False
+
+
+def test_rendering_refuses_a_template_that_is_not_plain() -> None:
+    """A template stored before the check cannot reach str.format either."""
+    from datetime import datetime
+    from decimal import Decimal
+
+    from experiments.messages import MessageContext, TemplateError, render
+
+    context = MessageContext(Decimal("10"), "C1", datetime(2026, 12, 1, 10))
+    assert render("{coupon}元 {send_date} {{ok}}", context) == "10元 12月1日 {ok}"
+    for template, code in (("{customer_id:>400000000}", "PLACEHOLDER_NOT_PLAIN"), ("{name}", "UNKNOWN_PLACEHOLDER"),
+                           ("{coupon", "TEMPLATE_MALFORMED")):
+        with pytest.raises(TemplateError) as info:
+            render(template, context)
+        assert info.value.code == code

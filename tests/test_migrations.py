@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 
 from experiments.db import (
     SCHEMA_REVISION,
@@ -11,14 +17,16 @@ from experiments.db import (
     downgrade,
     ensure_schema,
     head_revision,
+    make_engine,
     table_names,
     upgrade,
 )
 from experiments.models import Base
 from experiments.result_tables import NAME as RESULTS_TABLE
+from tests.conftest import PROJECT_ROOT
 
 TABLES = {"customers", "experiments", "variants", "metrics", "assignments", "sends", "events", "result_tables",
-          "contact_holds", "analysis_runs", "users", "audit_log", "imports"}
+          "contact_holds", "analysis_runs", "users", "audit_log", "imports", "launch_requests"}
 
 
 def test_up_down_up(engine) -> None:  # noqa: ANN001
@@ -49,3 +57,25 @@ def test_models_match_migrations(engine) -> None:  # noqa: ANN001
 def test_the_schema_revision_is_the_newest_migration() -> None:
     # ensure_schema compares databases with SCHEMA_REVISION: a new migration must move it.
     assert SCHEMA_REVISION == head_revision()
+
+
+def test_three_first_runs_at_once_migrate_once(tmp_path: Path) -> None:
+    # An empty database (PostgreSQL: the schema dropped) and three commands started together.
+    url = os.environ.get("RECALL_TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'first-run.db'}"
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    env = {**os.environ, "RECALL_DATABASE_URL": url, "PYTHONPATH": str(PROJECT_ROOT)}
+    runs = [subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "experiment", "list"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
+    for run in runs:
+        run.stdout.close()
+        run.stderr.close()
+    assert [code for code, _ in results] == [0, 0, 0], results
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+    engine.dispose()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from experiments.access import cli_actor
 from experiments.assignment import BUCKETS, assign, bucket
 from experiments.db import session_scope
 from experiments.models import Assignment, ContactHold, Event, EventType, Experiment, ExperimentStatus, Send, Variant
@@ -23,10 +24,12 @@ IDS = [f"C{i:04d}" for i in range(600)]
 
 def launch(engine: Engine, name: str, tmp_path: Path, *, start: str, layer: str, cohort: str = "lapsed_1_3m",
            policy: ContactPolicy | None = None) -> dict[str, int]:
-    """Create, assign and build the send lists of one experiment; held-back counts per variant."""
+    """Create, assign and build the send lists of one experiment (due on its start day); held-back
+    counts per variant."""
     store_spec(engine, example_spec(name=name, start=start, layer=layer, cohort=cohort))
     assign(engine, name, as_of=AS_OF, policy=policy)
-    files = write_send_lists(engine, name, tmp_path / name, now=AS_OF, policy=policy)
+    files = write_send_lists(engine, name, tmp_path / name, actor=cli_actor(), due=date.fromisoformat(start),
+                             now=AS_OF, policy=policy)
     return {f.variant: f.held_by_caps for f in files}
 
 
@@ -104,8 +107,9 @@ def test_unsubscribed_are_recorded_as_held_back(engine: Engine, tmp_path: Path) 
     with session_scope(engine) as session:
         session.add_all(Event(customer_id=c, event_type=EventType.UNSUBSCRIBE, occurred_at=AS_OF - timedelta(days=1))
                         for c in gone)
-    write_send_lists(engine, "winback-coupon-2026-12", tmp_path, now=AS_OF)
-    write_send_lists(engine, "winback-coupon-2026-12", tmp_path, now=AS_OF)  # rebuilding records nothing twice
+    write_send_lists(engine, "winback-coupon-2026-12", tmp_path / "first", actor=cli_actor(), now=AS_OF)
+    again = write_send_lists(engine, "winback-coupon-2026-12", tmp_path / "again", actor=cli_actor(), now=AS_OF)
+    assert [f.rows for f in again] == [0, 0]  # rebuilding lists and records nothing twice
     assert holds(engine, "winback-coupon-2026-12") == {c: HoldReason.UNSUBSCRIBED for c in gone}
 
 
@@ -168,7 +172,7 @@ def test_channel_cap_counts_only_that_channel(engine: Engine, tmp_path: Path) ->
         v["channel"] = "push"
     store_spec(engine, example_spec(name="c", layer="c", start="2026-12-12", variants=variants))
     assign(engine, "c", as_of=AS_OF, policy=policy)
-    write_send_lists(engine, "c", tmp_path / "c", now=AS_OF, policy=policy)
+    write_send_lists(engine, "c", tmp_path / "c", actor=cli_actor(), due=date(2026, 12, 12), now=AS_OF, policy=policy)
     assert holds(engine, "c") == {}
 
 

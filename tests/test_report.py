@@ -7,7 +7,8 @@ and scipy; the report gets them from SQL sufficient statistics. They must agree.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import re
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -172,10 +173,11 @@ def test_designed_outcomes_count_only_inside_the_attribution_window(engine: Engi
 
 
 def test_designed_roi_uses_sends_redemptions_and_costs(engine: Engine, tmp_path: Path) -> None:
+    from experiments.access import cli_actor
     from experiments.sendlist import write_send_lists
 
     variant_of = _designed(engine)
-    write_send_lists(engine, NAME, tmp_path, now=AS_OF)
+    write_send_lists(engine, NAME, tmp_path, actor=cli_actor(), now=AS_OF)
     treated = sorted(c for c, v in variant_of.items() if v == "coupon10_sms_10h")
     _events(engine, [
         (treated[0], EventType.ORDER, timedelta(days=2), 80),
@@ -197,6 +199,7 @@ def test_designed_roi_uses_sends_redemptions_and_costs(engine: Engine, tmp_path:
 
 
 def test_sequences_cost_every_touch_at_its_channel_price(engine: Engine, tmp_path: Path) -> None:
+    from experiments.access import cli_actor
     from experiments.sendlist import write_send_lists
 
     spec = example_spec()
@@ -206,7 +209,8 @@ def test_sequences_cost_every_touch_at_its_channel_price(engine: Engine, tmp_pat
     add_customers(engine, [f"C{i:04d}" for i in range(300)], inactive_days=50)
     store_spec(engine, example_spec(variants=variants, costs={"channels": {"sms": 0.05, "mms": 0.15}, "fixed": 30}))
     assign(engine, NAME, as_of=AS_OF)
-    write_send_lists(engine, NAME, tmp_path, now=AS_OF)
+    for due in (date(2026, 12, 1), date(2026, 12, 5)):  # each touch is listed on its own day
+        write_send_lists(engine, NAME, tmp_path / str(due), actor=cli_actor(), due=due, now=AS_OF)
     report = build_report(engine, NAME)
     by_name = {r.variant: r for r in report.roi}
     n5, n10 = by_name["coupon5_sms_10h"].contacted, by_name["coupon10_sms_10h"].contacted
@@ -238,3 +242,21 @@ def test_adjusted_intervals_follow_the_family_level(engine: Engine, hillstrom_pa
         assert c.abs_ci_adjusted == pytest.approx((ci.low, ci.high), rel=1e-6)
         if correction == "bonferroni":  # Welch: the interval excludes 0 exactly when the test rejects
             assert (c.abs_ci_adjusted[0] > 0 or c.abs_ci_adjusted[1] < 0) == c.significant
+
+
+def test_a_partial_experiment_says_why_a_number_is_missing(engine: Engine) -> None:
+    """An arm without customers (3 customers over a 10/45/45 split leave the holdout empty here): no
+    comparison can be made, the Markdown shows no nan/inf and the JSON says why each null is null."""
+    from analysis.render import render_markdown
+
+    variant_of = _designed(engine, n=3)
+    assert "holdout" not in variant_of.values()  # the partial state this test is about
+    report = build_report(engine, NAME)
+    data = json.loads(report.to_json())
+    assert data["srm"]["p_value"] is not None  # customers are assigned: the split can be tested
+    for c in data["comparisons"]:
+        assert c["p_value"] is None and c["null_reason"] == "no customers in this variant or in the control yet"
+    for lang, no_data in (("zh", "暂无数据"), ("en", "No data yet")):
+        text = render_markdown(report, lang=lang)
+        assert no_data in text and not re.search(r"\b(nan|inf)\b", text, re.IGNORECASE)
+    assert report.verdict.decision in ("not_analysable", "keep_running")

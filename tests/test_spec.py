@@ -210,3 +210,66 @@ def test_experiment_name_fits_the_salt_column(spec_data: dict) -> None:
     assert field == "name" and "64" in message
     spec_data["name"] = "x" * 64
     assert parse_spec(spec_data).name == "x" * 64
+
+
+def test_a_name_too_long_for_a_file_name_is_refused_at_create(spec_data: dict) -> None:
+    """64 Chinese characters fit the salt column (64) but not ``<experiment>__<variant>.csv`` (255 bytes)."""
+    spec_data["name"] = "冬季召回" * 16
+    (field, message), = problems(spec_data)
+    assert (field, message) == ("name", "name is 192 bytes of UTF-8, more than 120 (a Chinese character takes 3)")
+    spec_data["name"] = "冬季召回" * 10  # 120 bytes: the longest that fits
+    assert parse_spec(spec_data).name == "冬季召回" * 10
+    spec_data["variants"][1]["name"] = "短信" * 21  # 126 bytes
+    (field, message), = problems(spec_data)
+    assert field == "variants[1].name" and "126 bytes" in message
+
+
+@pytest.mark.parametrize(("name", "fragment"), [
+    ("../escaped", "contains a path separator"),
+    ("a\\b", "contains a path separator"),
+    ("a\x00b", "control character (U+0000)"),
+    ("a\nb", "control character (U+000A)"),
+    ("..", "is not a name"),
+    ("-x", "should match pattern"),
+    ("a b", "should match pattern"),
+])
+def test_names_that_cannot_name_a_file_are_refused(spec_data: dict, name: str, fragment: str) -> None:
+    for where in ("name", "variant"):
+        data = copy.deepcopy(spec_data)
+        if where == "name":
+            data["name"] = name
+        else:
+            data["variants"][2]["name"] = name
+        (field, message), = problems(data)
+        assert field == ("name" if where == "name" else "variants[2].name") and fragment in message
+
+
+def test_names_are_stored_nfc_normalised(spec_data: dict) -> None:
+    spec_data["name"] = "cafe\u0301-召回"  # e + combining acute: NFC makes it one character
+    spec_data["variants"][1]["name"] = "  sms_c5  "
+    spec = parse_spec(spec_data)
+    assert spec.name == "caf\u00e9-召回" and spec.variants[1].name == "sms_c5"
+
+
+@pytest.mark.parametrize(("template", "code"), [
+    ("{coupon:,}元礼金 回TD退订", "PLACEHOLDER_NOT_PLAIN"),
+    ("{customer_id:>400000000} 回TD退订", "PLACEHOLDER_NOT_PLAIN"),
+    ("{coupon!r}元礼金 回TD退订", "PLACEHOLDER_NOT_PLAIN"),
+    ("{coupon.real}元礼金 回TD退订", "PLACEHOLDER_NOT_PLAIN"),
+    ("{coupon[0]}元礼金 回TD退订", "PLACEHOLDER_NOT_PLAIN"),
+    ("{0}元礼金 回TD退订", "PLACEHOLDER_NOT_PLAIN"),
+    ("{}元礼金 回TD退订", "PLACEHOLDER_NOT_PLAIN"),
+    ("{coupon:{send_date}}元礼金 回TD退订", "PLACEHOLDER_NOT_PLAIN"),
+    ("{coupon元礼金 回TD退订", "TEMPLATE_MALFORMED"),
+    ("coupon}元礼金 回TD退订", "TEMPLATE_MALFORMED"),
+])
+def test_templates_allow_only_plain_placeholders(spec_data: dict, template: str, code: str) -> None:
+    for touch in (False, True):
+        data = copy.deepcopy(spec_data)
+        if touch:
+            data["variants"][2]["touches"] = [dict(day=3, channel="sms", template=template, send_hour=10)]
+        else:
+            data["variants"][2]["template"] = template
+        (field, message), = problems(data)
+        assert field == ("variants[2].touches[0].template" if touch else "variants[2].template")
+        assert message.startswith(f"{code}: ")

@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 
 from analysis.monitoring import Look, daily_looks
 from analysis.render import fmt_money, metric_label
-from analysis.report import Report
-from analysis.runs import data_version, stored_report, stored_reports
+from analysis.report import Report, build_report
+from analysis.runs import data_version
 from experiments.cohorts import COHORTS, cohort_filter
 from experiments.config import database_url, settings
 from experiments.db import open_engine, session_scope
@@ -91,24 +91,21 @@ def data_version_for(url: str) -> str:
 
 
 def report_for(url: str, name: str, correction: str = "holm", sequential: bool = False) -> Report:
-    """The report for the current data: cached in memory, else the stored run, else computed and stored."""
+    """The report for the current data, cached in memory per data version. Computed, never stored:
+    drawing a page writes nothing (``recall report`` stores runs)."""
     return _report_for(url, name, data_version_for(url), correction, sequential)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def _report_for(url: str, name: str, version: str, correction: str, sequential: bool) -> Report:
     options = ({"correction": correction} if correction != "holm" else {}) | ({"sequential": True} if sequential else {})
-    return stored_report(engine_for(url), name, version=version, **options)
-
-
-@st.cache_data(ttl=300, show_spinner=False)
-def _reports_for(url: str, names: tuple[str, ...], version: str) -> dict[str, Report]:
-    return stored_reports(engine_for(url), list(names), version)
+    return build_report(engine_for(url), name, **options)
 
 
 def reports_for(url: str, names: list[str]) -> dict[str, Report]:
-    """Default reports of many experiments at once (stored runs read in one query)."""
-    return _reports_for(url, tuple(names), data_version_for(url))
+    """Default reports of many experiments (each cached like :func:`report_for`)."""
+    version = data_version_for(url)
+    return {name: _report_for(url, name, version, "holm", False) for name in names}
 
 
 @st.cache_data(ttl=300, show_spinner=False)

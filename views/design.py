@@ -1,26 +1,25 @@
 """Design (growth teams): a draft in the browser, with live sample size, cost and message checks;
-launching assigns the customers and locks the design; send lists download from here."""
+launching (after a confirmation naming the audience, or a second person's approval) assigns the
+customers and locks the design; send lists are built on a click, then offered for download."""
 
 from __future__ import annotations
 
-import io
-import tempfile
-import zipfile
 from datetime import date, timedelta
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from analysis.power import duration_days, experiment_cost, sample_size_proportions
-from experiments.assignment import assign
+from experiments.access import Forbidden, Permission
+from experiments.approvals import approval_required, approve_launch, pending_launches, request_launch
 from experiments.catalog import BUILTIN_METRICS, DEFAULT_CHANNEL_COSTS, Channel
 from experiments.cohorts import COHORTS
-from experiments.db import session_scope
+from experiments.lifecycle import launch_audience
 from experiments.message_checks import Severity, check_message
-from experiments.sendlist import write_send_lists
 from experiments.spec import SpecError, parse_spec
-from experiments.store import DesignLocked, create_experiment
+from experiments.store import DesignLocked
+from views.actions import build_send_lists, launch_now, record_download, save_draft
+from views.auth import acting, page_actor
 from views.common import cohort_label, current_url, labels, eligible_customers, engine, experiment_rows, metric_name, money, natural_rate, pct
 from views.i18n import lang, t
 
@@ -100,38 +99,106 @@ def checks_panel(variants: pd.DataFrame) -> None:
             st.markdown(f"{icon} **{row['name']}** `{f.code}`: {f.message(lang())}")
 
 
+def _say(kind: str, text: str) -> None:
+    st.session_state["design_message"] = (kind, text)
+
+
+def _act(permission: Permission, target: str, action) -> None:  # noqa: ANN001 - a callable
+    """Run a button's action as the signed-in user; refusals and errors become a message, not a trace."""
+    try:
+        action(acting(permission, target))
+    except Forbidden as exc:
+        _say("error", t("forbidden") + f" ({exc})")
+    except (ValueError, LookupError) as exc:
+        _say("error", str(exc))
+    experiment_rows.clear()
+
+
+def _launch(name: str) -> None:
+    def run(actor) -> None:  # noqa: ANN001
+        summary = launch_now(engine(), name, actor=actor)
+        _say("success", t("launched_msg", n=f"{summary.newly_assigned:,}"))
+    st.session_state.pop("launch_confirm", None)
+    _act(Permission.LAUNCH, name, run)
+
+
+def _request(name: str) -> None:
+    def run(actor) -> None:  # noqa: ANN001
+        request = request_launch(engine(), name, actor=actor)
+        _say("success", t("launch_requested", name=name, n=f"{request.audience:,}"))
+    st.session_state.pop("launch_confirm", None)
+    _act(Permission.LAUNCH, name, run)
+
+
+def _approve(request_id: int, name: str) -> None:
+    def run(actor) -> None:  # noqa: ANN001
+        summary = approve_launch(engine(), request_id, actor=actor)
+        _say("success", t("launched_msg", n=f"{summary.newly_assigned:,}"))
+    _act(Permission.LAUNCH, name, run)
+
+
+def _build(name: str) -> None:
+    def run(actor) -> None:  # noqa: ANN001
+        data, touches = build_send_lists(engine(), name, actor=actor)
+        if touches:
+            st.session_state["sendlist_zip"] = (name, data)
+        _say("success" if touches else "info", t("sendlists_built", n=f"{touches:,}"))
+    st.session_state.pop("sendlist_zip", None)
+    _act(Permission.SEND, name, run)
+
+
+def _downloaded(name: str, data: bytes) -> None:
+    _act(Permission.DOWNLOAD, name, lambda actor: record_download(engine(), name, "send_lists", data, actor=actor))
+
+
+def _ask_to_confirm(name: str) -> None:
+    st.session_state["launch_confirm"] = name
+
+
+def launch_confirmation(name: str) -> None:
+    """Who the launch would assign (read now), and the buttons that confirm or cancel it."""
+    audience = launch_audience(engine(), name)
+    held = sum(audience.held_by_layer.values())
+    st.warning(t("launch_confirm", name=name, n=f"{audience.to_assign:,}", eligible=f"{audience.eligible:,}",
+                 held=f"{held:,}"))
+    c = st.columns(2)
+    c[0].button(t("request_launch") if approval_required() else t("confirm_launch"), key="launch_confirmed",
+                type="primary", on_click=_request if approval_required() else _launch, args=(name,))
+    c[1].button(t("cancel"), key="launch_cancel", on_click=lambda: st.session_state.pop("launch_confirm", None))
+
+
 def drafts_panel() -> None:
-    """Launch a draft (assignment locks the design) and download send lists of launched tests."""
+    """Launch a draft (assignment locks the design), approve others' launches, build send lists."""
     st.subheader(t("drafts"))
-    url = current_url()
-    rows = experiment_rows(url)
+    message = st.session_state.pop("design_message", None)
+    if message:
+        getattr(st, message[0])(message[1])
+    rows = experiment_rows(current_url())
     drafts = [r.name for r in rows if r.status == "draft"]
     if drafts:
         chosen = st.selectbox(t("experiment"), drafts, key="launch_choice")
-        if st.button(t("launch"), key="launch"):
-            summary = assign(engine(), chosen)
-            experiment_rows.clear()
-            st.success(t("launched_msg", n=f"{summary.newly_assigned:,}"))
+        st.button(t("launch"), key="launch", on_click=_ask_to_confirm, args=(chosen,))
+        if st.session_state.get("launch_confirm") == chosen:
+            launch_confirmation(chosen)
+    if approval_required():
+        st.caption(t("approval_required"))
+        for request in pending_launches(engine()):
+            st.markdown(t("pending_launch", name=request.experiment, who=request.requested_by,
+                          n=f"{request.audience:,}"))
+            st.button(t("approve_launch"), key=f"approve_{request.id}", on_click=_approve,
+                      args=(request.id, request.experiment), disabled=request.requested_by == actor.name)
     launched = [r.name for r in rows if r.status == "running" and r.source == "designed"]
     if launched:
         chosen = st.selectbox(t("experiment") + " · " + t("locked"), launched, key="sendlist_choice")
-        st.download_button(t("sendlists"), data=send_lists_zip(chosen), file_name=f"{chosen}-sendlists.zip",
-                           mime="application/zip", key="sendlist_download")
+        st.button(t("build_sendlists"), key="sendlist_build", on_click=_build, args=(chosen,))
+        built = st.session_state.get("sendlist_zip")
+        if built and built[0] == chosen:
+            st.download_button(t("sendlists"), data=built[1], file_name=f"{chosen}-sendlists.zip",
+                               mime="application/zip", key="sendlist_download", on_click=_downloaded,
+                               args=(chosen, built[1]))
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def _zip(url: str, name: str) -> bytes:
-    buffer = io.BytesIO()
-    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for f in write_send_lists(engine(), name, folder):
-            archive.write(f.path, Path(f.path).name)
-    return buffer.getvalue()
-
-
-def send_lists_zip(name: str) -> bytes:
-    return _zip(current_url(), name)
-
-
+actor = page_actor(Permission.DESIGN)
 st.title(t("design_title"))
 st.caption(t("design_caption"))
 left, right = st.columns([3, 2])
@@ -166,13 +233,12 @@ with left:
     if submitted:
         try:
             spec = parse_spec(spec_data(form, variants), source=form["name"] or "design")
-            with session_scope(engine()) as session:
-                create_experiment(session, spec)
+            save_draft(engine(), spec, actor=acting(Permission.DESIGN, spec.name))
             experiment_rows.clear()
             st.success(t("saved", name=spec.name))
         except SpecError as exc:
             st.error(t("invalid_design") + "\n\n" + "\n".join(f"- `{f or '·'}`: {m}" for f, m in exc.problems))
-        except DesignLocked as exc:
+        except (DesignLocked, Forbidden) as exc:
             st.error(str(exc))
 with right:
     planning_panel(form, variants)

@@ -7,6 +7,8 @@ import streamlit as st
 
 from analysis.render import fmt_value
 from analysis.report import Report
+from experiments.access import Permission
+from views.auth import page_actor
 from views.common import cohort_label, current_url, experiment_rows, labels, metric_name, reports_for, status_label
 from views.i18n import t
 
@@ -25,6 +27,7 @@ def primary_result(report: Report | None, primary: str) -> str:
     return f"{best.variant}: {fmt_value(best.abs_uplift, best.kind, signed=True)}{mark}"
 
 
+page_actor(Permission.VIEW)
 st.title(t("experiments_title"))
 url = current_url()
 rows = experiment_rows(url)

@@ -6,6 +6,8 @@ import streamlit as st
 
 from analysis.charts import recall_vs_natural
 from analysis.report import Report
+from experiments.access import Permission
+from views.auth import page_actor
 from views.common import (
     acquisition_cost,
     current_url,
@@ -60,6 +62,7 @@ def headline(report: Report) -> str:
              lo=roi_text(roi.roi_ci[0]), hi=roi_text(roi.roi_ci[1]))
 
 
+page_actor(Permission.VIEW)
 st.title(t("overview_title"))
 st.caption(t("overview_caption"))
 url = current_url()

@@ -12,7 +12,11 @@ from analysis.charts import monitoring_path, uplift_forest, variant_rates
 from analysis.quality import verdict
 from analysis.render import LABELS, fmt_ci, fmt_p, fmt_value, render_markdown
 from analysis.report import Comparison, Report
-from views.common import currency, current_url, daily_looks_for, labels, experiment_rows, metric_name, money, pct, report_for, roi_text
+from experiments.access import Forbidden, Permission
+from views.actions import record_download
+from views.auth import acting, page_actor
+from views.common import currency, current_url, engine, daily_looks_for, labels, experiment_rows, metric_name, money, pct, report_for, roi_text
+from views.factorial import show_factorial
 from views.i18n import lang, t
 
 
@@ -46,6 +50,14 @@ def csv_of(report: Report) -> bytes:
     return frame.to_csv(index=False).encode("utf-8-sig")  # BOM: Excel opens Chinese text correctly
 
 
+def _downloaded(name: str, kind: str, data: bytes | str) -> None:
+    try:
+        record_download(engine(), name, kind, data, actor=acting(Permission.DOWNLOAD, name))
+    except Forbidden:
+        st.session_state["results_message"] = t("forbidden")
+
+
+actor = page_actor(Permission.VIEW)
 st.title(t("results_title"))
 url = current_url()
 status = {r.name: r.status for r in experiment_rows(url) if r.status != "draft"}
@@ -92,6 +104,7 @@ with right:
 st.subheader(t("comparisons"))
 st.dataframe(comparison_table(rows), hide_index=True, width="stretch")
 st.caption(f"{t('method')}: {rows[0].method} · {report.correction}")
+show_factorial(report, metric=metric)
 
 if report.guardrails:
     st.subheader(t("guardrails"))
@@ -154,8 +167,12 @@ if report.quality:
     st.caption(" · ".join(f"{v}: {LABELS[lang()][verdict(report.quality, v)]}"
                           for v in dict.fromkeys(q.variant for q in report.quality)))
 
-d1, d2, d3 = st.columns(3)
-d1.download_button(t("download_md"), render_markdown(report, lang=lang(), currency=currency()),
-                   file_name=f"{name}.md", mime="text/markdown")
-d2.download_button(t("download_csv"), csv_of(report), file_name=f"{name}.csv", mime="text/csv")
-d3.download_button(t("download_json"), report.to_json(), file_name=f"{name}.json", mime="application/json")
+if actor.can(Permission.DOWNLOAD):  # viewers read; analysts and above take the report away (audited)
+    downloads = [("download_md", render_markdown(report, lang=lang(), currency=currency()), "md", "text/markdown"),
+                 ("download_csv", csv_of(report), "csv", "text/csv"),
+                 ("download_json", report.to_json(), "json", "application/json")]
+    for column, (label, data, kind, mime) in zip(st.columns(3), downloads, strict=True):
+        column.download_button(t(label), data, file_name=f"{name}.{kind}", mime=mime, key=f"download_{kind}",
+                               on_click=_downloaded, args=(name, kind, data))
+if message := st.session_state.pop("results_message", None):
+    st.error(message)
