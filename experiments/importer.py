@@ -506,6 +506,8 @@ PLAIN_AMOUNT = r"^\d{1,12}(\.\d{1,2})?$"
 def _load_events_fast(session: Session, table: _Table, latest: datetime,
                       advance: Callable[[int], None]) -> tuple[int, int, int]:
     """(rows, inserted, skipped as already stored); raises _Recheck for anything to word or convert."""
+    if session.connection().dialect.name not in ("sqlite", "postgresql"):
+        raise _Recheck  # insert_skipping_repeats needs ON CONFLICT DO NOTHING; the row-by-row path works anywhere
     staging = SqlTable("import_events", MetaData(), Column("customer_id", String(MAX_ID_LENGTH)),
                        Column("event_type", String(16)), Column("occurred_at", DateTime), Column("value", Money),
                        prefixes=["TEMPORARY"])
