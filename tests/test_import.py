@@ -286,9 +286,7 @@ def test_hillstrom_imports_with_the_documented_command(engine: Engine, hillstrom
                               control="No E-Mail", metrics=["visit", "conversion", "spend"],
                               covariates=["history", "recency"], segments=["channel", "zip_code", "newbie"])
 
-    started = time.perf_counter()
-    assert run().inserted == 64_000
-    assert time.perf_counter() - started < 15
+    assert run().inserted == 64_000  # its speed is measured by benchmarks/imports.py, not timed here
     rows = stored(engine, "hillstrom")
     arms = {label: sum(1 for r in rows if r["variant"] == label) for label in {r["variant"] for r in rows}}
     visits = {label: sum(r["visit"] for r in rows if r["variant"] == label) for label in arms}
