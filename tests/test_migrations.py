@@ -26,7 +26,7 @@ from tests.conftest import PROJECT_ROOT
 
 TABLES = {"customers", "experiments", "variants", "metrics", "assignments", "sends", "events", "metric_values",
           "contact_holds", "analysis_runs", "users", "audit_log",
-          "segment_values", "imports", "launch_requests"}
+          "segment_values", "imports", "launch_requests", "experiment_notes"}
 
 
 def test_up_down_up(engine) -> None:  # noqa: ANN001
