@@ -265,3 +265,10 @@ def interaction_lines(report: Report, metric: str, across: str, lines: str, *, l
         tooltip=[alt.Tooltip("across:N", title=across), alt.Tooltip("line:N", title=lines),
                  alt.Tooltip("mean:Q", format=axis_format)],
     ).properties(height=280)
+
+
+def to_png(chart: alt.TopLevelMixin, scale: float = 2) -> bytes:
+    """The chart as a PNG (vl-convert-python draws Vega-Lite without a browser)."""
+    import vl_convert  # noqa: PLC0415 - only an export needs it
+
+    return vl_convert.vegalite_to_png(chart.to_json(), scale=scale)

@@ -327,6 +327,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "channel_wechat": {"zh": "微信", "en": "WeChat"},
     "channel_phone": {"zh": "电话", "en": "Phone"},
     "channel_none": {"zh": "无触达", "en": "no contact"},
+    "channel_unknown": {"zh": "渠道未知（导入）", "en": "unknown channel (imported)"},
     "permalink": {"zh": "本页链接（含实验与语言）", "en": "Link to this page (experiment and language)"},
 }
 

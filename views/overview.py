@@ -16,20 +16,22 @@ from datetime import UTC, timedelta
 import pandas as pd
 import streamlit as st
 
-from analysis.charts import monthly_trend, recall_vs_natural
+from analysis.charts import monthly_trend, recall_vs_natural, to_png
 from analysis.render import decision_text, show
 from analysis.report import Comparison, Report
 from analysis.verdict import SHIP
-from experiments.access import Permission
+from experiments.access import Forbidden, Permission
 from experiments.config import settings
 from experiments.store import utcnow
-from views.auth import page_actor
+from views.actions import record_download
+from views.auth import acting, page_actor
 from views.common import (
     ExperimentRow,
     acquisition_cost,
     channel_label,
     cohort_label,
     current_url,
+    engine,
     experiment_rows,
     lifecycle_of,
     money,
@@ -170,7 +172,9 @@ def rollup(campaigns: list[Campaign], reports: dict[str, Report], by: str) -> pd
         report = reports[c.name]
         channels = {v.name: v.channel for v in report.variants}
         for comparison in _rows(report):
-            key = channel_label(channels.get(comparison.variant)) if by == "channel" else cohort_label(c.cohort)
+            channel = channels.get(comparison.variant)
+            key = ((channel_label(channel) if channel else t("channel_unknown")) if by == "channel"
+                   else cohort_label(c.cohort))
             g = groups.setdefault(key, dict(n=0, returned=0.0, natural=0.0, proven=0.0))
             if not (math.isfinite(comparison.variant_mean) and math.isfinite(comparison.control_mean)):
                 continue
@@ -202,10 +206,12 @@ def campaign_table(campaigns: list[Campaign], reports: dict[str, Report]) -> pd.
     ])
 
 
-def png_of(chart) -> bytes:  # noqa: ANN001 - an Altair chart; converted only when the button is clicked
-    import vl_convert
-
-    return vl_convert.vegalite_to_png(chart.to_json(), scale=2)
+def _downloaded(kind: str, data: bytes | str) -> None:
+    """Audit an export (the PNG is recorded by its chart specification, drawn only on the click)."""
+    try:
+        record_download(engine(), "overview", kind, data, actor=acting(Permission.DOWNLOAD, "overview"))
+    except Forbidden:
+        st.session_state["overview_message"] = t("forbidden")
 
 
 def monthly(campaigns: list[Campaign]) -> list[dict]:
@@ -220,7 +226,7 @@ def monthly(campaigns: list[Campaign]) -> list[dict]:
             for k, m in sorted(months.items()) if m["n"]]
 
 
-page_actor(Permission.VIEW)
+actor = page_actor(Permission.VIEW)
 st.title(t("overview_title"))
 st.caption(t("overview_caption"))
 url = current_url()
@@ -239,6 +245,8 @@ reports = reports_for(url, [r.name for r in rows])
 campaigns = [c for c in (campaign(reports[r.name], r, lifecycle_of(url, r.name).variant) for r in rows)
              if c is not None]
 proven = [c for c in campaigns if c.counted]
+if message := st.session_state.pop("overview_message", None):
+    st.error(message)
 
 st.subheader(t("counted_title"))
 returns, revenue = total([c.returns for c in proven]), total([c.revenue for c in proven])
@@ -272,12 +280,13 @@ with right:
     st.subheader(t("by_cohort"))
     st.dataframe(rollup(campaigns, reports, "cohort"), hide_index=True, width="stretch")
 
-table = campaign_table(campaigns, reports)
-c = st.columns(2)
-c[0].download_button(t("export_csv"), table.to_csv(index=False).encode("utf-8-sig"), file_name="recall-overview.csv",
-                     mime="text/csv", key="overview_csv", on_click="ignore")
-c[1].download_button(t("export_png"), lambda: png_of(chart), file_name="recall-overview.png", mime="image/png",
-                     key="overview_png", on_click="ignore")
+if actor.can(Permission.DOWNLOAD):  # like the report downloads: analysts and above, audited
+    table = campaign_table(campaigns, reports).to_csv(index=False).encode("utf-8-sig")
+    c = st.columns(2)
+    c[0].download_button(t("export_csv"), table, file_name="recall-overview.csv", mime="text/csv", key="overview_csv",
+                         on_click=_downloaded, args=("csv", table))
+    c[1].download_button(t("export_png"), lambda: to_png(chart), file_name="recall-overview.png", mime="image/png",
+                         key="overview_png", on_click=_downloaded, args=("png", chart.to_json()))
 
 st.subheader(t("campaigns"))
 for c in campaigns:
