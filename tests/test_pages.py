@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 import streamlit as st
 from sqlalchemy import Engine
@@ -27,6 +29,7 @@ from experiments.db import make_engine, session_scope
 from experiments.demo import MAIN, build_demo
 from experiments.importer import import_results
 from experiments.notes import notes
+from experiments.store import get_experiment
 from tests.conftest import fresh_database
 from tests.helpers import AS_OF, add_customers, example_spec, store_spec
 from tests.test_app import APP, PAGES, add_role_users, open_page, texts
@@ -174,6 +177,124 @@ def test_notes_are_added_on_a_click_audited_and_shown_newest_first(demo: Engine)
     assert not viewer.text_area and any("second look" in m.value for m in viewer.markdown)
 
 
+# --------------------------------------------------------------------------- Overview
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_overview_totals_count_only_proven_effects_and_cards_match_headlines(demo: Engine, lang: str) -> None:
+    at = open_page("overview", lang, role="analyst")
+    reports = {n: build_report(demo, n) for n in DEMO}
+    proven = [c for r in reports.values() for c in r.comparisons if c.metric == "returned" and c.significant
+              and c.abs_uplift > 0]
+    assert proven and all(c.variant == reports[MAIN].verdict.variant for c in proven)
+    expected = sum(c.abs_uplift * c.n for c in proven)
+    label = "增量回流人数" if lang == "zh" else "Incremental returns"
+    total = next(m for m in at.metric if m.label == label)
+    value, lo, hi = (float(x.replace(",", "")) for x in re.findall(r"-?[\d,]+", total.value)[:3])
+    assert value == pytest.approx(round(expected)) and lo < value < hi
+    caption = next(c.value for c in at.caption if ("合计只计入" in c.value or "Totals count only" in c.value))
+    counted, variants = map(int, re.search(r"(\d+) (?:/|of) (\d+)", caption).groups())
+    assert 1 <= counted < variants
+    # The main campaign's card: the headline's numbers are the card's, and its ROI interval includes 0.
+    card = next(m.value for m in at.markdown if m.value.startswith(f"**{MAIN}**"))
+    assert decision_text(reports[MAIN].verdict, lang) in card and total.value in card
+    roi = reports[MAIN].roi
+    shipped = next(r for r in roi if r.variant == reports[MAIN].verdict.variant)
+    assert shipped.roi_ci[0] < 0 < shipped.roi_ci[1]
+    assert ("ROI 未经证实" if lang == "zh" else "ROI unproven") in card
+    # No green arrow where nothing is proven: those deltas are marked unproven and drawn grey.
+    deltas = [m.proto for m in at.metric if m.proto.delta and m.label in ("触达组回流率", "Recall rate (contacted)")]
+    assert len(deltas) >= 3
+    for m in deltas:
+        unproven = "未经证实" in m.delta or "unproven" in m.delta
+        assert (m.color == GRAY) == unproven, (m.delta, m.color)
+
+
+def test_overview_trend_rollups_period_and_exports(demo: Engine) -> None:
+    at = open_page("overview", "en", role="analyst")
+    chart = next(c for c in at.get("vega_lite_chart")
+                 if json.loads(c.proto.spec).get("encoding", {}).get("x", {}).get("field") == "month")
+    rows = pd.concat([pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets])
+    months = sorted(set(rows["month"]))
+    assert months == ["2026-09", "2026-10", "2026-11"]
+    assert {f.value.columns[0] for f in at.dataframe} >= {"Channel", "Cohort"}
+    assert [b.proto.label for b in at.get("download_button")] == ["Export table (CSV)", "Export chart (PNG)"]
+    at.selectbox(key="period_en").set_value("30").run()
+    assert not at.exception
+    cards = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert any(MAIN in c for c in cards) and not any("demo-dormant-push-vs-sms" in c for c in cards)
+    viewer = open_page("overview", "en", role="viewer")
+    assert not viewer.get("download_button")  # exports are for analysts and above (audited)
+
+
+def test_the_png_export_draws_the_chart() -> None:
+    chart = charts.recall_vs_natural([dict(campaign="a", recall_rate=0.1, natural_rate=0.05)],
+                                     recall_label="recall", natural_label="natural")
+    assert charts.to_png(chart).startswith(b"\x89PNG")
+
+
+# --------------------------------------------------------------------------- empty experiments, one verdict
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("page", ["overview", "results", "experiments"])
+def test_empty_experiments_show_no_nan_or_inf(demo: Engine, page: str, lang: str) -> None:
+    for name in EMPTY if page == "results" else [None]:
+        at = open_page(page, lang, role="analyst", **({"experiment": name} if name else {}))
+        content = texts(at) + "\n".join(str(c.proto.delta) for c in at.metric)
+        found = NAN.search(content)
+        assert not found, content[max(0, found.start() - 200):found.end() + 50]
+        if name == EMPTY[0]:  # no outcome yet: nothing to check the split against
+            assert "matches the design" not in content and "分组比例与设计一致" not in content
+        if name:
+            assert verdict_box(at)
+
+
+@pytest.mark.parametrize("name", DEMO + EMPTY)
+def test_cli_json_and_results_page_give_one_verdict(demo: Engine, name: str) -> None:
+    """The page monitors a running test sequentially by default; the CLI does with --sequential."""
+    with session_scope(demo) as session:
+        running = get_experiment(session, name).status.value == "running"
+    options = ["--sequential"] if running else []
+    runner = CliRunner()
+    as_json = runner.invoke(cli, ["report", name, "--format", "json", *options])
+    markdown = runner.invoke(cli, ["report", name, "--lang", "en", *options])
+    assert as_json.exit_code == 0 and markdown.exit_code == 0, as_json.output + markdown.output
+    data = json.loads(as_json.stdout)
+    at = open_page("results", "en", role="analyst", experiment=name)
+    headline = verdict_box(at).removeprefix("Verdict: ")
+    report = build_report(demo, name, sequential=running)
+    assert data["verdict"]["decision"] == report.verdict.decision and data["verdict"]["variant"] == report.verdict.variant
+    assert headline == decision_text(report.verdict, "en")
+    assert f"## Verdict: {headline}" in markdown.stdout
+    assert not NAN.search(json.dumps(data["verdict"]))
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def test_charts_fit_their_rows_have_legends_and_draw_points_as_points(demo: Engine) -> None:
+    report = build_report(demo, "demo-welcome-coupon")  # two contacted arms
+    legend = {"control": "control", "significant": "sig", "not significant": "n.s."}
+    rates = charts.variant_rates(report, "returned", legend=legend).to_dict()
+    assert rates["height"] >= 160 and rates["layer"][0]["encoding"]["color"]["legend"] is not None
+    forest = charts.uplift_forest(report, "returned", label="Return rate", points="pt").to_dict()
+    x = forest["layer"][0]["encoding"]["x"]
+    assert x["title"] == "Return rate (pt)" and x["axis"]["format"] == "+.1f"
+    frame = charts.uplift_frame(report, "returned")
+    lo, hi = x["scale"]["domain"]
+    assert lo < min(frame["lo"].min() * 100, 0) and hi > max(frame["hi"].max() * 100, 0)  # room at both ends
+    looks = [type("Look", (), dict(day=d, variant=v, abs_uplift=0.01, ci_lo=-0.02, ci_hi=0.04))
+             for d in (1, 2) for v in ("a", "b", "c")]
+    path = charts.monitoring_path(looks, label="rate").to_dict()
+    assert path["facet"]["field"] == "variant" and path["columns"] == 4  # one panel (one band) per variant
+    assert path["spec"]["layer"][0]["encoding"]["y"]["title"] == "rate (pt)"
+    assert math.isclose(path["datasets"][next(iter(path["datasets"]))][0]["uplift"], 1.0)
+
+
+# --------------------------------------------------------------------------- last: changes the database
+
+
 def test_operators_stop_decide_and_roll_out_after_a_confirmation(demo: Engine) -> None:
     name = "lifecycle-in-the-app"
     add_customers(demo, [f"L{i:03d}" for i in range(40)])
@@ -211,115 +332,4 @@ def test_operators_stop_decide_and_roll_out_after_a_confirmation(demo: Engine) -
 
 def lifecycle_status(engine: Engine, name: str) -> str:
     with session_scope(engine) as session:
-        from experiments.store import get_experiment
-
         return get_experiment(session, name).status.value
-
-
-# --------------------------------------------------------------------------- Overview
-
-
-@pytest.mark.parametrize("lang", ["zh", "en"])
-def test_overview_totals_count_only_proven_effects_and_cards_match_headlines(demo: Engine, lang: str) -> None:
-    at = open_page("overview", lang, role="analyst")
-    reports = {n: build_report(demo, n) for n in DEMO}
-    proven = [c for r in reports.values() for c in r.comparisons if c.metric == "returned" and c.significant
-              and c.abs_uplift > 0]
-    assert proven and all(c.variant == reports[MAIN].verdict.variant for c in proven)
-    expected = sum(c.abs_uplift * c.n for c in proven)
-    label = "增量回流人数" if lang == "zh" else "Incremental returns"
-    total = next(m for m in at.metric if m.label == label)
-    value, lo, hi = (float(x.replace(",", "")) for x in re.findall(r"-?[\d,]+", total.value)[:3])
-    assert value == pytest.approx(round(expected)) and lo < value < hi
-    caption = next(c.value for c in at.caption if ("合计只计入" in c.value or "Totals count only" in c.value))
-    assert "1 / " in caption or "1 of " in caption
-    # The main campaign's card: the headline's numbers are the card's, and its ROI interval includes 0.
-    card = next(m.value for m in at.markdown if m.value.startswith(f"**{MAIN}**"))
-    assert decision_text(reports[MAIN].verdict, lang) in card and total.value in card
-    roi = reports[MAIN].roi
-    shipped = next(r for r in roi if r.variant == reports[MAIN].verdict.variant)
-    assert shipped.roi_ci[0] < 0 < shipped.roi_ci[1]
-    assert ("ROI 未经证实" if lang == "zh" else "ROI unproven") in card
-    # No green arrow where nothing is proven: those deltas are marked unproven and drawn grey.
-    deltas = [m.proto for m in at.metric if m.proto.delta and m.label in ("触达组回流率", "Recall rate (contacted)")]
-    assert len(deltas) >= 3
-    for m in deltas:
-        unproven = "未经证实" in m.delta or "unproven" in m.delta
-        assert (m.color == GRAY) == unproven, (m.delta, m.color)
-
-
-def test_overview_trend_rollups_period_and_exports(demo: Engine) -> None:
-    at = open_page("overview", "en", role="analyst")
-    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
-    trend = next(s for s in specs if s.get("encoding", {}).get("x", {}).get("field") == "month")
-    rows = next(iter(trend["datasets"].values())) if "datasets" in trend else trend["data"]["values"]
-    months = sorted({row["month"] for row in rows})
-    assert months == ["2026-09", "2026-10", "2026-11"]
-    assert {f.value.columns[0] for f in at.dataframe} >= {"Channel", "Cohort"}
-    assert [b.proto.label for b in at.get("download_button")] == ["Export table (CSV)", "Export chart (PNG)"]
-    at.selectbox(key="period").set_value("30").run()
-    assert not at.exception
-    cards = [m.value for m in at.markdown if m.value.startswith("**")]
-    assert any(MAIN in c for c in cards) and not any("demo-dormant-push-vs-sms" in c for c in cards)
-    viewer = open_page("overview", "en", role="viewer")
-    assert not viewer.get("download_button")  # exports are for analysts and above (audited)
-
-
-def test_the_png_export_draws_the_chart() -> None:
-    chart = charts.recall_vs_natural([dict(campaign="a", recall_rate=0.1, natural_rate=0.05)],
-                                     recall_label="recall", natural_label="natural")
-    assert charts.to_png(chart).startswith(b"\x89PNG")
-
-
-# --------------------------------------------------------------------------- empty experiments, one verdict
-
-
-@pytest.mark.parametrize("lang", ["zh", "en"])
-@pytest.mark.parametrize("page", ["overview", "results", "experiments"])
-def test_empty_experiments_show_no_nan_or_inf(demo: Engine, page: str, lang: str) -> None:
-    for name in EMPTY if page == "results" else [None]:
-        at = open_page(page, lang, role="analyst", **({"experiment": name} if name else {}))
-        content = texts(at) + "\n".join(str(c.proto.delta) for c in at.metric)
-        found = NAN.search(content)
-        assert not found, content[max(0, found.start() - 200):found.end() + 50]
-        assert "↑ +nan" not in content and "matches the design" not in content and "分组比例与设计一致" not in content
-        if name:
-            assert verdict_box(at)
-
-
-@pytest.mark.parametrize("name", DEMO + EMPTY)
-def test_cli_json_and_results_page_give_one_verdict(demo: Engine, name: str) -> None:
-    runner = CliRunner()
-    as_json = runner.invoke(cli, ["report", name, "--format", "json"])
-    markdown = runner.invoke(cli, ["report", name, "--lang", "en"])
-    assert as_json.exit_code == 0 and markdown.exit_code == 0, as_json.output + markdown.output
-    data = json.loads(as_json.stdout)
-    at = open_page("results", "en", role="analyst", experiment=name)
-    headline = verdict_box(at).removeprefix("Verdict: ")
-    report = build_report(demo, name, sequential=data["status"] == "running")
-    assert data["verdict"]["decision"] == report.verdict.decision
-    assert f"## Verdict: {decision_text(build_report(demo, name).verdict, 'en')}" in markdown.stdout
-    assert headline == decision_text(report.verdict, "en")
-    assert not NAN.search(json.dumps(data["verdict"]))
-
-
-# --------------------------------------------------------------------------- charts
-
-
-def test_charts_fit_their_rows_have_legends_and_draw_points_as_points(demo: Engine) -> None:
-    report = build_report(demo, "demo-welcome-coupon")  # two contacted arms
-    legend = {"control": "control", "significant": "sig", "not significant": "n.s."}
-    rates = charts.variant_rates(report, "returned", legend=legend).to_dict()
-    assert rates["height"] >= 160 and rates["layer"][0]["encoding"]["color"]["legend"] is not None
-    forest = charts.uplift_forest(report, "returned", label="Return rate", points="pt").to_dict()
-    x = forest["layer"][0]["encoding"]["x"]
-    assert x["title"] == "Return rate (pt)" and x["axis"]["format"] == "+.1f"
-    frame = charts.uplift_frame(report, "returned")
-    lo, hi = x["scale"]["domain"]
-    assert lo < min(frame["lo"].min() * 100, 0) and hi > max(frame["hi"].max() * 100, 0)  # room at both ends
-    looks = [type("Look", (), dict(day=d, variant=v, abs_uplift=0.01, ci_lo=-0.02, ci_hi=0.04))
-             for d in (1, 2) for v in ("a", "b", "c")]
-    path = charts.monitoring_path(looks, label="rate").to_dict()
-    assert path["facet"]["field"] == "variant" and path["columns"] == 4  # one panel (one band) per variant
-    assert path["spec"]["layer"][0]["encoding"]["y"]["title"] == "rate (pt)"
-    assert math.isclose(path["datasets"][next(iter(path["datasets"]))][0]["uplift"], 1.0)

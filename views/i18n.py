@@ -328,6 +328,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "channel_phone": {"zh": "电话", "en": "Phone"},
     "channel_none": {"zh": "无触达", "en": "no contact"},
     "channel_unknown": {"zh": "渠道未知（导入）", "en": "unknown channel (imported)"},
+    "adj_interval": {"zh": "校正后区间（与校正后 p 同族水平）", "en": "Adj. interval (family level of the adj. p)"},
     "permalink": {"zh": "本页链接（含实验与语言）", "en": "Link to this page (experiment and language)"},
 }
 

@@ -70,6 +70,10 @@ class Campaign:
     roi: float | None  # of the verdict's (or the decision's) variant
     roi_ci: tuple[float, float] | None
     headline_variant: str | None
+    measured: bool = True  # False: no outcome yet, so no rate to show
+
+
+NO_DATA = ("no_customers", "no_outcomes")
 
 
 def return_metric(report: Report) -> str | None:
@@ -117,6 +121,7 @@ def campaign(report: Report, row: ExperimentRow, shipped: str | None) -> Campaig
         spent=sum(r.cost for r in report.roi),
         roi=chosen.roi if chosen else None, roi_ci=chosen.roi_ci if chosen else None,
         headline_variant=headline,
+        measured=not (report.verdict and any(r.code in NO_DATA for r in report.verdict.reasons)),
     )
 
 
@@ -154,7 +159,9 @@ def headline(report: Report, c: Campaign) -> str:
     if not c.headline_variant or not c.counted:
         return f"{verdict} · {t('headline_none')}"
     text = t("headline_no_roi", variant=c.headline_variant, returns=count_text(c.returns))
-    return f"{verdict} · {text}" + (f"; ROI {roi_reading(c)}" if c.roi is not None else "")
+    reading = roi_reading(c)
+    return f"{verdict} · {text}" + (f"; {reading if reading.startswith(t('roi_unproven')) else 'ROI ' + reading}"
+                                    if c.roi is not None else "")
 
 
 def in_period(row: ExperimentRow, period: str) -> bool:
@@ -168,7 +175,7 @@ def rollup(campaigns: list[Campaign], reports: dict[str, Report], by: str) -> pd
     """Contacted customers, their return rate, the natural rate and the proven incremental returns per
     channel (of the contacted variants) or per cohort (of the campaigns)."""
     groups: dict[str, dict[str, float]] = {}
-    for c in campaigns:
+    for c in (c for c in campaigns if c.measured):
         report = reports[c.name]
         channels = {v.name: v.channel for v in report.variants}
         for comparison in _rows(report):
@@ -217,7 +224,7 @@ def _downloaded(kind: str, data: bytes | str) -> None:
 def monthly(campaigns: list[Campaign]) -> list[dict]:
     months: dict[str, dict[str, float]] = {}
     for c in campaigns:
-        if c.month and math.isfinite(c.recall_rate) and math.isfinite(c.natural_rate):
+        if c.measured and c.month and math.isfinite(c.recall_rate) and math.isfinite(c.natural_rate):
             m = months.setdefault(c.month, dict(n=0, recall=0.0, natural=0.0))
             m["n"] += c.contacted
             m["recall"] += c.recall_rate * c.contacted
@@ -236,7 +243,8 @@ if not rows:
     st.markdown(t("no_experiments_help"))
     st.stop()
 
-period = st.selectbox(t("period"), PERIODS, format_func={p: t(f"period_{p}") for p in PERIODS}.get, key="period")
+period = st.selectbox(t("period"), PERIODS, format_func={p: t(f"period_{p}") for p in PERIODS}.get,
+                      key=f"period_{lang()}")
 rows = [r for r in rows if in_period(r, period)]
 if not rows:
     st.info(t("period_empty"))
@@ -254,7 +262,9 @@ cost = sum(c.cost for c in proven)
 cac = acquisition_cost()
 cols = st.columns(4)
 cols[0].metric(t("incremental_returns"), count_text(returns) if proven else "–")
-cols[1].metric(t("incremental_revenue"), money_text(revenue) if proven else "–")
+cols[1].metric(t("incremental_revenue"), money(revenue.value) if proven else "–")
+if proven:
+    cols[1].caption(f"95%: [{money(revenue.lo)}, {money(revenue.hi)}]")
 cols[2].metric(t("total_cost"), money(cost) if proven else "–")
 cpir = cost / returns.value if proven and returns.value > 0 else None
 cols[3].metric(t("cpir"), money(cpir),
@@ -264,7 +274,7 @@ variants = sum(len(_rows(reports[c.name])) for c in campaigns)
 st.caption(t("counted_caption", n=sum(len(c.counted) for c in campaigns), m=variants) if proven else t("counted_none"))
 
 chart = recall_vs_natural([dict(campaign=c.name, recall_rate=c.recall_rate, natural_rate=c.natural_rate)
-                           for c in campaigns if math.isfinite(c.recall_rate)],
+                           for c in campaigns if c.measured and math.isfinite(c.recall_rate)],
                           recall_label=t("recall_rate"), natural_label=t("natural_rate"))
 st.altair_chart(chart, width="stretch")
 trend = monthly(campaigns)
@@ -294,14 +304,18 @@ for c in campaigns:
     with st.container(border=True):
         st.markdown(f"**{c.name}** · {cohort_label(c.cohort)} · {headline(report, c)}")
         m = st.columns(5)
-        m[0].metric(t("natural_rate"), pct(c.natural_rate))
+        m[0].metric(t("natural_rate"), pct(c.natural_rate) if c.measured else "–")
         gap = c.recall_rate - c.natural_rate
         proven_gain = bool(c.counted)
-        m[1].metric(t("recall_rate"), pct(c.recall_rate),
+        m[1].metric(t("recall_rate"), pct(c.recall_rate) if c.measured else "–",
                     delta=f"{gap * 100:+.2f} {t('pt')}" + ("" if proven_gain else f" ({t('unproven')})")
-                    if math.isfinite(gap) else None,
+                    if c.measured and math.isfinite(gap) else None,
                     delta_color="normal" if proven_gain else "off")
         m[2].metric(t("incremental_returns"), count_text(c.returns) if c.counted else "–",
                     help=t("counted_variant", variant=", ".join(c.counted)) if c.counted else t("not_counted"))
-        m[3].metric(t("roi"), roi_reading(c))
+        reading = roi_reading(c)
+        flag = next((w for w in (t("roi_unproven"), t("roi_negative_short")) if reading.startswith(w)), None)
+        # an unproven ROI is not shown as a number to act on: the number and its interval are in the help
+        m[3].metric(t("roi"), (t("unproven") if flag == t("roi_unproven") else flag) if flag else roi_text(c.roi),
+                    help=reading)
         m[4].metric(t("cpir"), money(c.cost / c.returns.value) if c.counted and c.returns.value > 0 else "–")

@@ -56,7 +56,8 @@ def uplift_text(x: float, kind: str) -> str:
 
 
 def interval_text(ci: tuple[float, float] | None, kind: str) -> str:
-    if ci is None or not all(isinstance(x, (int, float)) and not math.isnan(x) for x in ci):
+    """"[lo, hi]" (points for a rate); nothing when an end is missing or unbounded (no data yet)."""
+    if ci is None or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in ci):
         return ""
     if kind == "binary":
         return f"[{ci[0] * 100:+.2f}, {ci[1] * 100:+.2f}]"
@@ -75,6 +76,7 @@ def comparison_table(rows: list[Comparison], *, with_segment: bool = False) -> p
             t("rel_uplift"): f"{fmt_value(c.rel_uplift, 'binary', signed=True)} {fmt_ci(c.rel_ci, 'binary')}".strip(),
             t("p"): fmt_p(c.p_value),
             t("p_adj"): fmt_p(c.p_value_adjusted),
+            t("adj_interval"): interval_text(c.abs_ci_adjusted, c.kind) or "–",
             t("significant"): "✓" if c.significant else "",
         }
         for c in rows
