@@ -269,6 +269,6 @@ def interaction_lines(report: Report, metric: str, across: str, lines: str, *, l
 
 def to_png(chart: alt.TopLevelMixin, scale: float = 2) -> bytes:
     """The chart as a PNG (vl-convert-python draws Vega-Lite without a browser)."""
-    import vl_convert  # noqa: PLC0415 - only an export needs it
+    import vl_convert
 
     return vl_convert.vegalite_to_png(chart.to_json(), scale=scale)

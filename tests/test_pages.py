@@ -8,7 +8,6 @@ import math
 import re
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa

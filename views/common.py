@@ -25,8 +25,8 @@ from experiments.cohorts import COHORTS, cohort_filter
 from experiments.config import database_url, settings
 from experiments.db import open_engine, session_scope
 from experiments.models import Customer
-from experiments.store import get_experiment, list_experiments, utcnow
 from experiments.notes import Note, notes
+from experiments.store import get_experiment, list_experiments, utcnow
 from views.i18n import STRINGS, lang, t
 
 DEFAULT_NATURAL_RATE = 0.08

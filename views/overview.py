@@ -310,7 +310,7 @@ for c in campaigns:
         m[1].metric(t("recall_rate"), pct(c.recall_rate) if c.measured else "–",
                     delta=f"{gap * 100:+.2f} {t('pt')}" + ("" if proven_gain else f" ({t('unproven')})")
                     if c.measured and math.isfinite(gap) else None,
-                    delta_color="normal" if proven_gain else "off")
+                    delta_color="normal" if proven_gain else "off", delta_arrow="auto" if proven_gain else "off")
         m[2].metric(t("incremental_returns"), count_text(c.returns) if c.counted else "–",
                     help=t("counted_variant", variant=", ".join(c.counted)) if c.counted else t("not_counted"))
         reading = roi_reading(c)

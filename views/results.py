@@ -15,7 +15,16 @@ import streamlit as st
 from analysis.charts import monitoring_path, uplift_forest, variant_rates
 from analysis.corrections import CORRECTIONS
 from analysis.quality import verdict as quality_verdict
-from analysis.render import LABELS, decision_text, fmt_ci, fmt_p, fmt_value, reason_text, render_markdown, show
+from analysis.render import (
+    LABELS,
+    decision_text,
+    fmt_ci,
+    fmt_p,
+    fmt_value,
+    reason_text,
+    render_markdown,
+    show,
+)
 from analysis.report import Comparison, Report
 from analysis.verdict import KEEP_RUNNING, NO_EFFECT, SHIP, STOP_FOR_HARM
 from experiments import lifecycle
@@ -250,13 +259,13 @@ def risks(report: Report) -> None:
         st.subheader(t("roi_title"))
         words = LABELS[lang()]
 
-        def reading(r) -> str:  # noqa: ANN001 - analysis.roi.RoiResult
+        def reading(r) -> str:
             if r.roi_ci is None or not all(math.isfinite(x) for x in r.roi_ci):
                 return "–"
             return words["roi_positive"] if r.roi_ci[0] > 0 else words["roi_negative"] if r.roi_ci[1] < 0 \
                 else words["roi_unproven"]
 
-        def span(ci: tuple[float, float], fmt) -> str:  # noqa: ANN001
+        def span(ci: tuple[float, float], fmt) -> str:
             return f" [{fmt(ci[0])}, {fmt(ci[1])}]" if all(math.isfinite(x) for x in ci) else ""
 
         st.dataframe(pd.DataFrame([
@@ -338,7 +347,7 @@ def notes_section(url: str, name: str, can_write: bool) -> None:
         st.markdown(f"**{n.author}** · {n.created_at:%Y-%m-%d %H:%M} UTC\n\n{n.text}")
 
 
-def decide_section(report: Report, url: str, name: str, actor) -> None:  # noqa: ANN001 - experiments.access.Actor
+def decide_section(report: Report, url: str, name: str, actor) -> None:
     state = lifecycle_of(url, name)
     st.markdown(t("lifecycle_status", status=status_label(state.status)))
     if state.decision:
