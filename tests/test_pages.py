@@ -159,16 +159,18 @@ def test_segment_labels_dimensions_and_channels_in_chinese(demo: Engine) -> None
 
 def test_notes_are_added_on_a_click_audited_and_shown_newest_first(demo: Engine) -> None:
     at = open_page("results", "en", role="analyst", experiment="demo-welcome-coupon")
-    for text in ("first look: too early", "second look: still waiting"):
+    for text in ("first look: too early, called 13812345678", "second look: still waiting"):
         at.text_area(key="note_text").set_value(text)
         at.button(key="note_add").click().run()
         assert not at.exception and at.success[0].value == "Note added."
     at.text_area(key="note_text").set_value("   ")
     at.button(key="note_add").click().run()
     assert at.error[0].value == "A note cannot be empty."
-    assert [n.text for n in notes(demo, "demo-welcome-coupon")] == ["second look: still waiting", "first look: too early"]
+    assert [n.text for n in notes(demo, "demo-welcome-coupon")] == [
+        "second look: still waiting", "first look: too early, called 13812345678"]
     shown = [m.value for m in at.markdown if "look:" in m.value]
     assert "second look" in shown[0] and "first look" in shown[1]
+    assert "138****5678" in shown[1] and "13812345678" not in shown[1]  # a phone number is never shown in full
     with session_scope(demo) as session:
         assert [(e.actor, e.target) for e in entries(session, limit=10) if e.action == "note_add"][:2] == [
             ("analyst", "demo-welcome-coupon")] * 2

@@ -42,6 +42,7 @@ from views.common import (
     experiment_rows,
     labels,
     lifecycle_of,
+    mask_phone,
     metric_name,
     money,
     notes_for,
@@ -344,7 +345,7 @@ def notes_section(url: str, name: str, can_write: bool) -> None:
     if not found:
         st.caption(t("notes_none"))
     for n in found:  # newest first
-        st.markdown(f"**{n.author}** · {n.created_at:%Y-%m-%d %H:%M} UTC\n\n{n.text}")
+        st.markdown(f"**{n.author}** · {n.created_at:%Y-%m-%d %H:%M} UTC\n\n{mask_phone(n.text)}")  # never a full phone
 
 
 def decide_section(report: Report, url: str, name: str, actor) -> None:
