@@ -52,11 +52,11 @@ def variant_rate_frame(report: Report, metric: str) -> pd.DataFrame:
 ROLES = ("control", "significant", "not significant")
 
 
-def _role_colour(legend: dict[str, str] | None) -> alt.Color:
+def _role_colour(legend: dict[str, str] | None, roles: Sequence[str] = ROLES) -> alt.Color:
     """Grey control, red significant (adjusted), blue not significant, with a legend in the page's words."""
-    names = [(legend or {}).get(r, r) for r in ROLES]
+    colours = dict(zip(ROLES, (CONTROL_COLOUR, SIGNIFICANT_COLOUR, NEUTRAL_COLOUR), strict=True))
     return alt.Color("role_label:N", title=None, legend=alt.Legend(orient="top"),
-                     scale=alt.Scale(domain=names, range=[CONTROL_COLOUR, SIGNIFICANT_COLOUR, NEUTRAL_COLOUR]))
+                     scale=alt.Scale(domain=[(legend or {}).get(r, r) for r in roles], range=[colours[r] for r in roles]))
 
 
 def _height(rows: int) -> int:
@@ -128,7 +128,7 @@ def uplift_forest(report: Report, metric: str, *, segment: str | None = None, la
     title = (label or metric) + (f" ({points})" if binary else "")
     frame["role"] = ["significant" if s else "not significant" for s in frame["significant"]]
     frame["role_label"] = [(legend or {}).get(r, r) for r in frame["role"]]
-    colour = _role_colour(legend)
+    colour = _role_colour(legend, ROLES[1:])  # no control row in a forest of uplifts
     base = alt.Chart(frame).encode(y=_variant_axis())
     interval = base.mark_rule(strokeWidth=2).encode(
         x=alt.X("lo:Q", title=title, axis=alt.Axis(format=axis_format),
