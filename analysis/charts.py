@@ -55,7 +55,7 @@ ROLES = ("control", "significant", "not significant")
 def _role_colour(legend: dict[str, str] | None, roles: Sequence[str] = ROLES) -> alt.Color:
     """Grey control, red significant (adjusted), blue not significant, with a legend in the page's words."""
     colours = dict(zip(ROLES, (CONTROL_COLOUR, SIGNIFICANT_COLOUR, NEUTRAL_COLOUR), strict=True))
-    return alt.Color("role_label:N", title=None, legend=alt.Legend(orient="top"),
+    return alt.Color("role_label:N", title=None, legend=alt.Legend(orient="top", labelLimit=240, columns=3),
                      scale=alt.Scale(domain=[(legend or {}).get(r, r) for r in roles], range=[colours[r] for r in roles]))
 
 
