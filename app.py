@@ -28,7 +28,10 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="Recall Lab 召回实验室", page_icon=":material/campaign:", layout="wide")
-st.session_state.setdefault("lang", os.environ.get("RECALL_LANG", "zh"))
+if "lang" not in st.session_state:  # a new session (a reload, a link): the URL's language, else the default
+    wanted = st.query_params.get("lang")
+    st.session_state["lang"] = wanted if wanted in LANGUAGES else os.environ.get("RECALL_LANG", "zh")
+st.query_params["lang"] = st.session_state["lang"]  # kept in the URL on every page, so a reload keeps it
 
 with st.sidebar:
     st.selectbox(t("language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang")

@@ -3,6 +3,8 @@
 - :func:`variant_rates`: each variant's rate with its 95% interval against the natural rate,
 - :func:`uplift_forest`: a forest plot of absolute uplifts with intervals around 0,
 - :func:`recall_vs_natural`: per campaign, the contacted customers' rate next to the natural rate,
+- :func:`monthly_trend`: the same two rates by launch month,
+- :func:`monitoring_path`: the always-valid interval of each variant day by day (one panel each),
 - :func:`main_effects`: a factorial design's mean per level, one panel per factor,
 - :func:`interaction_lines`: one factor's levels as lines across another factor's levels.
 """
@@ -10,7 +12,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import altair as alt
 import pandas as pd
@@ -47,17 +49,34 @@ def variant_rate_frame(report: Report, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def variant_rates(report: Report, metric: str, *, label: str = "", natural_label: str = "natural") -> alt.LayerChart:
-    """Points with 95% intervals per variant and a dashed rule at the control's (natural) level."""
+ROLES = ("control", "significant", "not significant")
+
+
+def _role_colour(legend: dict[str, str] | None, roles: Sequence[str] = ROLES) -> alt.Color:
+    """Grey control, red significant (adjusted), blue not significant, with a legend in the page's words."""
+    colours = dict(zip(ROLES, (CONTROL_COLOUR, SIGNIFICANT_COLOUR, NEUTRAL_COLOUR), strict=True))
+    return alt.Color("role_label:N", title=None, legend=alt.Legend(orient="top", labelLimit=240, columns=3),
+                     scale=alt.Scale(domain=[(legend or {}).get(r, r) for r in roles], range=[colours[r] for r in roles]))
+
+
+def _height(rows: int) -> int:
+    """Tall enough for its rows: a few arms still get a readable chart, many arms one row each."""
+    return max(160, ROW_HEIGHT * rows + 40)
+
+
+def variant_rates(report: Report, metric: str, *, label: str = "", natural_label: str = "natural",
+                  legend: dict[str, str] | None = None) -> alt.LayerChart:
+    """Points with 95% intervals per variant and a dashed rule at the control's (natural) level.
+    ``legend`` names the colours (control, significant, not significant) in the page's language."""
     frame = variant_rate_frame(report, metric)
     axis_format = ".1%" if _is_binary(report, metric) else ",.2f"
     frame["role"] = ["control" if c else ("significant" if s else "not significant")
                      for c, s in zip(frame["is_control"], frame["significant"], strict=True)]
-    colour = alt.Color("role:N", legend=None, scale=alt.Scale(
-        domain=["control", "significant", "not significant"],
-        range=[CONTROL_COLOUR, SIGNIFICANT_COLOUR, NEUTRAL_COLOUR]))
+    frame["role_label"] = [(legend or {}).get(r, r) for r in frame["role"]]
+    colour = _role_colour(legend)
     base = alt.Chart(frame).encode(y=_variant_axis())
-    bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", title=label or metric, axis=alt.Axis(format=axis_format)),
+    bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", title=label or metric, axis=alt.Axis(format=axis_format),
+                                                        scale=_padded(frame, ("lo", "hi", "mean"))),
                                                 x2="hi:Q", color=colour)
     points = base.mark_point(filled=True, size=80).encode(
         x="mean:Q", color=colour,
@@ -66,33 +85,61 @@ def variant_rates(report: Report, metric: str, *, label: str = "", natural_label
     natural = frame[frame.is_control]["mean"].iloc[0] if len(frame) else 0.0
     rule = alt.Chart(pd.DataFrame({"natural": [natural], "label": [natural_label]})).mark_rule(
         strokeDash=[6, 4], color=CONTROL_COLOUR).encode(x="natural:Q", tooltip=["label:N"])
-    return alt.layer(bars, points, rule).properties(height=max(120, ROW_HEIGHT * len(frame)))
+    return alt.layer(bars, points, rule).properties(height=_height(len(frame)))
 
 
-def uplift_frame(report: Report, metric: str, segment: str | None = None) -> pd.DataFrame:
+def _padded(frame: pd.DataFrame, columns: Sequence[str], *, include_zero: bool = False) -> alt.Scale:
+    """An x scale around the finite values of ``columns`` with 8% room on each side, so the ends of
+    the intervals are never cut at the chart's edge."""
+    values = [float(v) for c in columns for v in frame[c] if v is not None and math.isfinite(float(v))]
+    if include_zero:
+        values.append(0.0)
+    if not values:
+        return alt.Scale(zero=include_zero)
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.08 or abs(hi) * 0.08 or 0.01
+    return alt.Scale(domain=[lo - pad, hi + pad], nice=False, zero=False)
+
+
+def uplift_frame(report: Report, metric: str, segment: str | None = None,
+                 segment_label: Callable[[str], str] | None = None) -> pd.DataFrame:
+    """One row per comparison (of ``segment``'s dimension, e.g. "cohort="); ``segment_label`` words a
+    segment in the page's language."""
     source = report.comparisons if segment is None else report.segments
+    word = segment_label or str
     return pd.DataFrame([
-        dict(variant=c.variant if segment is None else f"{c.segment} · {c.variant}", uplift=c.abs_uplift,
+        dict(variant=c.variant if segment is None else f"{word(c.segment)} · {c.variant}", uplift=c.abs_uplift,
              lo=c.abs_ci[0], hi=c.abs_ci[1], significant=c.significant, p_adj=c.p_value_adjusted)
         for c in source if c.metric == metric and (segment is None or c.segment.startswith(segment))
     ], columns=["variant", "uplift", "lo", "hi", "significant", "p_adj"])
 
 
-def uplift_forest(report: Report, metric: str, *, segment: str | None = None, label: str = "") -> alt.LayerChart:
-    """Absolute uplift over the control with 95% intervals; the zero line is 'no effect'."""
-    frame = uplift_frame(report, metric, segment)
-    axis_format = "+.1%" if _is_binary(report, metric) else "+,.2f"
-    colour = alt.condition("datum.significant", alt.value(SIGNIFICANT_COLOUR), alt.value(NEUTRAL_COLOUR))
+def uplift_forest(report: Report, metric: str, *, segment: str | None = None, label: str = "",
+                  points: str = "pt", legend: dict[str, str] | None = None,
+                  segment_label: Callable[[str], str] | None = None) -> alt.LayerChart:
+    """Absolute uplift over the control with 95% intervals; the zero line is 'no effect'. The uplift of
+    a rate is a difference of percentages, so it is drawn in percentage points (``points`` names the
+    unit: "pt", "个百分点"), never as "%"."""
+    frame = uplift_frame(report, metric, segment, segment_label)
+    binary = _is_binary(report, metric)
+    if binary:
+        frame[["uplift", "lo", "hi"]] = frame[["uplift", "lo", "hi"]].astype(float) * 100
+    axis_format = "+.1f" if binary else "+,.2f"
+    title = (label or metric) + (f" ({points})" if binary else "")
+    frame["role"] = ["significant" if s else "not significant" for s in frame["significant"]]
+    frame["role_label"] = [(legend or {}).get(r, r) for r in frame["role"]]
+    colour = _role_colour(legend, ROLES[1:])  # no control row in a forest of uplifts
     base = alt.Chart(frame).encode(y=_variant_axis())
     interval = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X("lo:Q", title=label or metric, axis=alt.Axis(format=axis_format)), x2="hi:Q", color=colour)
+        x=alt.X("lo:Q", title=title, axis=alt.Axis(format=axis_format),
+                scale=_padded(frame, ("lo", "hi", "uplift"), include_zero=True)), x2="hi:Q", color=colour)
     point = base.mark_point(filled=True, size=80, shape="diamond").encode(
         x="uplift:Q", color=colour,
         tooltip=[alt.Tooltip("variant:N"), alt.Tooltip("uplift:Q", format=axis_format),
                  alt.Tooltip("lo:Q", format=axis_format), alt.Tooltip("hi:Q", format=axis_format),
                  alt.Tooltip("p_adj:Q", format=".4f")])
     zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="black").encode(x="zero:Q")
-    return alt.layer(interval, point, zero).properties(height=max(120, ROW_HEIGHT * len(frame)))
+    return alt.layer(interval, point, zero).properties(height=_height(len(frame)))
 
 
 def recall_vs_natural(rows: Sequence[dict], *, recall_label: str, natural_label: str) -> alt.LayerChart:
@@ -122,18 +169,40 @@ def _is_binary(report: Report, metric: str) -> bool:
     return any(c.kind == "binary" for c in report.comparisons if c.metric == metric)
 
 
-def monitoring_path(looks: Sequence, *, label: str = "", day_label: str = "day") -> alt.LayerChart:
-    """Always-valid intervals of each variant over the daily looks, around the zero line."""
+def monitoring_path(looks: Sequence, *, label: str = "", day_label: str = "day", binary: bool = True,
+                    points: str = "pt") -> alt.FacetChart:
+    """Always-valid intervals over the daily looks around the zero line: one panel per variant (one
+    band each, not eight overlapping), in percentage points for a rate."""
     frame = pd.DataFrame([dict(day=k.day, variant=k.variant, uplift=k.abs_uplift, lo=k.ci_lo, hi=k.ci_hi)
                           for k in looks], columns=["day", "variant", "uplift", "lo", "hi"])
-    base = alt.Chart(frame).encode(x=alt.X("day:Q", title=day_label, axis=alt.Axis(tickMinStep=1)),
-                                   color=alt.Color("variant:N", title=None))
-    band = base.mark_area(opacity=0.12).encode(y=alt.Y("lo:Q", title=label, axis=alt.Axis(format="+.1%")), y2="hi:Q")
-    line = base.mark_line(point=True).encode(
-        y="uplift:Q", tooltip=["day:Q", "variant:N", alt.Tooltip("uplift:Q", format="+.2%"),
-                               alt.Tooltip("lo:Q", format="+.2%"), alt.Tooltip("hi:Q", format="+.2%")])
-    zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="black").encode(y="zero:Q")
-    return alt.layer(band, line, zero).properties(height=320)
+    scale = 100 if binary else 1
+    frame[["uplift", "lo", "hi"]] = frame[["uplift", "lo", "hi"]].astype(float) * scale
+    axis_format = "+.1f" if binary else "+,.2f"
+    title = (label or "") + (f" ({points})" if binary else "")
+    base = alt.Chart().encode(x=alt.X("day:Q", title=day_label, axis=alt.Axis(tickMinStep=1)))
+    band = base.mark_area(opacity=0.18, color=NEUTRAL_COLOUR).encode(
+        y=alt.Y("lo:Q", title=title, axis=alt.Axis(format=axis_format)), y2="hi:Q")
+    line = base.mark_line(point=True, color=NEUTRAL_COLOUR).encode(
+        y="uplift:Q", tooltip=["day:Q", "variant:N", alt.Tooltip("uplift:Q", format=axis_format),
+                               alt.Tooltip("lo:Q", format=axis_format), alt.Tooltip("hi:Q", format=axis_format)])
+    zero = alt.Chart().mark_rule(color="black").encode(y=alt.datum(0))
+    return alt.layer(band, line, zero, data=frame).properties(width=220, height=160).facet(
+        facet=alt.Facet("variant:N", title=None, sort=list(dict.fromkeys(frame.variant))), columns=4)
+
+
+def monthly_trend(rows: Sequence[dict], *, month_label: str, recall_label: str, natural_label: str) -> alt.Chart:
+    """By launch month: the contacted customers' return rate against the natural return rate."""
+    frame = pd.DataFrame(
+        [dict(month=r["month"], series=recall_label, rate=r["recall_rate"]) for r in rows]
+        + [dict(month=r["month"], series=natural_label, rate=r["natural_rate"]) for r in rows],
+        columns=["month", "series", "rate"])
+    return alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(filled=True, size=70)).encode(
+        x=alt.X("month:O", title=month_label, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("rate:Q", title=None, axis=alt.Axis(format=".0%")),
+        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top"),
+                        scale=alt.Scale(domain=[recall_label, natural_label], range=[NEUTRAL_COLOUR, CONTROL_COLOUR])),
+        tooltip=["month:O", "series:N", alt.Tooltip("rate:Q", format=".2%")],
+    ).properties(height=260)
 
 
 def main_effects_frame(report: Report, metric: str) -> pd.DataFrame:
@@ -196,3 +265,10 @@ def interaction_lines(report: Report, metric: str, across: str, lines: str, *, l
         tooltip=[alt.Tooltip("across:N", title=across), alt.Tooltip("line:N", title=lines),
                  alt.Tooltip("mean:Q", format=axis_format)],
     ).properties(height=280)
+
+
+def to_png(chart: alt.TopLevelMixin, scale: float = 2) -> bytes:
+    """The chart as a PNG (vl-convert-python draws Vega-Lite without a browser)."""
+    import vl_convert
+
+    return vl_convert.vegalite_to_png(chart.to_json(), scale=scale)

@@ -213,16 +213,16 @@ def reason_text(reason: Reason, lang: str = "zh") -> str:
         guardrail = LABELS[lang].get(str(v["metric"])) if reason.code == "guardrail_breached" else None
         fields["metric"] = guardrail or metric_label(str(v["metric"]), lang)
     if "uplift" in v:
-        fields["uplift"] = fmt_value(_nan(v["uplift"]), kind, signed=True)
+        fields["uplift"] = _difference(v["uplift"], kind, lang)
     if "lo" in v:
         fields["ci"] = (f"[{show(v['lo'], _ratio)}, {show(v['hi'], _ratio)}]" if reason.code.startswith("roi_")
-                        else fmt_ci((_nan(v["lo"]), _nan(v["hi"])), kind) or DASH)
+                        else _difference_ci(v["lo"], v["hi"], kind))
     for name in ("p", "p_adjusted"):
         if name in v:
             fields[name] = fmt_p(v[name])
     for name in ("difference", "upper", "margin", "mde"):
         if name in v:
-            fields[name] = fmt_value(_nan(v[name]), "binary", signed=True)
+            fields[name] = _difference(v[name], "binary", lang)
     if "roi" in v:
         fields["roi"] = show(v["roi"], _ratio)
     for name in ("customers", "days"):
@@ -231,6 +231,24 @@ def reason_text(reason: Reason, lang: str = "zh") -> str:
     if "metrics" in v:
         fields["metrics"] = ", ".join(LABELS[lang].get(m.strip(), m.strip()) for m in str(v["metrics"]).split(","))
     return REASONS[lang][reason.code].format(**fields)
+
+
+POINTS = {"zh": "个百分点", "en": "pt"}
+
+
+def _difference(x: float | None, kind: str, lang: str) -> str:
+    """A difference of two rates is in percentage points ("+1.23 pt", "+1.23 个百分点"), never "%"."""
+    if kind != "binary":
+        return fmt_value(_nan(x), kind, signed=True)
+    return show(x, lambda d: f"{d * 100:+.2f} {POINTS[lang]}")
+
+
+def _difference_ci(lo: float | None, hi: float | None, kind: str) -> str:
+    if kind != "binary":
+        return fmt_ci((_nan(lo), _nan(hi)), kind) or DASH
+    if not (finite(lo) or finite(hi)):
+        return DASH
+    return f"[{show(lo, lambda d: f'{d * 100:+.2f}')}, {show(hi, lambda d: f'{d * 100:+.2f}')}]"  # after its uplift's unit
 
 
 def _nan(x: float | None) -> float:

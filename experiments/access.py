@@ -29,6 +29,7 @@ class Permission(str, enum.Enum):
     LAUNCH = "launch"
     SEND = "send"
     DECIDE = "decide"
+    NOTE = "note"  # notes on an experiment's results
     MANAGE_USERS = "manage_users"
     SETTINGS = "settings"
     AUDIT = "audit"
@@ -41,6 +42,7 @@ _GRANTED_FROM = {
     Permission.IMPORT: Role.ANALYST,
     Permission.DOWNLOAD: Role.ANALYST,
     Permission.PLAN: Role.ANALYST,
+    Permission.NOTE: Role.ANALYST,
     Permission.DESIGN: Role.OPERATOR,
     Permission.LAUNCH: Role.OPERATOR,
     Permission.SEND: Role.OPERATOR,

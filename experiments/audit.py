@@ -42,6 +42,7 @@ class Action(str, enum.Enum):
     STOP = "stop"
     DECIDE = "decide"
     ROLL_OUT = "roll_out"
+    NOTE_ADD = "note_add"
     IMPORT_EVENTS = "import_events"
     IMPORT_RESULTS = "import_results"
     SEND_LIST = "send_list"

@@ -337,3 +337,15 @@ class LaunchRequest(Base):
     audience: Mapped[int] = mapped_column(Integer)  # customers the launch would assign when requested
     approved_by: Mapped[str | None] = mapped_column(String(128))
     approved_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ExperimentNote(Base):
+    """An analyst's note on an experiment's results (what was seen, what was decided off the record)."""
+
+    __tablename__ = "experiment_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    text: Mapped[str] = mapped_column(Text)

@@ -16,12 +16,12 @@ from statsmodels.stats.proportion import proportion_confint
 from streamlit.testing.v1 import AppTest
 
 from analysis import charts
+from analysis.render import DECISIONS
 from analysis.report import build_report
 from experiments.access import Actor, Role, cli_actor
 from experiments.audit import entries
 from experiments.db import session_scope
 from experiments.demo import MAIN, build_demo
-from experiments.access import cli_actor
 from experiments.importer import import_results
 from experiments.models import Assignment, Experiment, Send
 from experiments.sendlist import local_day
@@ -103,7 +103,10 @@ def test_overview_compares_recall_with_the_natural_rate(demo: Engine) -> None:
     content = texts(at)
     for name in (MAIN, "demo-dormant-push-vs-sms", "demo-welcome-coupon"):
         assert name in content
-    assert "more customers than would have returned anyway" in content
+    decisions = tuple(DECISIONS["en"][d].split("{")[0].strip() for d in DECISIONS["en"])
+    for name in (MAIN, "demo-dormant-push-vs-sms", "demo-welcome-coupon"):  # each card leads with its verdict
+        card = next(line for line in content.splitlines() if line.startswith(f"**{name}**"))
+        assert any(d in card for d in decisions), card
     spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
     bars = spec["layer"][0]
     assert bars["mark"]["type"] == "bar" and bars["encoding"]["yOffset"]["field"] == "series"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pty
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -41,8 +40,8 @@ from experiments.users import (
     sso_role,
 )
 from tests.helpers import add_customers, example_spec, store_spec
-from tests.test_browser import free_port
 from tests.test_app import PASSWORD, add_role_users, demo, open_page, texts  # noqa: F401 - demo is a fixture
+from tests.test_browser import free_port
 from views.actions import build_send_lists, launch_now, record_download, save_draft
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,9 +186,11 @@ def test_every_page_as_every_role_writes_nothing(demo: Engine) -> None:
             assert navigable(at, page) == (page in pages), (role, page)
             if page in pages:
                 at = open_page(page, "en", role=role, launch_confirm="a-draft")
-                assert at.title and not at.error, (role, page, [e.value for e in at.error])
+                # the only red box a page may show is a verdict of harm (the demo's lively ¥10 breaches a guardrail)
+                errors = [e.value for e in at.error if not e.value.startswith("Verdict: ")]
+                assert at.title and not errors, (role, page, errors)
                 downloads = [b.proto.label for b in at.get("download_button")]
-                assert bool(downloads) == (page == "results" and role != "viewer"), (role, page, downloads)
+                assert bool(downloads) == (page in ("results", "overview") and role != "viewer"), (role, page, downloads)
     assert row_counts(demo) == before
 
 

@@ -25,8 +25,9 @@ from experiments.cohorts import COHORTS, cohort_filter
 from experiments.config import database_url, settings
 from experiments.db import open_engine, session_scope
 from experiments.models import Customer
+from experiments.notes import Note, notes
 from experiments.store import get_experiment, list_experiments, utcnow
-from views.i18n import lang, t
+from views.i18n import STRINGS, lang, t
 
 DEFAULT_NATURAL_RATE = 0.08
 DEFAULT_ACQUISITION_COST = 30.0
@@ -90,15 +91,18 @@ def data_version_for(url: str) -> str:
         return data_version(session.connection())
 
 
-def report_for(url: str, name: str, correction: str = "holm", sequential: bool = False) -> Report:
-    """The report for the current data, cached in memory per data version. Computed, never stored:
-    drawing a page writes nothing (``recall report`` stores runs)."""
-    return _report_for(url, name, data_version_for(url), correction, sequential)
+def report_for(url: str, name: str, correction: str = "holm", sequential: bool = False, *, cuped: bool = False,
+               bayesian: bool = False) -> Report:
+    """The report for the current data with the CLI's options, cached in memory per data version.
+    Computed, never stored: drawing a page writes nothing (``recall report`` stores runs)."""
+    return _report_for(url, name, data_version_for(url), correction, sequential, cuped, bayesian)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
-def _report_for(url: str, name: str, version: str, correction: str, sequential: bool) -> Report:
-    options = ({"correction": correction} if correction != "holm" else {}) | ({"sequential": True} if sequential else {})
+def _report_for(url: str, name: str, version: str, correction: str, sequential: bool, cuped: bool = False,
+                bayesian: bool = False) -> Report:
+    options = (({"correction": correction} if correction != "holm" else {}) | ({"sequential": True} if sequential else {})
+               | ({"cuped": True} if cuped else {}) | ({"bayesian": True} if bayesian else {}))
     return build_report(engine_for(url), name, **options)
 
 
@@ -175,3 +179,62 @@ def money(x: float | None) -> str:
 def roi_text(x: float | None) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:.1f}×"
 
+
+
+# --- Overview and Results (h10): labels of segments and channels, an experiment's decision, notes ---
+
+SEGMENT_TIERS = ("value_tier", "rfm_tier")
+
+
+def channel_label(channel: str | None) -> str:
+    """A channel's name in the current language (None: the no-contact control)."""
+    key = f"channel_{channel or 'none'}"
+    return t(key) if key in STRINGS else str(channel)
+
+
+def dimension_label(dimension: str) -> str:
+    """A segment dimension's name (cohort, value tier, …) in the current language; imported ones as is."""
+    key = f"dim_{dimension}"
+    return t(key) if key in STRINGS else dimension
+
+
+def segment_label(segment: str) -> str:
+    """``cohort=dormant_30d`` → "沉睡 30 天 …" / "Dormant …": the value of a segment in the current language."""
+    dimension, _, value = segment.partition("=")
+    if dimension == "cohort":
+        return cohort_label(value)
+    if dimension in SEGMENT_TIERS and f"tier_{value}" in STRINGS:
+        return t(f"tier_{value}")
+    if dimension == "channel":
+        return channel_label(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Where an experiment stands, and how it was decided (for the Results page's actions)."""
+
+    status: str
+    contacted: list[str]
+    decision: str | None = None
+    variant: str | None = None
+    reason: str | None = None
+    decided_by: str | None = None
+    decided_at: str | None = None
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def lifecycle_of(url: str, name: str) -> Lifecycle:
+    tz = settings().timezone
+    with session_scope(engine_for(url)) as session:
+        e = get_experiment(session, name)
+        return Lifecycle(status=e.status.value, contacted=[v.name for v in e.variants if not v.is_control],
+                         decision=e.decision.value if e.decision else None, variant=e.decided_variant,
+                         reason=e.decision_reason, decided_by=e.decided_by,
+                         decided_at=e.decided_at.replace(tzinfo=UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+                         if e.decided_at else None)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def notes_for(url: str, name: str) -> list[Note]:
+    return notes(engine_for(url), name)

@@ -5,26 +5,30 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analysis.render import fmt_value
+from analysis.render import decision_text, fmt_value
 from analysis.report import Report
 from experiments.access import Permission
 from views.auth import page_actor
 from views.common import cohort_label, current_url, experiment_rows, labels, metric_name, reports_for, status_label
-from views.i18n import t
+from views.i18n import lang, t
 
-STATUSES = ["draft", "running", "stopped", "decided"]
+STATUSES = ["draft", "running", "stopped", "decided", "rolled_out"]
 
 
 def primary_result(report: Report | None, primary: str) -> str:
-    """The best variant's uplift on the primary metric, marked ✓ when significant."""
-    if report is None:
+    """The report's verdict and, when a variant is significantly better after the correction, its
+    uplift marked ✓ (never a point estimate that is not proven)."""
+    if report is None or report.verdict is None:
         return "–"
-    comparisons = [c for c in report.comparisons if c.metric == primary]
-    if not comparisons:
-        return "–"
-    best = max(comparisons, key=lambda c: c.abs_uplift)
-    mark = " ✓" if best.significant else ""
-    return f"{best.variant}: {fmt_value(best.abs_uplift, best.kind, signed=True)}{mark}"
+    verdict = decision_text(report.verdict, lang())
+    proven = [c for c in report.comparisons if c.metric == primary and c.segment is None and c.significant
+              and c.abs_uplift > 0]
+    if not proven:
+        return verdict
+    best = max(proven, key=lambda c: c.abs_uplift)
+    uplift = (f"{best.abs_uplift * 100:+.2f} {t('pt')}" if best.kind == "binary"
+              else fmt_value(best.abs_uplift, best.kind, signed=True))
+    return f"{verdict} · {best.variant}: {uplift} ✓"
 
 
 page_actor(Permission.VIEW)
@@ -64,4 +68,4 @@ if shown:
     choice = st.selectbox(t("experiment"), names, key="open_experiment")
     if st.button(t("open_results"), type="primary"):
         st.session_state["experiment"] = choice
-        st.switch_page("views/results.py")
+        st.switch_page("views/results.py", query_params={"experiment": choice, "lang": lang()})
