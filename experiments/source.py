@@ -1,8 +1,10 @@
 """Read-only sources: an experiment analysed where the team's data already lives.
 
 A spec's ``[source]`` section maps the tables and columns the analysis needs (assignments, events,
-optionally customers and sends) onto any SQLAlchemy URL: a PostgreSQL replica, a DuckDB file, or
-Parquet/CSV files that DuckDB reads as views. Nothing is copied into Recall Lab; the connection is
+optionally customers and sends) onto any SQLAlchemy URL: a PostgreSQL replica, a DuckDB file,
+Parquet/CSV files that DuckDB reads as views, Spark SQL (``spark+local:///PATH`` over a directory
+of Parquet tables, or a cluster through Spark Connect: ``sc://host:15002``) or ClickHouse
+(``clickhousedb://user@host:8123/db`` for a server, ``clickhousedb+chdb:///PATH`` in-process). Nothing is copied into Recall Lab; the connection is
 opened read-only. The defaults are the layout ``recall simulate`` writes, so a simulated warehouse
 needs only ``url``::
 
@@ -24,6 +26,7 @@ needs only ``url``::
 from __future__ import annotations
 
 import os
+import re
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -31,6 +34,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from experiments.dialects import CLICKHOUSE_SETTINGS
 from experiments.models import EventType
 
 DUCKDB_MEMORY_LIMIT = "320MB"  # RECALL_DUCKDB_MEMORY_LIMIT overrides it; a report runs one statement per million customers
@@ -133,8 +137,12 @@ def _sqlite_read_only(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-A
 
 def read_only_engine(url: str) -> Engine:
     """An engine that cannot write: DuckDB opens the file read-only, PostgreSQL runs read-only
-    transactions, SQLite sets ``query_only``. Other dialects rely on the account's grants."""
+    transactions, SQLite sets ``query_only``, the Spark DB-API runs SELECTs only, ClickHouse runs
+    with ``readonly = 2`` (reads, and the session settings of :data:`CLICKHOUSE_SETTINGS`).
+    Other dialects, and on a cluster every one, rely on the account's grants too."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "clickhousedb":
+        return create_engine(url, connect_args={**CLICKHOUSE_SETTINGS, "readonly": 2})
     if parsed.get_backend_name() == "duckdb":
         # DuckDB takes 80% of RAM by default; a bound keeps the report's process small and makes
         # DuckDB spill its hash tables to disk instead of growing with the number of customers.
@@ -148,3 +156,56 @@ def read_only_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_read_only)
     return engine
+
+
+class SourceError(ValueError):
+    """A source that cannot be read as its ``[source]`` says: one line naming it and what to fix."""
+
+
+# What engines say about a missing table or column, a missing grant or an unreachable server
+# (SQLite, PostgreSQL, DuckDB, Spark, ClickHouse), and the name they mention.
+_MISSING_TABLE = re.compile(
+    r"no such table: (?P<a>[\w.]+)|relation \"(?P<b>[\w.]+)\" does not exist|Table with name (?P<c>[\w.]+) does not"
+    r"|table or view `?(?P<d>[\w.`]+?)`? cannot be found|Unknown table expression identifier '(?P<e>[\w.]+)'"
+    r"|Table (?P<f>[\w.]+) does not exist|TABLE_OR_VIEW_NOT_FOUND", re.IGNORECASE)
+_MISSING_COLUMN = re.compile(
+    r"no such column: (?P<a>[\w.]+)|column \"?(?P<b>[\w.]+?)\"? does not exist|Referenced column \"(?P<c>\w+)\""
+    r"|with name `?(?P<d>[\w.`]+?)`? cannot be resolved|Unknown expression identifier [`'](?P<e>[\w.]+)[`']"
+    r"|Missing columns: '(?P<f>\w+)'|UNRESOLVED_COLUMN", re.IGNORECASE)
+_NO_GRANT = re.compile(r"permission denied|not enough privileges|ACCESS_DENIED|INSUFFICIENT_PERMISSIONS"
+                       r"|Code: 497", re.IGNORECASE)
+_UNREACHABLE = re.compile(r"cannot reach|could not connect|connection refused|UNAVAILABLE|Name or service not known"
+                          r"|timed out|did not start|needs Java|no warehouse directory|Failed to establish",
+                          re.IGNORECASE)
+
+
+def _named(match: re.Match) -> str | None:
+    found = next((v for v in match.groupdict().values() if v), None)
+    return found.replace("`", "").split(".")[-1] if found else None
+
+
+def describe_source_error(source: SourceSpec, url: str, experiment: str, message: str) -> str:
+    """One line: which source failed, why, and the ``[source]`` key (or grant) to fix."""
+    where = f"the source of {experiment!r} ({make_url(url).render_as_string(hide_password=True)})"
+    first = message.strip().splitlines()[0][:300] if message.strip() else "unknown error"
+    sections = {name: getattr(source, name) for name in ("assignments", "events", "customers", "sends")}
+    if match := _MISSING_TABLE.search(message):
+        table = _named(match)
+        mapped = [f"[source.{k}] table" for k, t in sections.items()
+                  if t is not None and table and t.table.split(".")[-1] == table]
+        what = f"table {table}" if table else "a table"
+        return (f"{where}: {what} does not exist there; fix {', '.join(mapped) or 'the table names in [source]'} "
+                f"or create it ({first})")
+    if match := _MISSING_COLUMN.search(message):
+        column = _named(match)
+        mapped = [f"[source.{k}] {field}" for k, t in sections.items() if t is not None
+                  for field, value in t.model_dump().items() if field != "table" and value == column]
+        mapped += [f"[source] segments ({column})" for s in source.segments if s == column]
+        what = f"column {column}" if column else "a column"
+        return (f"{where}: {what} does not exist in its table; fix {', '.join(mapped) or 'the column names in [source]'} "
+                f"({first})")
+    if _NO_GRANT.search(message):
+        return f"{where}: the account may not read a mapped table; grant it SELECT on them (see README) ({first})"
+    if _UNREACHABLE.search(message):
+        return f"{where} cannot be reached; check url or url_env and that the server runs ({first})"
+    return f"{where} failed: {first}"
