@@ -177,7 +177,7 @@ def open_tables(conn: Connection, experiment: Experiment) -> Iterator[tuple[Conn
             yield source_conn, mapped_tables(experiment, source)
     except DBAPIError as exc:
         if "Out of Memory" not in str(exc.orig):
-            raise SourceError(describe_source_error(source, url, experiment.name, str(exc.orig))) from exc
+            raise SourceError(describe_source_error(engine, source, url, experiment.name, str(exc.orig))) from exc
         raise SourceOutOfMemory(
             f"the warehouse source of {experiment.name!r} ran out of memory: DuckDB may use "
             f"{os.environ.get('RECALL_DUCKDB_MEMORY_LIMIT', DUCKDB_MEMORY_LIMIT)} "

@@ -215,8 +215,9 @@ def simulate(url: str, customers: int, *, name: str = "sim-campaign", seed: int 
         return _simulate_warehouse(url, customers, name, seed, chunk, progress, recall_url)
     if backend in ("postgresql", "sqlite"):
         return _simulate_database(url, customers, name, seed, chunk, progress)
-    raise ValueError(f"simulate writes to a warehouse (duckdb:///file.duckdb, spark+local:///directory, "
-                     f"clickhousedb+chdb:///directory) or a Recall Lab database (PostgreSQL or SQLite), not {backend}")
+    raise ValueError(f"simulate writes to a DuckDB file (duckdb:///file.duckdb), a Spark warehouse directory "
+                     f"(spark+local:///directory), a chDB directory (clickhousedb+chdb:///directory) or a Recall "
+                     f"Lab database (PostgreSQL or SQLite), not {backend}")
 
 
 # --- generation ---------------------------------------------------------------------------------

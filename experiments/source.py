@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, column, create_engine, event, false, literal_column, select, table
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import make_url
 
 from experiments.dialects import CLICKHOUSE_SETTINGS
@@ -162,16 +164,7 @@ class SourceError(ValueError):
     """A source that cannot be read as its ``[source]`` says: one line naming it and what to fix."""
 
 
-# What engines say about a missing table or column, a missing grant or an unreachable server
-# (SQLite, PostgreSQL, DuckDB, Spark, ClickHouse), and the name they mention.
-_MISSING_TABLE = re.compile(
-    r"no such table: (?P<a>[\w.]+)|relation \"(?P<b>[\w.]+)\" does not exist|Table with name (?P<c>[\w.]+) does not"
-    r"|table or view `?(?P<d>[\w.`]+?)`? cannot be found|Unknown table expression identifier '(?P<e>[\w.]+)'"
-    r"|Table (?P<f>[\w.]+) does not exist|TABLE_OR_VIEW_NOT_FOUND", re.IGNORECASE)
-_MISSING_COLUMN = re.compile(
-    r"no such column: (?P<a>[\w.]+)|column \"?(?P<b>[\w.]+?)\"? does not exist|Referenced column \"(?P<c>\w+)\""
-    r"|with name `?(?P<d>[\w.`]+?)`? cannot be resolved|Unknown expression identifier [`'](?P<e>[\w.]+)[`']"
-    r"|Missing columns: '(?P<f>\w+)'|UNRESOLVED_COLUMN", re.IGNORECASE)
+# What engines say about a missing grant or an unreachable server (PostgreSQL, Spark, ClickHouse).
 _NO_GRANT = re.compile(r"permission denied|not enough privileges|ACCESS_DENIED|INSUFFICIENT_PERMISSIONS"
                        r"|Code: 497", re.IGNORECASE)
 _UNREACHABLE = re.compile(r"cannot reach|could not connect|connection refused|UNAVAILABLE|Name or service not known"
@@ -179,33 +172,50 @@ _UNREACHABLE = re.compile(r"cannot reach|could not connect|connection refused|UN
                           re.IGNORECASE)
 
 
-def _named(match: re.Match) -> str | None:
-    found = next((v for v in match.groupdict().values() if v), None)
-    return found.replace("`", "").split(".")[-1] if found else None
+def _mapped(source: SourceSpec) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """(section, table, {key: column}) of every mapped table; segments belong to the customers'."""
+    for section in ("assignments", "events", "customers", "sends"):
+        mapped = getattr(source, section)
+        if mapped is None:
+            continue
+        columns = {key: value for key, value in mapped.model_dump().items() if key != "table" and value}
+        if section == "customers":
+            columns.update({f"segments ({s})": s for s in source.segments})
+        yield section, mapped.table, columns
 
 
-def describe_source_error(source: SourceSpec, url: str, experiment: str, message: str) -> str:
+def _missing(engine: Engine, source: SourceSpec) -> str | None:
+    """Which mapped table or column is missing: each probed with a query that reads no rows."""
+    with engine.connect() as conn:
+        for section, name, columns in _mapped(source):
+            schema, _, bare = name.rpartition(".")
+            raw = table(bare, *[column(c) for c in dict.fromkeys(columns.values())], schema=schema or None)
+            try:
+                conn.execute(select(literal_column("1")).select_from(raw).where(false())).all()
+            except DBAPIError as exc:
+                if _NO_GRANT.search(str(exc.orig)):
+                    return None
+                return f"table {name} does not exist there; fix [source.{section}] table or create it"
+            for key, value in columns.items():
+                try:
+                    conn.execute(select(raw.c[value]).where(false())).all()
+                except DBAPIError:
+                    where = f"[source] {key}" if key.startswith("segments") else f"[source.{section}] {key}"
+                    return f"table {name} has no column {value}; fix {where}"
+    return None
+
+
+def describe_source_error(engine: Engine, source: SourceSpec, url: str, experiment: str, message: str) -> str:
     """One line: which source failed, why, and the ``[source]`` key (or grant) to fix."""
     where = f"the source of {experiment!r} ({make_url(url).render_as_string(hide_password=True)})"
     first = message.strip().splitlines()[0][:300] if message.strip() else "unknown error"
-    sections = {name: getattr(source, name) for name in ("assignments", "events", "customers", "sends")}
-    if match := _MISSING_TABLE.search(message):
-        table = _named(match)
-        mapped = [f"[source.{k}] table" for k, t in sections.items()
-                  if t is not None and table and t.table.split(".")[-1] == table]
-        what = f"table {table}" if table else "a table"
-        return (f"{where}: {what} does not exist there; fix {', '.join(mapped) or 'the table names in [source]'} "
-                f"or create it ({first})")
-    if match := _MISSING_COLUMN.search(message):
-        column = _named(match)
-        mapped = [f"[source.{k}] {field}" for k, t in sections.items() if t is not None
-                  for field, value in t.model_dump().items() if field != "table" and value == column]
-        mapped += [f"[source] segments ({column})" for s in source.segments if s == column]
-        what = f"column {column}" if column else "a column"
-        return (f"{where}: {what} does not exist in its table; fix {', '.join(mapped) or 'the column names in [source]'} "
-                f"({first})")
-    if _NO_GRANT.search(message):
-        return f"{where}: the account may not read a mapped table; grant it SELECT on them (see README) ({first})"
     if _UNREACHABLE.search(message):
         return f"{where} cannot be reached; check url or url_env and that the server runs ({first})"
-    return f"{where} failed: {first}"
+    if _NO_GRANT.search(message):
+        return (f"{where}: the account may not read a mapped table; grant it SELECT on the tables [source] maps "
+                f"(see README) ({first})")
+    try:
+        missing = _missing(engine, source)
+    except DBAPIError:
+        missing = None
+    return f"{where}: {missing}" if missing else f"{where} failed: {first}"
