@@ -588,6 +588,7 @@ def test_the_report_is_the_same_on_duckdb_spark_and_clickhouse(tmp_path: Path, s
     reports = {}
     for kind, url in (("duckdb", f"duckdb:///{tmp_path / 'sim.duckdb'}"), ("spark", f"spark+local:///{tmp_path / 'sim-spark'}"),
                       ("chdb", f"clickhousedb+chdb:///{tmp_path / 'sim-chdb'}")):
+        (tmp_path / kind).mkdir()
         registry = fresh_database(tmp_path / kind)
         simulate(url, 2_000, chunk=700, seed=11, recall_url=registry)
         monkeypatch.setenv("RECALL_DATABASE_URL", registry)
