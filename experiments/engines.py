@@ -15,7 +15,6 @@ clickhouse-connect's chDB arguments.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import re
 from decimal import Decimal
@@ -116,7 +115,11 @@ def connect(*, warehouse: str | None = None, remote: str | None = None) -> Conne
         try:
             from pyspark.sql import SparkSession
 
-            return Connection(SparkSession.builder.remote(remote).getOrCreate())
+            session = SparkSession.builder.remote(remote).getOrCreate()
+            # Times are naive UTC everywhere in Recall Lab: a table's TIMESTAMP (an instant) compares
+            # with them in UTC.
+            session.conf.set("spark.sql.session.timeZone", "UTC")
+            return Connection(session)
         except Exception as exc:  # noqa: BLE001
             raise OperationalError(f"cannot reach Spark Connect at {_masked(remote)}: {_first_line(exc)}") from exc
     folder = Path(warehouse or "")
@@ -206,10 +209,10 @@ def spark_literal(value: Any) -> str:  # noqa: ANN401 - any bound parameter
         return "TRUE" if value else "FALSE"
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, float):
-        return repr(value) + "D" if math.isfinite(value) else f"CAST('{value}' AS DOUBLE)"
+    if isinstance(value, float):  # repr round-trips every double, nan and inf included
+        return f"CAST('{value!r}' AS DOUBLE)"
     if isinstance(value, Decimal):
-        return f"{value}BD"
+        return f"{value:f}BD"
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:  # an instant: Spark's TIMESTAMP (the session's zone is UTC)
             return f"TIMESTAMP '{value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(' ')}+00:00'"
