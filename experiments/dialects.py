@@ -43,8 +43,10 @@ from sqlalchemy.sql.functions import FunctionElement
 # Spark and ClickHouse plan one statement across their cores and spill their joins to disk.
 CUSTOMERS_PER_STATEMENT: dict[str, int] = {"duckdb": 1_000_000}
 
-# Session settings of every ClickHouse connection a source opens (see the module docstring).
-CLICKHOUSE_SETTINGS = {"join_use_nulls": 1}
+# Session settings of every ClickHouse connection a source opens: NULLs as in SQL (see the module
+# docstring), and joins that merge both sides in customer order instead of building a hash table of
+# the events: at 10M customers in chDB the report took 29 s and 0.9 GB instead of 89 s and 4.5 GB.
+CLICKHOUSE_SETTINGS = {"join_use_nulls": 1, "join_algorithm": "full_sorting_merge,hash"}
 
 
 class SparkIdentifierPreparer(sql_compiler.IdentifierPreparer):
