@@ -99,12 +99,9 @@ class SparkConnectDialect(SparkDialect):
     driver = "connect"
 
     def create_connect_args(self, url):  # noqa: ANN001, ANN201
-        params = "".join(f";{k}={v}" for k, v in url.query.items())
-        if url.get_backend_name() == "sc":
-            remote = url.render_as_string(hide_password=False)
-        else:
-            remote = f"sc://{url.host}:{url.port or 15002}/{params}"
-        return [], {"remote": remote}
+        params = url.database or "" if url.get_backend_name() == "sc" else "".join(
+            f";{k}={v}" for k, v in url.query.items())
+        return [], {"remote": f"sc://{url.host}:{url.port or 15002}/{params}"}
 
 
 registry.register("spark", "experiments.dialects", "SparkDialect")

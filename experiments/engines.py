@@ -30,6 +30,7 @@ paramstyle = "pyformat"
 
 DEBIAN_JAVA_17 = Path("/usr/lib/jvm/java-17-openjdk-amd64")
 SPARK_LOCAL_MASTER = os.environ.get("RECALL_SPARK_MASTER", "local[2]")
+SPARK_CONNECT_RETRIES = int(os.environ.get("RECALL_SPARK_CONNECT_RETRIES", "4"))
 READS = re.compile(r"^\s*\(*\s*(SELECT|WITH|VALUES|SHOW|DESCRIBE)\b", re.IGNORECASE)
 
 
@@ -115,13 +116,18 @@ def connect(*, warehouse: str | None = None, remote: str | None = None) -> Conne
         try:
             from pyspark.sql import SparkSession
 
+            from pyspark.sql.connect.client.retries import DefaultPolicy
+
             session = SparkSession.builder.remote(remote).getOrCreate()
+            # Spark Connect retries an unreachable server for 10 minutes by default: a report says
+            # so after a few seconds instead.
+            session.client.set_retry_policies([DefaultPolicy(max_retries=SPARK_CONNECT_RETRIES)])
             # Times are naive UTC everywhere in Recall Lab: a table's TIMESTAMP (an instant) compares
             # with them in UTC.
             session.conf.set("spark.sql.session.timeZone", "UTC")
             return Connection(session)
         except Exception as exc:  # noqa: BLE001
-            raise OperationalError(f"cannot reach Spark Connect at {_masked(remote)}: {_first_line(exc)}") from exc
+            raise OperationalError(f"cannot reach Spark Connect: {_first_line(exc)}") from exc
     folder = Path(warehouse or "")
     if not folder.is_dir():
         raise OperationalError(f"no warehouse directory at {folder}: write one with recall simulate --db "
@@ -231,10 +237,6 @@ def _is_analysis_error(exc: BaseException) -> bool:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0].strip()
-
-
-def _masked(url: str) -> str:
-    return re.sub(r"(token|password)=[^;&]*", r"\1=***", url)
 
 
 class ClickHouseSourceDialect(ClickHouseDialect):

@@ -4,8 +4,8 @@ A spec's ``[source]`` section maps the tables and columns the analysis needs (as
 optionally customers and sends) onto any SQLAlchemy URL: a PostgreSQL replica, a DuckDB file,
 Parquet/CSV files that DuckDB reads as views, Spark SQL (``spark+local:///PATH`` over a directory
 of Parquet tables, or a cluster through Spark Connect: ``sc://host:15002``) or ClickHouse
-(``clickhousedb://user@host:8123/db`` for a server, ``clickhousedb+chdb:///PATH`` in-process). Nothing is copied into Recall Lab; the connection is
-opened read-only. The defaults are the layout ``recall simulate`` writes, so a simulated warehouse
+(``clickhousedb://user@host:8123/db`` for a server, ``clickhousedb+chdb:///PATH`` in-process).
+Nothing is copied into Recall Lab; the connection is opened read-only. The defaults are the layout ``recall simulate`` writes, so a simulated warehouse
 needs only ``url``::
 
     [source]
@@ -205,10 +205,20 @@ def _missing(engine: Engine, source: SourceSpec) -> str | None:
     return None
 
 
+_SECRET = re.compile(r"(token|password)(=|%3D)[^;&%\s']*", re.IGNORECASE)
+
+
+def masked_url(url: str) -> str:
+    """The URL without its secrets: the password, and a Spark Connect token (``;token=…``)."""
+    masked = _SECRET.sub(r"\1\2***", url)
+    parsed = make_url(masked)
+    return parsed.render_as_string(hide_password=True) if parsed.password else masked
+
+
 def describe_source_error(engine: Engine, source: SourceSpec, url: str, experiment: str, message: str) -> str:
     """One line: which source failed, why, and the ``[source]`` key (or grant) to fix."""
-    where = f"the source of {experiment!r} ({make_url(url).render_as_string(hide_password=True)})"
-    first = message.strip().splitlines()[0][:300] if message.strip() else "unknown error"
+    where = f"the source of {experiment!r} ({masked_url(url)})"
+    first = _SECRET.sub(r"\1\2***", message.strip().splitlines()[0][:300]) if message.strip() else "unknown error"
     if _UNREACHABLE.search(message):
         return f"{where} cannot be reached; check url or url_env and that the server runs ({first})"
     if _NO_GRANT.search(message):

@@ -563,11 +563,13 @@ def test_a_missing_table_or_column_is_one_line_naming_the_source_key(
 
 def test_an_unreachable_spark_cluster_is_one_line(engine: Engine) -> None:
     """Spark Connect at a port nobody listens on (no session is started: fails fast)."""
-    mapping = _mapping("sc://127.0.0.1:1")
+    mapping = _mapping("sc://127.0.0.1:1/;token=s3cret")
     store_spec(engine, _spec(mapping))
     _launch(engine)
-    with pytest.raises(SourceError, match=r"^the source of 'wh-test' \(sc://127\.0\.0\.1:1\) cannot be reached"):
+    with pytest.raises(SourceError, match=r"^the source of 'wh-test' \(sc://127\.0\.0\.1:1/;token=\*\*\*\) "
+                                          r"cannot be reached; check url or url_env") as unreachable:
         build_report(engine, "wh-test")
+    assert "s3cret" not in str(unreachable.value) and "\n" not in str(unreachable.value)
 
 
 # --- The same report on DuckDB, Spark and ClickHouse ------------------------------------------------------
