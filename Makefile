@@ -11,9 +11,23 @@ HOST ?= 127.0.0.1
 TEST_DB ?=
 PYTEST_ARGS ?=
 
-.PHONY: app test install demo clean
+JAVA17 := /usr/lib/jvm/java-17-openjdk-amd64
 
-install: $(STAMP)
+.PHONY: app test install java demo clean
+
+install: $(STAMP) java
+
+# Spark's local mode (a warehouse source, and its tests) runs on Debian's Java 17 runtime.
+java:
+	@if [ -z "$$JAVA_HOME" ] && [ ! -x $(JAVA17)/bin/java ]; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "Java 17 is missing: installing Debian's openjdk-17-jre-headless for Spark"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
+				|| echo "could not install Java 17: Spark sources and their tests are unavailable" >&2; \
+		else \
+			echo "Java 17 is missing (no root or apt-get): install openjdk-17-jre-headless for Spark sources" >&2; \
+		fi; \
+	fi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -23,7 +23,7 @@ from sqlalchemy.sql import ColumnElement, FromClause
 from experiments.dialects import add_days
 from experiments.cohorts import rfm_scores
 from experiments.models import Assignment, Customer, Event, EventType, Experiment, Send
-from experiments.source import DUCKDB_MEMORY_LIMIT, SourceSpec, read_only_engine
+from experiments.source import DUCKDB_MEMORY_LIMIT, SourceError, SourceSpec, describe_source_error, read_only_engine
 from experiments.store import stored_spec
 
 OWN_DIMENSIONS = ("cohort", "value_tier", "rfm_tier")
@@ -170,13 +170,14 @@ def open_tables(conn: Connection, experiment: Experiment) -> Iterator[tuple[Conn
     if source is None:
         yield conn, own_tables(experiment)
         return
-    engine = read_only_engine(source.resolved_url())
+    url = source.resolved_url()
+    engine = read_only_engine(url)
     try:
         with engine.connect() as source_conn:
             yield source_conn, mapped_tables(experiment, source)
     except DBAPIError as exc:
         if "Out of Memory" not in str(exc.orig):
-            raise
+            raise SourceError(describe_source_error(engine, source, url, experiment.name, str(exc.orig))) from exc
         raise SourceOutOfMemory(
             f"the warehouse source of {experiment.name!r} ran out of memory: DuckDB may use "
             f"{os.environ.get('RECALL_DUCKDB_MEMORY_LIMIT', DUCKDB_MEMORY_LIMIT)} "

@@ -5,7 +5,8 @@ variants + a 10% no-contact control, 4 lifecycle cohorts as segments, about 3 ev
 then measures, each in a fresh process:
 
 - ``recall report NAME --format json --cuped --segments cohort`` (the 4 lifecycle cohorts): wall time and peak memory (max RSS) of the process,
-  which holds DuckDB's own memory too;
+  which holds DuckDB's and chDB's own memory too; for Spark's local mode, of the process and the
+  JVM it starts together (their summed RSS, sampled every 0.2 s), the JVM's start included;
 - the pandas baseline: load the per-customer rows (assignments, the events of the experiment's
   period, customers) into pandas, compute the same per-customer outcomes, then the same report
   from them with the same statistics functions (every variant × metric, the cohort segments, CUPED
@@ -18,6 +19,11 @@ then measures, each in a fresh process:
     .venv/bin/python benchmarks/warehouse.py                          # DuckDB 1M and 10M, PostgreSQL 1M
     .venv/bin/python benchmarks/warehouse.py --sizes 1000000 --backends duckdb
     .venv/bin/python benchmarks/warehouse.py --pg-sizes 1000000 10000000   # PostgreSQL at 10M too (slow to build)
+    .venv/bin/python benchmarks/warehouse.py --backends duckdb spark chdb --no-baseline   # the same warehouse on each
+
+Spark and chDB read the same simulated campaign as DuckDB (same seed, same rows: Parquet tables for
+Spark, a chDB directory for ClickHouse); the pandas baseline runs on DuckDB and PostgreSQL only, and
+``tests/test_warehouse.py`` checks the three engines' reports equal.
 
 Data go to benchmarks/.data/ (git-ignored; about 1.3 GB at 10M on DuckDB) and PostgreSQL databases
 ``recall_bench_<N>`` at --pg (default 127.0.0.1:5432); ``--rebuild`` builds them again.
@@ -32,6 +38,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,19 +46,56 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / ".data"
 RECALL = str(Path(sys.executable).with_name("recall"))
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+WAREHOUSES = {"spark": "spark+local", "chdb": "clickhousedb+chdb"}  # backend → URL scheme of its warehouse
+
+
+def _tree_rss_mb(root: int) -> float:
+    """Summed RSS of ``root`` and its descendants (Spark's JVM is a child of the report's process)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
+        tree.update(children)
+        frontier = children
+    total = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            continue
+    return total / 2**20
 
 
 def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of a child process."""
+    """(wall seconds, peak RSS in MB, stdout) of a child process: its own max RSS, or its and its
+    children's summed RSS sampled every 0.2 s when that is larger (a JVM)."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.2):
+            peak[0] = max(peak[0], _tree_rss_mb(process.pid))
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     stdout = process.stdout.read()  # type: ignore[union-attr]
     stderr = process.stderr.read()  # type: ignore[union-attr]
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{stderr.decode()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, stdout.decode()
+    return seconds, max(usage.ru_maxrss / 1024, peak[0]), stdout.decode()
 
 
 # --------------------------------------------------------------------------- data, built once
@@ -85,6 +129,9 @@ def build(backend: str, size: int, server: str, rebuild: bool) -> tuple[str, str
     if backend == "duckdb":
         data_url = f"duckdb:///{DATA / f'sim-{size}.duckdb'}"
         meta_url = f"sqlite:///{DATA / f'meta-{size}.db'}"
+    elif backend in WAREHOUSES:
+        data_url = f"{WAREHOUSES[backend]}:///{DATA / f'sim-{size}-{backend}'}"
+        meta_url = f"sqlite:///{DATA / f'meta-{size}-{backend}.db'}"
     else:
         if rebuild:
             _drop_pg_database(size, server)
@@ -95,6 +142,8 @@ def build(backend: str, size: int, server: str, rebuild: bool) -> tuple[str, str
     if backend == "duckdb":
         for path in (DATA / f"sim-{size}.duckdb", DATA / f"meta-{size}.db"):
             path.unlink(missing_ok=True)
+    if backend in WAREHOUSES:
+        (DATA / f"meta-{size}-{backend}.db").unlink(missing_ok=True)
     print(f"building {backend} {size:,} customers (once) …", flush=True)
     code = ("import json, sys; from experiments.simulate import simulate; "
             "s = simulate(sys.argv[1], int(sys.argv[2]), name=sys.argv[3], recall_url=sys.argv[4]); "
@@ -306,7 +355,7 @@ def main() -> None:
     parser.add_argument("--pg-sizes", type=int, nargs="+", default=[1_000_000], help="PostgreSQL sizes")
     parser.add_argument("--backends", nargs="+", default=["duckdb", "postgresql"])
     parser.add_argument("--pg", default=PG_SERVER, help="PostgreSQL server URL without a database")
-    parser.add_argument("--repeat", type=int, default=3, help="report runs per case (the best is shown)")
+    parser.add_argument("--repeat", type=int, default=3, help="report runs per case (the median is shown)")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--no-baseline", action="store_true", help="skip the pandas baseline")
     parser.add_argument("--baseline-child", nargs=2, metavar=("META_URL", "NAME"), help=argparse.SUPPRESS)
@@ -316,7 +365,7 @@ def main() -> None:
         return
 
     print(f"machine: {machine()}")
-    cases = [("duckdb", n) for n in args.sizes if "duckdb" in args.backends]
+    cases = [(b, n) for n in args.sizes for b in ("duckdb", *WAREHOUSES) if b in args.backends]
     cases += [("postgresql", n) for n in args.pg_sizes if "postgresql" in args.backends]
     rows = []
     for backend, size in cases:
@@ -325,14 +374,14 @@ def main() -> None:
         env = {**os.environ, "RECALL_DATABASE_URL": meta_url}
         runs = [run_measured([RECALL, "report", name, "--format", "json", "--cuped", "--segments", "cohort"], env)
                 for _ in range(args.repeat)]
-        seconds, peak, stdout = min(runs)
+        seconds, peak, stdout = sorted(runs)[len(runs) // 2]  # the median run
         report = json.loads(stdout)
         row = dict(backend=backend, customers=size, events=built["events"], report_s=seconds, report_mb=peak,
-                   report_runs=[round(r[0], 2) for r in runs],
+                   report_runs=[round(r[0], 2) for r in runs], report_mb_runs=[round(r[1]) for r in runs],
                    assign_s=assignment_seconds(customers_only(size, args.pg), size) if backend == "postgresql" else None,
                    assign_again_s=assignment_seconds(meta_url, size) if backend == "postgresql" else None,
                    build_s=built["build_seconds"])
-        if not args.no_baseline:
+        if not args.no_baseline and backend not in WAREHOUSES:
             b_seconds, b_peak, b_out = run_measured([sys.executable, __file__, "--baseline-child", meta_url, name], env)
             worst, compared = differences(report, json.loads(b_out))
             row.update(pandas_s=b_seconds, pandas_mb=b_peak, speedup=b_seconds / seconds, max_rel_diff=worst,
@@ -341,11 +390,12 @@ def main() -> None:
         print(json.dumps(row), flush=True)
 
     print()
-    print("| backend | customers | events | recall report | peak memory | pandas baseline | pandas memory "
+    print("| backend | customers | events | recall report (median; runs) | peak memory | pandas baseline | pandas memory "
           "| speed-up | max rel. diff | assignment stored | beside 1 other |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['backend']} | {r['customers']:,} | {r['events']:,} | {r['report_s']:.1f} s | "
+        print(f"| {r['backend']} | {r['customers']:,} | {r['events']:,} | {r['report_s']:.1f} s "
+              f"({', '.join(f'{x:.1f}' for x in r['report_runs'])}) | "
               f"{r['report_mb']:,.0f} MB | "
               + (f"{r['pandas_s']:.1f} s | {r['pandas_mb']:,.0f} MB | {r['speedup']:.1f}× | "
                  f"{r['max_rel_diff']:.1e} ({r['compared']}) | " if "pandas_s" in r else "– | – | – | – | ")

@@ -12,10 +12,12 @@ Everything is generated with numpy, ``chunk`` customers at a time (memory does n
 number of customers), from one random stream per chunk: the same seed and chunk size give the same
 data on every target. The target is chosen by the URL:
 
-- a DuckDB file (``duckdb:///warehouse.duckdb``): a read-only warehouse in the default layout of
-  :mod:`experiments.source` (tables ``customers``, ``assignments``, ``sends``, ``events``, replaced),
-  written through DuckDB's native path; variants are assigned with Recall Lab's own hash and the
-  experiment is registered in the Recall Lab database with ``[source]`` pointing at the file;
+- a warehouse in the default layout of :mod:`experiments.source` (tables ``customers``,
+  ``assignments``, ``sends``, ``events``, replaced): a DuckDB file (``duckdb:///warehouse.duckdb``),
+  a directory of Parquet tables for Spark (``spark+local:///warehouse``) or a chDB directory for
+  ClickHouse (``clickhousedb+chdb:///warehouse``), the same rows in each; variants are assigned with
+  Recall Lab's own hash and the experiment is registered in the Recall Lab database with
+  ``[source]`` pointing at the warehouse;
 - a Recall Lab database (PostgreSQL or SQLite): customers, sends and events bulk-inserted (COPY on
   PostgreSQL), the experiment created and assigned through :func:`experiments.assignment.assign`.
 
@@ -24,6 +26,7 @@ The assignment time is fixed (:data:`LAUNCH`) so that a seed always gives the sa
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -206,13 +209,15 @@ def simulate(url: str, customers: int, *, name: str = "sim-campaign", seed: int 
         raise ValueError("chunk: at least 1")
     if customers >= 10**ID_DIGITS:
         raise ValueError(f"customers: at most {10**ID_DIGITS - 1:,}")
-    backend = make_url(url).get_backend_name()
-    if backend == "duckdb":
-        return _simulate_duckdb(url, customers, name, seed, chunk, progress, recall_url)
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "duckdb" or (backend, parsed.get_driver_name()) in (("spark", "local"), ("clickhousedb", "chdb")):
+        return _simulate_warehouse(url, customers, name, seed, chunk, progress, recall_url)
     if backend in ("postgresql", "sqlite"):
         return _simulate_database(url, customers, name, seed, chunk, progress)
-    raise ValueError(f"simulate writes to a DuckDB file (duckdb:///path.duckdb) or a Recall Lab database "
-                     f"(PostgreSQL or SQLite), not {backend}")
+    raise ValueError(f"simulate writes to a DuckDB file (duckdb:///file.duckdb), a Spark warehouse directory "
+                     f"(spark+local:///directory), a chDB directory (clickhousedb+chdb:///directory) or a Recall "
+                     f"Lab database (PostgreSQL or SQLite), not {backend}")
 
 
 # --- generation ---------------------------------------------------------------------------------
@@ -357,7 +362,7 @@ def _channels(plan: _Plan) -> list[str]:
     return sorted({channel for _, _, channel, _, _ in plan.steps})
 
 
-# --- DuckDB: a warehouse in the layout of experiments.source -------------------------------------
+# --- A warehouse in the layout of experiments.source: DuckDB, Spark (Parquet) or ClickHouse (chDB) -------
 
 
 def _duckdb_path(url: str) -> Path:
@@ -367,17 +372,123 @@ def _duckdb_path(url: str) -> Path:
     return Path(database).expanduser().resolve()
 
 
+def _warehouse_path(url: str) -> Path:
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        raise ValueError(f"simulate needs a directory to write to, e.g. {make_url(url).drivername}:///warehouse")
+    return Path(database).expanduser().resolve()
+
+
 def _sql_list(values: list[str] | tuple[str, ...]) -> str:
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
-def _simulate_duckdb(url: str, customers: int, name: str, seed: int, chunk: int, progress: bool,
-                     recall_url: str | None) -> SimulationSummary:
-    import duckdb
+# ClickHouse spelling of WAREHOUSE_TABLES' column types; each table is sorted by customer.
+CLICKHOUSE_TYPES = {"VARCHAR": "String", "DOUBLE": "Float64", "INTEGER": "Int32", "TIMESTAMP": "DateTime64(6, 'UTC')"}
+
+
+class _DuckDBWarehouse:
+    """Rows go into staging tables of the DuckDB file, committed chunk by chunk (DuckDB's memory stays
+    small), then swapped in at once: until then, and if anything fails, the file keeps its tables."""
+
+    def __init__(self, path: Path) -> None:
+        import duckdb
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(str(path))
+        self.con.execute("SET enable_progress_bar = false")
+        for table, columns in WAREHOUSE_TABLES.items():
+            self.con.execute(f"CREATE OR REPLACE TABLE {STAGING}{table} ({columns})")
+
+    def write(self, table: str, k: int, frame, columns: str, params: list) -> None:  # noqa: ANN001 - a DataFrame
+        self.con.register("chunk_rows", frame)
+        self.con.execute(f"INSERT INTO {STAGING}{table} SELECT {columns} FROM chunk_rows", params)
+        self.con.unregister("chunk_rows")
+
+    def commit(self) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+        for table in WAREHOUSE_TABLES:
+            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+            self.con.execute(f"ALTER TABLE {STAGING}{table} RENAME TO {table}")
+        self.con.execute("COMMIT")
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class _ParquetWarehouse:
+    """One Parquet file per table and chunk (``PATH/TABLE/part-K.parquet``, the layout a Spark
+    source reads), written by an in-memory DuckDB into a staging directory beside PATH that replaces
+    PATH when complete. With ``chdb``, the Parquet files are then loaded into chDB at PATH instead."""
+
+    def __init__(self, path: Path, chdb: bool = False) -> None:
+        import duckdb
+
+        self.path, self.chdb = path, chdb
+        self.staging = path.parent / f".{path.name}.staging"
+        shutil.rmtree(self.staging, ignore_errors=True)
+        for table in WAREHOUSE_TABLES:
+            (self.staging / table).mkdir(parents=True)
+        self.con = duckdb.connect()
+        self.con.execute("SET enable_progress_bar = false")
+
+    def write(self, table: str, k: int, frame, columns: str, params: list) -> None:  # noqa: ANN001
+        self.con.register("chunk_rows", frame)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE chunk_out ({WAREHOUSE_TABLES[table]})")
+        self.con.execute(f"INSERT INTO chunk_out SELECT {columns} FROM chunk_rows", params)
+        self.con.execute(f"COPY chunk_out TO '{self.staging / table / f'part-{k:05d}.parquet'}' (FORMAT parquet)")
+        self.con.unregister("chunk_rows")
+
+    def commit(self) -> None:
+        if self.chdb:
+            self._load_chdb()
+            shutil.rmtree(self.staging)
+            return
+        old = self.path.parent / f".{self.path.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if self.path.exists():
+            self.path.rename(old)
+        self.staging.rename(self.path)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _load_chdb(self) -> None:
+        import clickhouse_connect
+
+        client = clickhouse_connect.get_client(dsn=f"chdb://{self.path}")
+        try:
+            for table, columns in WAREHOUSE_TABLES.items():
+                typed = ", ".join(f"{name} {CLICKHOUSE_TYPES[kind]}"
+                                  for name, kind in (c.strip().split(" ", 1) for c in columns.split(",")))
+                client.command(f"DROP TABLE IF EXISTS {STAGING}{table}")
+                client.command(f"CREATE TABLE {STAGING}{table} ({typed}) ENGINE = MergeTree ORDER BY customer_id")
+                client.command(f"INSERT INTO {STAGING}{table} SELECT * FROM file('{self.staging / table}/*.parquet', "
+                               "Parquet)")
+            for table in WAREHOUSE_TABLES:  # swapped in last: a failure above leaves the former tables
+                client.command(f"DROP TABLE IF EXISTS {table}")
+                client.command(f"RENAME TABLE {STAGING}{table} TO {table}")
+        finally:
+            client.close()
+
+    def close(self) -> None:
+        self.con.close()
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _warehouse(url: str) -> tuple[Path, str]:
+    """Where the warehouse is written, and the source URL a spec reads it at."""
+    backend = make_url(url).get_backend_name()
+    if backend == "duckdb":
+        path = _duckdb_path(url)
+        return path, f"duckdb:///{path}"
+    path = _warehouse_path(url)
+    return path, f"{'spark+local' if backend == 'spark' else 'clickhousedb+chdb'}:///{path}"
+
+
+def _simulate_warehouse(url: str, customers: int, name: str, seed: int, chunk: int, progress: bool,
+                        recall_url: str | None) -> SimulationSummary:
     import pandas as pd
 
-    path = _duckdb_path(url)
-    source_url = f"duckdb:///{path}"
+    path, source_url = _warehouse(url)
     plan = _plan(campaign_spec(name, source_url))
     names = [v.name for v in plan.spec.variants]
     seconds = dict.fromkeys(("generate", "customers", "assignments", "sends", "events", "register"), 0.0)
@@ -390,20 +501,12 @@ def _simulate_duckdb(url: str, customers: int, name: str, seed: int, chunk: int,
         _check_registrable(recall, plan.spec)  # fail before the warehouse is rewritten, not after
     finally:
         recall.dispose()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    backend = make_url(url).get_backend_name()
+    target = _DuckDBWarehouse(path) if backend == "duckdb" else _ParquetWarehouse(path, chdb=backend == "clickhousedb")
     try:
-        con.execute("SET enable_progress_bar = false")
-        # Written into staging tables, committed chunk by chunk (DuckDB's memory stays small), then
-        # swapped in at once: until then, and if anything fails, the file keeps its former tables.
-        for table, columns in WAREHOUSE_TABLES.items():
-            con.execute(f"CREATE OR REPLACE TABLE {STAGING}{table} ({columns})")
-
-        def write(table: str, frame: pd.DataFrame, columns: str, *params: object) -> None:
+        def write(table: str, k: int, frame: pd.DataFrame, columns: str, *params: object) -> None:
             t = time.perf_counter()
-            con.register("chunk_rows", frame)
-            con.execute(f"INSERT INTO {STAGING}{table} SELECT {columns} FROM chunk_rows", list(params))
-            con.unregister("chunk_rows")
+            target.write(table, k, frame, columns, list(params))
             seconds[table] += time.perf_counter() - t
 
         with progress_bar(progress) as bar:
@@ -415,26 +518,24 @@ def _simulate_duckdb(url: str, customers: int, name: str, seed: int, chunk: int,
                 sends, events = _outcomes(seed, k, plan, c, variant)
                 i = np.arange(start, start + n, dtype=np.int64)
                 seconds["generate"] += time.perf_counter() - t
-                write("customers", pd.DataFrame({"i": i, "c": c.cohort, "spend": c.spend, "orders": c.orders}),
+                write("customers", k, pd.DataFrame({"i": i, "c": c.cohort, "spend": c.spend, "orders": c.orders}),
                       f"{sim_id}, {cohorts}[c + 1], spend, orders")
-                write("assignments", pd.DataFrame({"i": i, "v": variant}),
+                write("assignments", k, pd.DataFrame({"i": i, "v": variant}),
                       f"?, {sim_id}, {variants}[v + 1], ?", name, LAUNCH)
-                write("sends", pd.DataFrame({"i": start + sends.customer, "v": sends.variant, "ch": sends.channel,
-                                             "step": sends.step, "ts": _datetimes(sends.at)}),
+                write("sends", k, pd.DataFrame({"i": start + sends.customer, "v": sends.variant,
+                                                "ch": sends.channel, "step": sends.step, "ts": _datetimes(sends.at)}),
                       f"?, {sim_id}, {variants}[v + 1], {channels}[ch + 1], step, ts", name)
-                write("events", pd.DataFrame({"i": start + events.customer, "t": events.kind,
-                                              "ts": _datetimes(events.at), "value": events.value}),
+                write("events", k, pd.DataFrame({"i": start + events.customer, "t": events.kind,
+                                                 "ts": _datetimes(events.at), "value": events.value}),
                       f"{sim_id}, {event_types}[t + 1], ts, value")
                 n_sends += len(sends)
                 n_events += len(events)
                 bar.update(task, advance=n, description=f"simulating {name} → {path.name}: {n_events:,} events")
-        con.execute("BEGIN TRANSACTION")
-        for table in WAREHOUSE_TABLES:
-            con.execute(f"DROP TABLE IF EXISTS {table}")
-            con.execute(f"ALTER TABLE {STAGING}{table} RENAME TO {table}")
-        con.execute("COMMIT")
+        t = time.perf_counter()
+        target.commit()
+        seconds["commit"] = time.perf_counter() - t
     finally:
-        con.close()
+        target.close()
 
     t = time.perf_counter()
     register(recall_url, plan.spec)

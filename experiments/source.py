@@ -1,9 +1,11 @@
 """Read-only sources: an experiment analysed where the team's data already lives.
 
 A spec's ``[source]`` section maps the tables and columns the analysis needs (assignments, events,
-optionally customers and sends) onto any SQLAlchemy URL: a PostgreSQL replica, a DuckDB file, or
-Parquet/CSV files that DuckDB reads as views. Nothing is copied into Recall Lab; the connection is
-opened read-only. The defaults are the layout ``recall simulate`` writes, so a simulated warehouse
+optionally customers and sends) onto any SQLAlchemy URL: a PostgreSQL replica, a DuckDB file,
+Parquet/CSV files that DuckDB reads as views, Spark SQL (``spark+local:///PATH`` over a directory
+of Parquet tables, or a cluster through Spark Connect: ``sc://host:15002``) or ClickHouse
+(``clickhousedb://user@host:8123/db`` for a server, ``clickhousedb+chdb:///PATH`` in-process).
+Nothing is copied into Recall Lab; the connection is opened read-only. The defaults are the layout ``recall simulate`` writes, so a simulated warehouse
 needs only ``url``::
 
     [source]
@@ -24,13 +26,17 @@ needs only ``url``::
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, column, create_engine, event, false, literal_column, select, table
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import make_url
 
+from experiments.dialects import CLICKHOUSE_SETTINGS
 from experiments.models import EventType
 
 DUCKDB_MEMORY_LIMIT = "320MB"  # RECALL_DUCKDB_MEMORY_LIMIT overrides it; a report runs one statement per million customers
@@ -133,8 +139,12 @@ def _sqlite_read_only(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-A
 
 def read_only_engine(url: str) -> Engine:
     """An engine that cannot write: DuckDB opens the file read-only, PostgreSQL runs read-only
-    transactions, SQLite sets ``query_only``. Other dialects rely on the account's grants."""
+    transactions, SQLite sets ``query_only``, the Spark DB-API runs SELECTs only, ClickHouse runs
+    with ``readonly = 2`` (reads, and the session settings of :data:`CLICKHOUSE_SETTINGS`).
+    Other dialects, and on a cluster every one, rely on the account's grants too."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "clickhousedb":
+        return create_engine(url, connect_args={**CLICKHOUSE_SETTINGS, "readonly": 2})
     if parsed.get_backend_name() == "duckdb":
         # DuckDB takes 80% of RAM by default; a bound keeps the report's process small and makes
         # DuckDB spill its hash tables to disk instead of growing with the number of customers.
@@ -148,3 +158,74 @@ def read_only_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_read_only)
     return engine
+
+
+class SourceError(ValueError):
+    """A source that cannot be read as its ``[source]`` says: one line naming it and what to fix."""
+
+
+# What engines say about a missing grant or an unreachable server (PostgreSQL, Spark, ClickHouse).
+_NO_GRANT = re.compile(r"permission denied|not enough privileges|ACCESS_DENIED|INSUFFICIENT_PERMISSIONS"
+                       r"|Code: 497", re.IGNORECASE)
+_UNREACHABLE = re.compile(r"cannot reach|could not connect|connection refused|UNAVAILABLE|Name or service not known"
+                          r"|timed out|did not start|needs Java|no warehouse directory|Failed to establish",
+                          re.IGNORECASE)
+
+
+def _mapped(source: SourceSpec) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """(section, table, {key: column}) of every mapped table; segments belong to the customers'."""
+    for section in ("assignments", "events", "customers", "sends"):
+        mapped = getattr(source, section)
+        if mapped is None:
+            continue
+        columns = {key: value for key, value in mapped.model_dump().items() if key != "table" and value}
+        if section == "customers":
+            columns.update({f"segments ({s})": s for s in source.segments})
+        yield section, mapped.table, columns
+
+
+def _missing(engine: Engine, source: SourceSpec) -> str | None:
+    """Which mapped table or column is missing: each probed with a query that reads no rows."""
+    with engine.connect() as conn:
+        for section, name, columns in _mapped(source):
+            schema, _, bare = name.rpartition(".")
+            raw = table(bare, *[column(c) for c in dict.fromkeys(columns.values())], schema=schema or None)
+            try:
+                conn.execute(select(literal_column("1")).select_from(raw).where(false())).all()
+            except DBAPIError as exc:
+                if _NO_GRANT.search(str(exc.orig)):
+                    return None
+                return f"table {name} does not exist there; fix [source.{section}] table or create it"
+            for key, value in columns.items():
+                try:
+                    conn.execute(select(raw.c[value]).where(false())).all()
+                except DBAPIError:
+                    where = f"[source] {key}" if key.startswith("segments") else f"[source.{section}] {key}"
+                    return f"table {name} has no column {value}; fix {where}"
+    return None
+
+
+_SECRET = re.compile(r"(token|password)(=|%3D)[^;&%\s']*", re.IGNORECASE)
+
+
+def masked_url(url: str) -> str:
+    """The URL without its secrets: the password, and a Spark Connect token (``;token=…``)."""
+    masked = _SECRET.sub(r"\1\2***", url)
+    parsed = make_url(masked)
+    return parsed.render_as_string(hide_password=True) if parsed.password else masked
+
+
+def describe_source_error(engine: Engine, source: SourceSpec, url: str, experiment: str, message: str) -> str:
+    """One line: which source failed, why, and the ``[source]`` key (or grant) to fix."""
+    where = f"the source of {experiment!r} ({masked_url(url)})"
+    first = _SECRET.sub(r"\1\2***", message.strip().splitlines()[0][:300]) if message.strip() else "unknown error"
+    if _UNREACHABLE.search(message):
+        return f"{where} cannot be reached; check url or url_env and that the server runs ({first})"
+    if _NO_GRANT.search(message):
+        return (f"{where}: the account may not read a mapped table; grant it SELECT on the tables [source] maps "
+                f"(see README) ({first})")
+    try:
+        missing = _missing(engine, source)
+    except DBAPIError:
+        missing = None
+    return f"{where}: {missing}" if missing else f"{where} failed: {first}"

@@ -226,3 +226,28 @@ def test_cli_simulate(tmp_path: Path, database_url: str) -> None:
     assert warehouse(path, "SELECT count(*) FROM customers") == [(2_000,)]
     bad = CliRunner().invoke(app, ["simulate", "--customers", "10", "--db", "mysql://x/y"])
     assert bad.exit_code == 1 and "DuckDB file" in bad.output
+
+
+def test_spark_and_clickhouse_warehouses_hold_the_same_rows(simulated: tuple[Path, object], tmp_path: Path) -> None:
+    """The same seed writes the same rows as Parquet tables (Spark's layout) and into chDB."""
+    import clickhouse_connect
+
+    path, summary = simulated
+    parquet, chdb = tmp_path / "spark-warehouse", tmp_path / "chdb-warehouse"
+    simulate(f"spark+local:///{parquet}", N, chunk=1_000, recall_url=f"sqlite:///{tmp_path / 'spark.db'}")
+    simulate(f"clickhousedb+chdb:///{chdb}", N, chunk=1_000, recall_url=f"sqlite:///{tmp_path / 'chdb.db'}")
+    client = clickhouse_connect.get_client(dsn=f"chdb://{chdb}")
+    try:
+        for table in WAREHOUSE_TABLES:
+            want = warehouse(path, f"SELECT * FROM {table} ORDER BY ALL")
+            with duckdb.connect() as con:
+                assert con.execute(f"SELECT * FROM read_parquet('{parquet / table}/*.parquet') ORDER BY ALL"
+                                   ).fetchall() == want
+            assert sorted(map(tuple, client.query(f"SELECT * FROM {table}").result_rows)) == sorted(want)
+    finally:
+        client.close()
+    assert not (tmp_path / ".spark-warehouse.staging").exists() and not (tmp_path / ".chdb-warehouse.staging").exists()
+    engine = make_engine(f"sqlite:///{tmp_path / 'chdb.db'}")
+    with session_scope(engine) as session:
+        assert stored_spec(get_experiment(session, NAME)).source.url == f"clickhousedb+chdb:///{chdb}"
+    engine.dispose()

@@ -1,13 +1,16 @@
 """Pushed-down statistics equal those computed from per-customer rows, on every backend.
 
-One synthetic campaign (fixed seed) is written three ways: into Recall Lab's own tables of the test
+One synthetic campaign (fixed seed) is written several ways: into Recall Lab's own tables of the test
 database (SQLite or PostgreSQL), and as a team's warehouse with its own table and column names
-and event spellings, once in the test database and once in a DuckDB file, read through a
-``[source]`` mapping. The sums SQL returns must equal what numpy computes from the raw rows.
+and event spellings, in the test database, a DuckDB file, Parquet tables read by Spark SQL (a local
+session) and chDB (in-process ClickHouse), read through a ``[source]`` mapping. The sums SQL
+returns must equal what numpy computes from the raw rows. Spark's session starts once per test
+run (about 12 s); the tests that need it skip, saying why, only where Java 17 cannot be had.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +27,7 @@ from analysis.sufficient import SampleStats
 from analysis.tables import SourceOutOfMemory
 from experiments.db import session_scope
 from experiments.dialects import CUSTOMERS_PER_STATEMENT
+from experiments.source import SourceError
 from experiments.models import Assignment, Customer, Event, Experiment, ExperimentStatus, Send
 from experiments.source import read_only_engine
 from experiments.store import get_experiment
@@ -166,6 +170,67 @@ def _duckdb_writer(con: duckdb.DuckDBPyConnection):  # noqa: ANN202 - a DataFram
     return write
 
 
+def _parquet_writer(folder: Path):  # noqa: ANN202 - a DataFrame writer
+    """Each table a directory of Parquet files (appending adds a file), as Spark reads them."""
+    def write(name: str, frame: pd.DataFrame) -> None:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        with duckdb.connect() as con:
+            con.register("frame", frame)
+            con.execute(f"copy frame to '{folder / name}/part-{len(list((folder / name).iterdir()))}.parquet' "
+                        "(format parquet)")
+    return write
+
+
+def _load_chdb(parquet: Path, path: Path) -> None:
+    """The Parquet tables into chDB at ``path`` (MergeTree tables; column types as ClickHouse infers them)."""
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+    try:
+        for folder in sorted(parquet.iterdir()):
+            client.command(f"CREATE TABLE {folder.name} ENGINE = MergeTree ORDER BY tuple() "
+                           f"AS SELECT * FROM file('{folder}/*.parquet', Parquet)")
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """The local Spark session every Spark source of this test run shares (started once)."""
+    from experiments import engines
+
+    if engines.java_home() is None:
+        pytest.skip("Spark needs Java 17 and none is installed (make install and .ci/run install Debian's "
+                    "openjdk-17-jre-headless)")
+    session = engines.local_spark()
+    yield session
+    session.stop()
+
+
+def warehouse_url(kind: str, c: Campaign | Callable, folder: Path) -> str:
+    """The team's tables (or what ``fill(write)`` writes) in a warehouse of ``kind`` (duckdb, spark or
+    chdb), and its source URL; Spark's tests ask for the ``spark`` fixture."""
+    fill = (lambda write: _write_team_tables(write, c)) if isinstance(c, Campaign) else c
+    if kind == "duckdb":
+        path = folder / "warehouse.duckdb"
+        with duckdb.connect(str(path)) as con:
+            fill(_duckdb_writer(con))
+        return f"duckdb:///{path}"
+    parquet = folder / "parquet"
+    fill(_parquet_writer(parquet))
+    if kind == "spark":
+        return f"spark+local:///{parquet}"
+    _load_chdb(parquet, folder / "chdb")
+    return f"clickhousedb+chdb:///{folder / 'chdb'}"
+
+
+@pytest.fixture(params=["duckdb", "spark", "chdb"])
+def warehouse_kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "spark":
+        request.getfixturevalue("spark")
+    return request.param
+
+
 def _mapping(url: str) -> dict:
     return {
         "url": url,
@@ -203,11 +268,10 @@ def team_campaign(engine: Engine) -> Campaign:
     return campaign([v.name for v in spec.variants], channels)
 
 
-def test_duckdb_source_equals_per_customer_rows(engine: Engine, team_campaign: Campaign, tmp_path: Path) -> None:
-    path = tmp_path / "warehouse.duckdb"
-    with duckdb.connect(str(path)) as con:
-        _write_team_tables(_duckdb_writer(con), team_campaign)
-    store_spec(engine, _spec(_mapping(f"duckdb:///{path}")))
+def test_warehouse_source_equals_per_customer_rows(engine: Engine, team_campaign: Campaign, tmp_path: Path,
+                                                   warehouse_kind: str) -> None:
+    """DuckDB, Spark SQL (local session over Parquet) and ClickHouse (chDB), read-only."""
+    store_spec(engine, _spec(_mapping(warehouse_url(warehouse_kind, team_campaign, tmp_path))))
     _check_mapped(engine, team_campaign)
 
 
@@ -363,25 +427,28 @@ def test_a_source_out_of_memory_says_which_limit_to_raise(engine: Engine, team_c
         build_report(engine, "wh-test")
 
 
-@pytest.mark.parametrize("backend", ["own tables", "duckdb"])
+@pytest.mark.parametrize("backend", ["own tables", "duckdb", "spark", "chdb"])
 def test_ranges_of_customer_ids_add_up_to_one_statement(engine: Engine, team_campaign: Campaign, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
-    # Big experiments are summed one range of customer ids at a time: the cells must not change.
-    if backend == "duckdb":
-        path = tmp_path / "warehouse.duckdb"
-        with duckdb.connect(str(path)) as con:
-            _write_team_tables(_duckdb_writer(con), team_campaign)
-        store_spec(engine, _spec(_mapping(f"duckdb:///{path}")))
-        experiment = _launch(engine)
-    else:
+                                                        monkeypatch: pytest.MonkeyPatch, backend: str,
+                                                        request: pytest.FixtureRequest) -> None:
+    # Big experiments are summed one range of customer ids at a time (NTILE over the ids): the
+    # cells must not change, on every engine.
+    if backend == "own tables":
         store_spec(engine, _spec(None))
         experiment = _launch(engine)
         _store_own(engine, experiment, team_campaign)
-    dimension = "lifecycle" if backend == "duckdb" else "cohort"
+    else:
+        if backend == "spark":
+            request.getfixturevalue("spark")
+        store_spec(engine, _spec(_mapping(warehouse_url(backend, team_campaign, tmp_path))))
+        experiment = _launch(engine)
+    dimension = "cohort" if backend == "own tables" else "lifecycle"
     with engine.connect() as conn:
         whole = experiment_statistics(conn, experiment, segments=[dimension])
-        monkeypatch.setitem(CUSTOMERS_PER_STATEMENT, engine.dialect.name, N // 7)
-        monkeypatch.setitem(CUSTOMERS_PER_STATEMENT, "duckdb", N // 7)
+        # Fewer ranges on the warehouses, whose statements cost seconds each at any size.
+        for dialect in (engine.dialect.name, "duckdb", "spark", "clickhousedb"):
+            monkeypatch.setitem(CUSTOMERS_PER_STATEMENT, dialect, N // 7 if backend in ("own tables", "duckdb")
+                                else N // 3)
         ranged = experiment_statistics(conn, experiment, segments=[dimension])
     check(ranged, experiment, expected_per_customer(team_campaign), segments=False, covariates=True)
     assert ranged.arms.keys() == whole.arms.keys()
@@ -394,3 +461,161 @@ def test_ranges_of_customer_ids_add_up_to_one_statement(engine: Engine, team_cam
             got = ranged.segments("revenue")[key][variant_id]
             assert got.n == want.n
             _close(got.sum, want.sum)
+
+
+# --- Dialect differences, each on every engine ---------------------------------------------------------
+
+PROBE = pd.DataFrame({
+    "id": ["c1", "c2", "c3", "c4", "c5"],
+    "ts": pd.to_datetime(["2026-01-31 10:00:00", "2026-02-28 23:30:00", "2026-12-31 00:00:00",
+                          "2024-02-29 12:00:00", "2026-06-01 00:00:00"]),
+    "n": [7, -7, 0, 9, 1],
+    "v": [12345678.1234, 0.5, -3.25, 1e-4, 2.0],
+})
+PROBE_LABELS = pd.DataFrame({"id": ["c1", "c3"], "label": ["x", "y"]})
+
+
+@pytest.fixture(params=["test database", "duckdb", "spark", "chdb"])
+def probe_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine reading the probe tables, on each engine the suite covers."""
+    if request.param == "test database":
+        engine = request.getfixturevalue("engine")
+        PROBE.to_sql("probe", engine, index=False)
+        PROBE_LABELS.to_sql("probe_labels", engine, index=False)
+        yield engine
+        return
+    if request.param == "spark":
+        request.getfixturevalue("spark")
+
+    def fill(write) -> None:  # noqa: ANN001
+        write("probe", PROBE)
+        write("probe_labels", PROBE_LABELS)
+    engine = read_only_engine(warehouse_url(request.param, fill, tmp_path))
+    yield engine
+    engine.dispose()
+
+
+def test_dialect_differences_on_every_engine(probe_engine: Engine) -> None:
+    """Dates, integer division, float sums, NTILE, the sha256 bucket and NULLs from an outer join."""
+    from sqlalchemy import column, func, select, table
+
+    from experiments.assignment import bucket
+    from experiments.dialects import add_days, as_number, hash_bucket
+
+    p = table("probe", column("id"), column("ts"), column("n"), column("v"))
+    q = table("probe_labels", column("id"), column("label"))
+    query = (select(p.c.id, add_days(p.c.ts, 30), add_days(p.c.ts, -31), p.c.n / 2, p.c.n // 2,
+                    hash_bucket("salt", p.c.id, 10_000), q.c.label, func.coalesce(q.c.label, "none"),
+                    func.ntile(2).over(order_by=p.c.id))
+             .select_from(p.outerjoin(q, q.c.id == p.c.id)).order_by(p.c.id))
+    x = as_number(p.c.v)
+    sums = select(func.sum(x), func.sum(x * x * x), func.sum(as_number(q.c.label == "x")),
+                  func.count(q.c.label), func.max(q.c.label)).select_from(p.outerjoin(q, q.c.id == p.c.id))
+    with probe_engine.connect() as conn:
+        rows = conn.execute(query).all()
+        total, cubes, _, labelled, top = conn.execute(sums.with_only_columns(
+            func.sum(x), func.sum(x * x * x), func.count(), func.count(q.c.label), func.max(q.c.label))).one()
+    stamp = lambda value: pd.Timestamp(value).to_pydatetime()  # noqa: E731 - SQLite returns text
+    for row, (i, probe) in zip(rows, PROBE.iterrows(), strict=True):
+        cid, later, earlier, half, floor_half, bucket_, label, label_or_none, tile = row
+        assert cid == probe.id
+        assert stamp(later) == probe.ts + timedelta(days=30)
+        assert stamp(earlier) == probe.ts - timedelta(days=31)
+        assert float(half) == probe.n / 2  # exact division of integers, on every engine
+        if probe.n >= 0:  # counts: SQLite and PostgreSQL truncate a negative quotient, the others floor it
+            assert int(floor_half) == probe.n // 2
+        assert bucket_ == bucket("salt", probe.id) % 10_000
+        want = PROBE_LABELS.set_index("id").label.get(probe.id)
+        assert label == want and label_or_none == (want or "none")  # NULL, not '', for a missing row
+        assert tile == (1 if i < 3 else 2)
+    assert float(total) == pytest.approx(PROBE.v.sum(), rel=1e-12)
+    assert float(cubes) == pytest.approx((PROBE.v ** 3).sum(), rel=1e-12)  # no DECIMAL overflow
+    assert (labelled, top) == (2, "y")
+
+
+# --- Bad sources: one line naming the source and what to fix ----------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "spark", "chdb"])
+def test_a_missing_table_or_column_is_one_line_naming_the_source_key(
+        engine: Engine, team_campaign: Campaign, tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    if kind == "spark":
+        request.getfixturevalue("spark")
+    url = warehouse_url(kind, team_campaign, tmp_path)
+    mapping = _mapping(url)
+    mapping["sends"] = {**mapping["sends"], "table": "touchez"}
+    store_spec(engine, _spec(mapping))
+    _launch(engine)
+    with pytest.raises(SourceError) as missing:
+        build_report(engine, "wh-test")
+    message = str(missing.value)
+    assert "\n" not in message and "'wh-test'" in message and url.split("://")[0] in message
+    assert "table touchez does not exist" in message and "[source.sends] table" in message
+
+    mapping = _mapping(url)  # the design is launched: a second experiment maps a missing column
+    mapping["events"] = {**mapping["events"], "occurred_at": "event_ts"}
+    store_spec(engine, example_spec(name="wh-test-2", attribution_days=WINDOW, source=mapping))
+    with pytest.raises(SourceError) as column_missing:
+        build_report(engine, "wh-test-2")
+    message = str(column_missing.value)
+    assert "\n" not in message and "table app_events has no column event_ts; fix [source.events] occurred_at" in message
+
+
+def test_an_unreachable_spark_cluster_is_one_line(engine: Engine) -> None:
+    """Spark Connect at a port nobody listens on (no session is started: fails fast)."""
+    mapping = _mapping("sc://127.0.0.1:1/;token=s3cret")
+    store_spec(engine, _spec(mapping))
+    _launch(engine)
+    with pytest.raises(SourceError, match=r"^the source of 'wh-test' \(sc://127\.0\.0\.1:1/;token=\*\*\*\) "
+                                          r"cannot be reached; check url or url_env") as unreachable:
+        build_report(engine, "wh-test")
+    assert "s3cret" not in str(unreachable.value) and "\n" not in str(unreachable.value)
+
+
+# --- The same report on DuckDB, Spark and ClickHouse ------------------------------------------------------
+
+
+def test_the_report_is_the_same_on_duckdb_spark_and_clickhouse(tmp_path: Path, spark: object,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``recall report sim-campaign --format json`` on the same simulated warehouse in each engine: every
+    number equal to 1e-9 (each engine's registry is its own Recall Lab database)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from experiments.simulate import simulate
+    from tests.conftest import fresh_database
+
+    reports = {}
+    for kind, url in (("duckdb", f"duckdb:///{tmp_path / 'sim.duckdb'}"), ("spark", f"spark+local:///{tmp_path / 'sim-spark'}"),
+                      ("chdb", f"clickhousedb+chdb:///{tmp_path / 'sim-chdb'}")):
+        (tmp_path / kind).mkdir()
+        registry = fresh_database(tmp_path / kind)
+        simulate(url, 2_000, chunk=700, seed=11, recall_url=registry)
+        monkeypatch.setenv("RECALL_DATABASE_URL", registry)
+        result = CliRunner().invoke(app, ["report", "sim-campaign", "--format", "json"])
+        assert result.exit_code == 0, result.output
+        reports[kind] = json.loads(result.stdout)
+
+    def numbers(value, path: str = "") -> Iterator[tuple[str, object]]:  # noqa: ANN001
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if k != "generated_at":
+                    yield from numbers(v, f"{path}.{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                yield from numbers(v, f"{path}[{i}]")
+        else:
+            yield path, value
+
+    want = dict(numbers(reports["duckdb"]))
+    assert len(want) > 200 and any(isinstance(v, float) for v in want.values())
+    for kind in ("spark", "chdb"):
+        got = dict(numbers(reports[kind]))
+        assert got.keys() == want.keys(), kind
+        for key, value in want.items():
+            if isinstance(value, float) and not isinstance(value, bool):
+                assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True), (kind, key)
+            else:
+                assert got[key] == value, (kind, key)
