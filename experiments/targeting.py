@@ -415,7 +415,9 @@ def score_audience(session: Session, experiment: Experiment, customer_ids: Selec
     scored = select(TargetScore.customer_id).where(TargetScore.experiment_id == experiment.id)
     query = audience_query(customer_ids.where(Customer.customer_id.not_in(scored)), as_of)
     ids, uplift = [], []
-    for chunk in session.connection().execution_options(yield_per=SCORE_CHUNK).execute(query).mappings().partitions():
+    # yield_per on this statement only: the connection's later statements (the INSERT) use a plain cursor
+    rows = session.connection().execute(query, execution_options={"yield_per": SCORE_CHUNK})
+    for chunk in rows.mappings().partitions():
         frame = _designed_frame(pd.DataFrame(chunk))
         chunk_ids = frame["customer_id"].to_numpy()
         ids.append(chunk_ids)
