@@ -455,8 +455,9 @@ def gain_of(conn: Connection, experiment: Experiment, *, alpha: float = 0.05) ->
     customers = dict(conn.execute(select(s.c.targeting_policy, func.count()).where(s.c.experiment_id == experiment.id)
                                   .group_by(s.c.targeting_policy)).all())
     variants = [v for v in experiment.variants if not v.is_control]
-    sizes = {v.id: totals.get((False, True), ArmTotals(0, 0, 0, 0, 0)).n for v in variants}
-    costs = costs_of(experiment, variants, sizes)
+    sizes = dict(conn.execute(select(Assignment.variant_id, func.count()).where(
+        Assignment.experiment_id == experiment.id).group_by(Assignment.variant_id)).all())
+    costs = costs_of(experiment, variants, sizes)  # several contacted variants: size-weighted
     empty = ArmTotals(0, 0.0, 0.0, 0.0, 0.0)
 
     def value(policy: bool, label: str) -> tuple[PolicyValue, float, float]:
