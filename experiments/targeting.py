@@ -18,7 +18,7 @@ from decimal import Decimal
 import joblib
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, DateTime, and_, FromClause, Select, case, func, literal, select
+from sqlalchemy import Connection, DateTime, FromClause, Select, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -50,11 +50,16 @@ from experiments.models import (
     ExperimentSource,
     MetricKind,
     MetricRole,
-    MetricValue,
-    SegmentValue,
     TargetingModel,
     TargetScore,
     Variant,
+)
+from experiments.result_tables import (
+    results_table,
+    segment_column,
+    stored_results,
+    table_name,
+    value_column,
 )
 from experiments.store import stored_spec, utcnow
 
@@ -136,27 +141,20 @@ def audience_query(customer_ids: Select, as_of: datetime) -> Select:
 
 
 def _segment_names(conn: Connection, experiment: Experiment) -> list[str]:
-    return list(conn.scalars(select(SegmentValue.segment).where(SegmentValue.experiment_id == experiment.id)
-                             .group_by(SegmentValue.segment).order_by(SegmentValue.segment).limit(100)))
+    """Every segment column of an imported experiment, in the order its results table stores them."""
+    return list(stored_results(conn, experiment).segments)
 
 
 def imported_query(experiment: Experiment, numbers: Sequence[str], segments: Sequence[str]) -> Select:
-    """Imported results pivoted to one row per customer (helper h4 is changing how they are stored:
-    this is the one function that reads them)."""
-    values = (select(MetricValue.customer_id,
-                     *[func.max(case((MetricValue.metric == m, MetricValue.value))).label(m) for m in numbers])
-              .where(MetricValue.experiment_id == experiment.id, MetricValue.metric.in_(numbers))
-              .group_by(MetricValue.customer_id).subquery("numbers"))
-    labels = (select(SegmentValue.customer_id,
-                     *[func.max(case((SegmentValue.segment == s, SegmentValue.value))).label(s) for s in segments])
-              .where(SegmentValue.experiment_id == experiment.id)
-              .group_by(SegmentValue.customer_id).subquery("labels"))
-    query = (select(Assignment.customer_id, Assignment.variant_id.label("variant"),
-                    *[values.c[m] for m in numbers], *[labels.c[s] for s in segments])
-             .outerjoin(values, values.c.customer_id == Assignment.customer_id))
-    if segments:
-        query = query.outerjoin(labels, labels.c.customer_id == Assignment.customer_id)
-    return query.where(Assignment.experiment_id == experiment.id).order_by(Assignment.customer_id)
+    """Imported results, one row per customer from the experiment's results table
+    (:mod:`experiments.result_tables`); ``segments`` are all its segment columns, in stored order."""
+    positions = {m.name: m.position for m in experiment.metrics if m.role in (MetricRole.METRIC, MetricRole.COVARIATE)}
+    table = results_table(table_name(experiment.id), sorted(positions.values()), len(segments))
+    variant_id = case(*[(table.c.variant == v.name, v.id) for v in experiment.variants])
+    return (select(table.c.customer_id, variant_id.label("variant"),
+                   *[table.c[value_column(positions[m])].label(m) for m in numbers],
+                   *[table.c[segment_column(i)].label(s) for i, s in enumerate(segments)])
+            .order_by(table.c.customer_id))
 
 
 def load(conn: Connection, experiment: Experiment, *, metric: str = "returned",

@@ -127,7 +127,7 @@ def test_spaces_around_an_id_in_the_events_file_still_match(engine: Engine, tmp_
     events = tmp_path / "unsubscribes.csv"
     events.write_text(f"customer_id,event_type,occurred_at,value\n  {customer}\u3000,unsubscribe,2026-11-30 09:00,\n",
                       encoding="utf-8")
-    import_events(engine, events)
+    import_events(engine, events, actor=cli_actor())
     rows = listed(send_lists(engine, tmp_path / "out"))
     assert customer not in rows and len(rows) == sum(v != "holdout" for v in by_variant.values()) - 1
 
@@ -217,7 +217,7 @@ def test_imported_results_have_no_send_list(engine: Engine, tmp_path: Path) -> N
     results = tmp_path / "results.csv"
     results.write_text("user,arm,returned\n" + "".join(f"U{i},{'holdout' if i % 2 else 'sms'},{i % 3 == 0:d}\n"
                                                       for i in range(40)), encoding="utf-8")
-    import_results(engine, results, experiment="ext", variant_column="arm", control="holdout",
+    import_results(engine, results, actor=cli_actor(), experiment="ext", variant_column="arm", control="holdout",
                    metrics=["returned"], id_column="user")
     with pytest.raises(SendListRefused, match="'ext' holds imported results: it has no send lists"):
         write_send_lists(engine, "ext", tmp_path / "out", actor=cli_actor())

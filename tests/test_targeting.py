@@ -31,6 +31,7 @@ from analysis.targeting import (
     uplift_curve,
 )
 from cli import app
+from experiments.access import cli_actor
 from experiments.db import session_scope
 from experiments.demo import MAIN, REPEAT_BUYER_ORDERS, build_demo
 from experiments.importer import import_results
@@ -220,7 +221,7 @@ def test_imported_results_learn_from_covariates_and_segments(engine: Engine, tmp
     pd.DataFrame({"customer_id": [f"C{i:05d}" for i in range(len(y))], "arm": np.where(treated, "email", "none"),
                   "visit": y.astype(int), "orders": X["orders"], "kind": X["kind"]}).to_csv(path, index=False)
     import_results(engine, path, experiment="imported-test", variant_column="arm", control="none",
-                   metrics=["visit"], covariates=["orders"], segments=["kind"])
+                   metrics=["visit"], covariates=["orders"], segments=["kind"], actor=cli_actor())
     with session_scope(engine) as session:
         learned = learn(session.connection(), get_experiment(session, "imported-test"), replicates=20)
     e = learned.result.evaluation
