@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from analysis.quality import verdict
 from analysis.report import Report
+from analysis.targeting_gain import TargetingGain
 from analysis.verdict import Reason, Verdict
 from experiments.catalog import BUILTIN_METRICS, RATIO_METRICS
 from experiments.models import MetricKind
@@ -390,7 +391,53 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
         out += _quality_section(report, L, currency)
     if report.factorial is not None:
         out += factorial_section(report, lang, currency)
+    if report.targeting_gain is not None:
+        out += targeting_gain_section(report.targeting_gain, lang, currency)
     return "\n".join(out)
+
+
+GAIN_LABELS = {
+    "zh": {"title": "定向本身的增益", "intro": "客户先按哈希分为两组：定向组只触达模型 `{model}` 选中的客户（{cutoff}），"
+                   "其中留有对照组；全量组触达所有人，也留有对照组。以下均为每位客户的数值（相对于不触达）。",
+           "policy": "策略", "targeted": "定向（{cutoff}）", "everyone": "全量触达", "customers": "客户数",
+           "share": "触达比例", "returns": "增量回流/客户", "revenue": "增量收入/客户", "cost": "成本/客户",
+           "net": "净收益/客户", "roi": "ROI", "difference": "差值（定向 − 全量）"},
+    "en": {"title": "Gain from targeting", "intro": "Customers are first split by hash into two groups: the targeted "
+                   "group contacts only the customers model `{model}` selects ({cutoff}), with a holdout inside; the "
+                   "contact-everyone group contacts everyone, with its own holdout. Figures are per customer of each "
+                   "group, against contacting nobody.",
+           "policy": "Policy", "targeted": "Targeted ({cutoff})", "everyone": "Contact everyone", "customers": "Customers",
+           "share": "Contacted", "returns": "Incremental returns / customer", "revenue": "Incremental revenue / customer",
+           "cost": "Cost / customer", "net": "Net value / customer", "roi": "ROI",
+           "difference": "Difference (targeted − everyone)"},
+}
+
+
+def _money_ci(ci: tuple[float, float] | None, currency: str) -> str:
+    return "" if ci is None or not all(finite(x) for x in ci) else f"[{fmt_money(ci[0], currency)}, {fmt_money(ci[1], currency)}]"
+
+
+def targeting_gain_section(gain: TargetingGain, lang: str = "zh", currency: str = "¥") -> list[str]:
+    """The targeted policy against contact-everyone, per customer (analysis.targeting_gain)."""
+    G = GAIN_LABELS[lang]
+    binary = MetricKind.BINARY.value
+    out = [f"## {G['title']}", "", G["intro"].format(model=gain.model, cutoff=gain.cutoff), "",
+           f"| {G['policy']} | {G['customers']} | {G['share']} | {G['returns']} | {G['revenue']} | {G['cost']} "
+           f"| {G['net']} | {G['roi']} |", "|---|---:|---:|---|---|---:|---|---|"]
+    for p, label in ((gain.targeted, G["targeted"].format(cutoff=gain.cutoff)), (gain.everyone, G["everyone"])):
+        roi = "–" if p.roi is None else _fmt_roi(p.roi)
+        if p.roi_ci is not None and all(finite(x) for x in p.roi_ci):
+            roi += f" [{_fmt_roi(p.roi_ci[0])}, {_fmt_roi(p.roi_ci[1])}]"
+        out.append(f"| {label} | {p.customers:,} | {show(p.contacted_share, _pct)} "
+                   f"| {fmt_value(p.incremental_returns, binary, signed=True)} {fmt_ci(p.returns_ci, binary)} "
+                   f"| {fmt_money(p.incremental_revenue, currency)} {_money_ci(p.revenue_ci, currency)} "
+                   f"| {fmt_money(p.cost, currency)} | {fmt_money(p.net_value, currency)} "
+                   f"{_money_ci(p.net_value_ci, currency)} | {roi} |")
+    out.append(f"| **{G['difference']}** | | | {fmt_value(gain.returns_difference, binary, signed=True)} "
+               f"{fmt_ci(gain.returns_difference_ci, binary)}, p = {fmt_p(gain.returns_p_value)} | | "
+               f"| {fmt_money(gain.net_value_difference, currency)} {_money_ci(gain.net_value_difference_ci, currency)}, "
+               f"p = {fmt_p(gain.net_value_p_value)} | |")
+    return out + [""]
 
 
 def _quality_section(report: Report, L: dict[str, str], currency: str) -> list[str]:

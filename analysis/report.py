@@ -51,6 +51,7 @@ from analysis.segments import segment_statistics
 from analysis.sequential import confidence_sequence
 from analysis.srm import SrmResult, srm_check
 from analysis.sufficient import SampleStats
+from analysis.targeting_gain import TargetingGain
 from analysis.tables import source_of
 from analysis.verdict import Horizon, Verdict, decide
 from experiments.catalog import DEFAULT_CHANNEL_COSTS, RATIO_METRICS
@@ -200,6 +201,8 @@ class Report:
     # appended later; stored reports without them decode to these defaults
     verdict: Verdict | None = None
     previous_rollout: Rollout | None = None
+    # a targeted experiment (spec target = "MODEL"): the targeted policy against contact-everyone
+    targeting_gain: TargetingGain | None = None
 
     def comparison(self, variant: str, metric: str) -> Comparison:
         return next(c for c in self.comparisons if c.variant == variant and c.metric == metric)
@@ -276,6 +279,15 @@ def explain_nulls(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @functools.cache
+def _targeting_gain(conn: Connection, experiment: Experiment, alpha: float) -> TargetingGain | None:
+    spec = stored_spec(experiment) if experiment.source == ExperimentSource.DESIGNED else None
+    if spec is None or spec.target is None:
+        return None
+    from experiments.targeting import gain_of  # scikit-learn only for targeted experiments
+
+    return gain_of(conn, experiment, alpha=alpha)
+
+
 def _hints(tp: type) -> dict[str, Any]:
     return typing.get_type_hints(tp)
 
@@ -352,7 +364,8 @@ def build_report(
                          relative_ci=relative_ci,
                          guardrail_margins={**GUARDRAIL_MARGINS, **(guardrail_margins or {})})
         return dataclasses.replace(
-            report, verdict=decide(report, _horizon(conn, experiment)),
+            report, verdict=decide(report, _horizon(conn, experiment)), targeting_gain=_targeting_gain(
+                conn, experiment, alpha),
             previous_rollout=last_rollout(session, experiment.cohort, experiment.layer, excluding=experiment.name)
             if experiment.source == ExperimentSource.DESIGNED else None)
 

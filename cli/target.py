@@ -19,7 +19,7 @@ class TargetFormat(str, Enum):
 
 
 def target(
-    name: str,
+    name: Annotated[str | None, typer.Argument(help="The experiment to learn from.")] = None,
     metric: Annotated[str, typer.Option(help="Outcome to learn the uplift of: returned (default) or revenue; "
                                              "imported results: one of their metrics.")] = "returned",
     variant: Annotated[str, typer.Option(help="Contacted variant to learn, or 'all' (pooled).")] = "all",
@@ -37,6 +37,9 @@ def target(
         min=0, help="¥ an extra returned customer brings (default: revenue per returned contacted customer).")] = None,
     bootstrap: Annotated[int, typer.Option(min=20, help="Bootstrap replicates for the intervals.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of folds, models and bootstrap.")] = 0,
+    save: Annotated[str | None, typer.Option(help="Store the fitted model under this name, for a later spec's "
+                                                  "target = \"NAME\" (role: plan; audited).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the stored targeting models and exit.")] = False,
     db: DbOption = None,
 ) -> None:
     """Learn the uplift of NAME's contacted variant per customer from pre-period features (cross-fitted
@@ -45,16 +48,27 @@ def target(
     from experiments.config import settings
     from experiments.db import session_scope
     from experiments.store import NotFound, get_experiment
-    from experiments.targeting import learn
+    from experiments.access import Forbidden, cli_actor
+    from experiments.targeting import learn, save_model
 
+    if list_:
+        list_models(db)
+        return
+    if name is None:
+        fail("give the EXPERIMENT to learn from (or --list)")
     try:
         with session_scope(engine_for(db)) as session:
             experiment = get_experiment(session, name)
             learned = learn(session.connection(), experiment, metric=metric, variant=variant,
                             features=split_list(features) or None, contact_cost=contact_cost, coupon=coupon,
                             value_per_return=value_per_return, replicates=bootstrap, seed=seed)
-    except (NotFound, TargetingError) as exc:
+            if save is not None:
+                save_model(session, cli_actor(), save, experiment, learned)
+    except (NotFound, TargetingError, Forbidden, ValueError) as exc:
         fail(str(exc))
+    if save is not None:
+        out.print(f"targeting model [bold]{save}[/] stored; a spec targets by it with target = \"{save}\"",
+                  highlight=False)
     evaluation = learned.result.evaluation
     if scores_out is not None:
         write_scores(scores_out, learned.customer_ids, learned.uplift)
@@ -63,6 +77,22 @@ def target(
     else:
         out.print(render_markdown(evaluation, lang=lang.value, currency=settings().currency), markup=False,
                   highlight=False, soft_wrap=True)
+
+
+def list_models(db: str | None) -> None:
+    from experiments.db import session_scope
+    from experiments.targeting import list_models as stored
+
+    with session_scope(engine_for(db)) as session:
+        models = stored(session)
+    if not models:
+        out.print("no stored targeting model (store one with recall target EXPERIMENT --save NAME)")
+        return
+    for m in models:  # one line each: names stay whole in any terminal width
+        quality = f"Qini {m.qini:.3f}, AUUC {m.auuc:.3f}" if m.qini is not None and m.auuc is not None else "Qini –"
+        out.print(f"{m.name}: trained on {m.experiment} ({m.metric}, variant {m.variant}), {m.learner}, {quality}; "
+                  f"features {', '.join(m.features)}; stored {m.created_at:%Y-%m-%d %H:%M} UTC by {m.created_by}",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 def write_scores(path: Path, customer_ids, uplift) -> None:  # noqa: ANN001 - arrays

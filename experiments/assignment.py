@@ -50,7 +50,16 @@ from experiments.cohorts import cohort_filter
 from experiments.db import foreign_keys_checked_once, session_scope
 from experiments.dialects import hash_bucket
 from experiments.filters import compile_filter
-from experiments.models import Assignment, Customer, Event, EventType, Experiment, ExperimentStatus, Send
+from experiments.models import (
+    Assignment,
+    Customer,
+    Event,
+    EventType,
+    Experiment,
+    ExperimentStatus,
+    Send,
+    TargetScore,
+)
 from experiments.policy import DORMANT_AFTER_DAYS, ContactPolicy, FrequencyCap
 from experiments.store import get_experiment, stored_spec, utcnow
 
@@ -99,6 +108,7 @@ class AssignmentSummary:
     per_variant: dict[str, int]
     in_other_experiment: int = 0
     in_global_holdout: int = 0
+    not_targeted: int = 0  # targeted experiment: scored, in the targeted-policy group, below the cutoff
 
 
 def in_global_holdout(policy: ContactPolicy, customer_id: str) -> bool:
@@ -243,10 +253,15 @@ def assign_in(session: Session, experiment: Experiment, *, as_of: datetime | Non
         in_other_experiment = explained.held_by_other_experiments
         total = explained.to_assign + explained.in_global_holdout
     held_out = _held_out(policy)
+    conditions = [~held_out]
+    not_targeted = 0
+    if spec is not None and spec.target is not None:
+        conditions.append(_targeted_here(experiment))
+        not_targeted = _score_once(session, experiment, targets, held_out, as_of)
     with foreign_keys_checked_once(session, Assignment, total), progress_bar(progress) as bar:
         # One statement: the bar pulses with the elapsed time until the database is done.
         task = bar.add_task(f"assigning {total:,} customers to {experiment.name}", total=None)
-        session.execute(targets.insert(as_of, ~held_out))
+        session.execute(targets.insert(as_of, *conditions))
         bar.update(task, total=total, completed=total)
     after = _per_variant(session, experiment)
     counts = {v.name: after.get(v.id, 0) - before.get(v.id, 0) for v in experiment.variants}
@@ -254,7 +269,30 @@ def assign_in(session: Session, experiment: Experiment, *, as_of: datetime | Non
     if experiment.status == ExperimentStatus.DRAFT:
         experiment.status = ExperimentStatus.RUNNING
         experiment.launched_at = as_of
-    return AssignmentSummary(experiment.name, newly_assigned, counts, in_other_experiment, total - newly_assigned)
+    return AssignmentSummary(experiment.name, newly_assigned, counts, in_other_experiment,
+                             total - newly_assigned - not_targeted, not_targeted)
+
+
+def _score_once(session: Session, experiment: Experiment, targets: _Targets, held_out: ColumnElement[bool],
+                as_of: datetime) -> int:
+    """A targeted experiment (spec ``target = "MODEL"``): score the customers this launch would assign
+    with the stored model (experiments.targeting) and return how many of them the targeted policy leaves
+    out. They are not assigned: not contacted, their incremental outcome is 0 by construction."""
+    from experiments.targeting import score_audience  # scikit-learn only when a launch needs it
+
+    score_audience(session, experiment, select(Customer.customer_id).where(*targets._where(False), ~held_out), as_of)
+    return session.scalar(select(func.count()).select_from(TargetScore).where(
+        TargetScore.experiment_id == experiment.id, TargetScore.targeting_policy, ~TargetScore.targeted,
+        ~exists().where(Assignment.experiment_id == experiment.id,
+                        Assignment.customer_id == TargetScore.customer_id))) or 0
+
+
+def _targeted_here(experiment: Experiment) -> ColumnElement[bool]:
+    """Scored at launch, and contacted by its policy: everyone in the contact-everyone group, the
+    targeted audience in the targeted-policy group (each then split by the usual hash into the variants,
+    so each group has its own holdout)."""
+    return exists().where(TargetScore.experiment_id == experiment.id, TargetScore.customer_id == Customer.customer_id,
+                          or_(~TargetScore.targeting_policy, TargetScore.targeted))
 
 
 class _Targets:

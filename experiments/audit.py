@@ -52,6 +52,7 @@ class Action(str, enum.Enum):
     DB_DOWNGRADE = "db_downgrade"
     DB_BACKUP = "db_backup"
     DB_RESTORE = "db_restore"
+    MODEL_SAVE = "model_save"
 
 
 @dataclass(frozen=True)

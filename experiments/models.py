@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -349,3 +350,40 @@ class ExperimentNote(Base):
     author: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     text: Mapped[str] = mapped_column(Text)
+
+
+class TargetingModel(Base):
+    """A fitted uplift model, stored to target a later experiment (``recall target EXP --save NAME``).
+
+    ``estimator`` holds the fold models (joblib bytes) and, per fold model, the customers it learned
+    from, so that a training customer is only ever scored by the fold model that did not learn from them.
+    Only Recall Lab writes these bytes; unpickling them is safe only because of that (docs/security.md).
+    """
+
+    __tablename__ = "targeting_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id", ondelete="SET NULL"))
+    experiment_name: Mapped[str] = mapped_column(String(64))  # kept if the training experiment is deleted
+    metric: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(64))
+    learner: Mapped[str] = mapped_column(String(32))
+    features: Mapped[str] = mapped_column(Text)  # JSON list of the feature names (experiments.targeting)
+    evaluation: Mapped[str] = mapped_column(Text)  # JSON: TargetingEvaluation.to_dict()
+    estimator: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class TargetScore(Base):
+    """A targeted experiment's customers as scored at launch: the predicted uplift, the policy group
+    (hash: targeted policy or contact everyone) and whether the targeted policy contacts them."""
+
+    __tablename__ = "target_scores"
+
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    uplift: Mapped[float] = mapped_column(Float)
+    targeting_policy: Mapped[bool] = mapped_column(Boolean)  # False: the contact-everyone group
+    targeted: Mapped[bool] = mapped_column(Boolean)  # in the targeted audience (top share or cost-optimal)

@@ -201,6 +201,11 @@ class ExperimentSpec(BaseModel):
     variants: list[VariantSpec] = Field(min_length=2)
     costs: CostSpec = Field(default_factory=CostSpec)
     source: SourceSpec | None = None  # analyse the team's own tables, read-only (see experiments.source)
+    # Target by a stored uplift model (recall target EXP --save MODEL): contact its top share, or where the
+    # expected incremental value exceeds the cost; the model must exist when the experiment is created.
+    target: Annotated[Name, Field(max_length=64)] | None = None
+    target_share: float | None = Field(default=None, gt=0, le=1)
+    target_cutoff: Literal["cost-optimal"] | None = None
 
     _cells_from_factors = model_validator(mode="before")(expand)
 
@@ -226,7 +231,7 @@ class ExperimentSpec(BaseModel):
     @model_serializer(mode="wrap")
     def _without_empty_factors(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)
-        for key in ("factorial", "factors"):
+        for key in ("factorial", "factors", "target", "target_share", "target_cutoff"):
             if data.get(key) is None:
                 data.pop(key, None)
         return data
@@ -297,6 +302,18 @@ class ExperimentSpec(BaseModel):
                 "touch_window", "touches must fall inside the {days}-day attribution window: {late}",
                 {"days": self.attribution_days, "late": ", ".join(late)},
             )
+        return self
+
+    @model_validator(mode="after")
+    def _one_target_cutoff(self) -> ExperimentSpec:
+        if self.target is None and (self.target_share is not None or self.target_cutoff is not None):
+            raise PydanticCustomError("target_cutoff", "target_share and target_cutoff need target = \"MODEL\"")
+        if self.target is not None and (self.target_share is None) == (self.target_cutoff is None):
+            raise PydanticCustomError(
+                "target_cutoff", "target = {model!r} needs exactly one of target_share (e.g. 0.3) or "
+                "target_cutoff = \"cost-optimal\"", {"model": self.target})
+        if self.target is not None and self.source is not None:
+            raise PydanticCustomError("target_source", "target = MODEL needs Recall Lab's own assignment, not a [source]")
         return self
 
     @model_validator(mode="after")

@@ -17,9 +17,10 @@ from experiments.models import (
     ExperimentSource,
     ExperimentStatus,
     MetricDefinition,
+    TargetingModel,
     Variant,
 )
-from experiments.spec import ExperimentSpec
+from experiments.spec import ExperimentSpec, SpecError
 
 
 class NotFound(LookupError):
@@ -42,6 +43,10 @@ def local_midnight_utc(day) -> datetime:  # noqa: ANN001 - a datetime.date
 def create_experiment(session: Session, spec: ExperimentSpec) -> Experiment:
     """Store a spec as a draft experiment. The same spec stored twice is a no-op."""
     spec_json = spec.model_dump_json()
+    if spec.target is not None and session.scalar(
+            select(TargetingModel.id).where(TargetingModel.name == spec.target)) is None:
+        raise SpecError(spec.name, [("target", f"no stored targeting model {spec.target!r}; store one with "
+                                               f"`recall target EXPERIMENT --save {spec.target}`")])
     existing = session.scalar(select(Experiment).where(Experiment.name == spec.name))
     if existing is not None:
         if json.loads(existing.spec_json) == json.loads(spec_json):

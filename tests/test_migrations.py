@@ -26,7 +26,8 @@ from experiments.result_tables import NAME as RESULTS_TABLE
 from tests.conftest import PROJECT_ROOT
 
 TABLES = {"customers", "experiments", "variants", "metrics", "assignments", "sends", "events", "result_tables",
-          "contact_holds", "analysis_runs", "users", "audit_log", "imports", "launch_requests", "experiment_notes"}
+          "contact_holds", "analysis_runs", "users", "audit_log", "imports", "launch_requests", "experiment_notes",
+          "targeting_models", "target_scores"}
 
 
 def test_up_down_up(engine) -> None:  # noqa: ANN001
