@@ -502,6 +502,12 @@ def drafts_panel() -> None:
 # --------------------------------------------------------------------------- the page
 
 
+def show_message() -> None:
+    message = st.session_state.pop("design_message", None)
+    if message:
+        getattr(st, message[0])(message[1])
+
+
 def start_form() -> None:
     """First values, then every widget's value re-seated; guardrails the browser still sends as labels
     of the other language (after a switch) become their names again."""
@@ -517,9 +523,7 @@ actor = page_actor(Permission.DESIGN)
 start_form()
 st.title(t("design_title"))
 st.caption(t("design_caption"))
-message = st.session_state.pop("design_message", None)
-if message:
-    getattr(st, message[0])(message[1])
+show_message()
 clone_panel()
 left, right = st.columns([3, 2])
 with left:
@@ -570,7 +574,11 @@ with left:
         raw = variant_rows(variants, form["holdout"])
         data = spec_data(form, variants)
     draft = live_draft(data) if data else Draft(None, [])
-    st.button(t("save_draft"), key="save_draft", type="primary", on_click=_save, args=(data,), disabled=data is None)
+    # Not a callback: a click saves the form as drawn in this run (a name typed just before the click
+    # reaches the script with the click, after callbacks would have run).
+    if st.button(t("save_draft"), key="save_draft", type="primary", disabled=data is None):
+        _save(data)
+        show_message()
     preview_panel(draft, form["cohort"], form["start"])
 with right:
     st.subheader(t("planning"))
