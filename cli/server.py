@@ -54,9 +54,10 @@ def build_demo_if_empty(engine) -> None:  # noqa: ANN001 - an Engine
     with engine.connect() as connection:
         if connection.scalar(select(func.count()).select_from(Experiment)):
             return
-    out.print("first start: building the demo campaign (100,000 simulated customers, about half a minute)…")
+    customers = int(os.environ.get("RECALL_DEMO_CUSTOMERS", "100000"))
+    out.print(f"first start: building the demo campaign ({customers:,} simulated customers, about 30 s on 2 cores)…")
     with out.status("building the demo campaign…"):
-        summary = build_demo(engine)
+        summary = build_demo(engine, customers=customers)
     out.print(f"demo ready: {summary.experiment}, {summary.customers:,} customers")
 
 
