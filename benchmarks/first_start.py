@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("RECALL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ADMIN, PASSWORD = "admin", "correct horse battery"
-SHOWS_DATA = "demo-winback-2026"  # the demo campaign's name on its Overview card
+SHOWS_DATA = "Natural return rate"  # on every campaign card of the Overview: the first card is data
+COMPLETE = "demo-winback-2026 ·"  # the headline of the demo's main campaign, built last
 
 
 def free_port() -> int:
@@ -62,8 +63,19 @@ def wait_for_server(url: str, process: subprocess.Popen, timeout: float) -> floa
     raise RuntimeError("the server did not answer in time")
 
 
-def one_run(customers: int, timeout: float) -> tuple[float, float]:
-    """(seconds until the server answers, seconds until the Overview shows data), from the start."""
+def wait_for_text(page, text: str, start: float, timeout: float) -> float:  # noqa: ANN001 - a Playwright page
+    """Seconds from ``start`` until ``text`` is in the page's visible text (polled every 0.25 s)."""
+    deadline = start + timeout
+    while time.monotonic() < deadline:
+        if text in page.inner_text("body"):
+            return time.monotonic() - start
+        page.wait_for_timeout(250)
+    raise RuntimeError(f"no {text!r} on the page after {timeout:.0f} s")
+
+
+def one_run(customers: int, timeout: float) -> tuple[float, float, float]:
+    """Seconds from the start until the server answers, the Overview shows data, and it shows the
+    whole demo (the build goes on in the background; the page redraws as campaigns are ready)."""
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as folder:
@@ -88,8 +100,8 @@ def one_run(customers: int, timeout: float) -> tuple[float, float]:
                 page.get_by_label("User name").fill(ADMIN)
                 page.get_by_label("Password", exact=True).fill(PASSWORD)
                 page.get_by_role("button", name="Sign in", exact=True).click()
-                page.get_by_text(SHOWS_DATA).first.wait_for()
-                shown = time.monotonic() - start
+                shown = wait_for_text(page, SHOWS_DATA, start, timeout)
+                complete = wait_for_text(page, COMPLETE, start, timeout)
                 browser.close()
         finally:
             process.terminate()
@@ -98,7 +110,7 @@ def one_run(customers: int, timeout: float) -> tuple[float, float]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-    return answered, shown
+    return answered, shown, complete
 
 
 def main() -> None:
@@ -109,10 +121,10 @@ def main() -> None:
     args = parser.parse_args()
     shown = []
     for run in range(1, args.runs + 1):
-        answered, data = one_run(args.customers, args.timeout)
+        answered, data, complete = one_run(args.customers, args.timeout)
         shown.append(data)
-        print(f"run {run}: server answers after {answered:.1f} s, the Overview shows data after {data:.1f} s",
-              flush=True)
+        print(f"run {run}: server answers after {answered:.1f} s, the Overview shows data after {data:.1f} s, "
+              f"the whole demo after {complete:.1f} s", flush=True)
     print(f"median: {statistics.median(shown):.1f} s until the Overview shows data "
           f"({args.runs} runs, {os.cpu_count()} cores, {args.customers:,} demo customers)")
 

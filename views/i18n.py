@@ -271,6 +271,9 @@ STRINGS: dict[str, dict[str, str]] = {
     "funnel_redeemed": {"zh": "已核销", "en": "redeemed"},
     "funnel_returned": {"zh": "已回流", "en": "returned"},
     "funnel_share": {"zh": "占已发送比例", "en": "share of sent"},
+    "demo_building": {"zh": "正在生成演示数据（首次启动）：已完成的活动会先显示，其余稍后出现。",
+                      "en": "Building the demo (first start): finished campaigns show now, the rest as they are ready."},
+    "demo_failed": {"zh": "演示数据生成失败：{error}", "en": "Building the demo failed: {error}"},
     "funnel_caption": {"zh": "按客户计数：归因窗口内（分配后）发生的事件；回流 = 访问或下单。",
                        "en": "Customers counted: events inside the attribution window after assignment; returned = a visit or an order."},
 }
