@@ -87,12 +87,12 @@ def test_the_eligible_audience_follows_the_layer_rule(demo: Engine, lang: str) -
     metrics = {m.label: m.value for m in at.metric}
     assignable = next(v for k, v in metrics.items() if "layer" in k or "同层" in k)
     assert assignable == "0"  # every demo customer is held by the running campaign of layer "recall"
-    assert any(MAIN in e.value and "4,000" in e.value for e in at.error)
+    assert any(MAIN in e.value and "4,000" in e.value for e in at.warning)
     at.text_input(key="design_layer").set_value("push-tests").run()
     metrics = {m.label: m.value for m in at.metric}
     assignable = int(next(v for k, v in metrics.items() if "layer" in k or "同层" in k).replace(",", ""))
     assert 3_000 < assignable <= 4_000  # free in another layer (less the global holdout)
-    assert not any(MAIN in e.value for e in at.error)
+    assert not any(MAIN in e.value for e in at.warning)
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -183,7 +183,7 @@ def test_a_launch_blocked_by_the_layer_names_the_experiment_and_refuses(demo: En
     assert any(name in s.value for s in at.success), [e.value for e in at.error]
     at.selectbox(key="launch_choice").set_value(name).run()
     at.button(key="launch").click().run()
-    blocked = [e.value for e in at.error if name in e.value]
+    blocked = [e.value for e in at.warning if name in e.value]
     assert blocked and MAIN in blocked[0] and "4,000" in blocked[0]
     assert not [b for b in at.button if b.key == "launch_confirmed"]
     with session_scope(demo) as session:

@@ -251,7 +251,7 @@ def audience_panel(draft: Draft) -> tuple[int, int]:
     c[1].metric(t("assignable"), f"{found.to_assign:,}")
     if found.held_by_layer:
         held = ", ".join(f"{name} ({n:,})" for name, n in found.held_by_layer.items())
-        (st.error if found.to_assign == 0 else st.info)(t("held_by_layer", layer=draft.spec.layer, held=held))
+        (st.warning if found.to_assign == 0 else st.info)(t("held_by_layer", layer=draft.spec.layer, held=held))
     if found.in_global_holdout:
         st.caption(t("in_global_holdout", n=f"{found.in_global_holdout:,}"))
     return found.eligible, found.to_assign
@@ -457,7 +457,7 @@ def launch_confirmation(name: str) -> None:
     if refused:
         if audience.held_by_layer and audience.to_assign == 0:
             held = ", ".join(f"{other} ({n:,})" for other, n in audience.held_by_layer.items())
-            st.error(t("launch_blocked_layer", name=name, held=held))
+            st.warning(t("launch_blocked_layer", name=name, held=held))
         else:
             st.error(refused)
         st.button(t("cancel"), key="launch_cancel", on_click=lambda: st.session_state.pop("launch_confirm", None))
