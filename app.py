@@ -24,6 +24,7 @@ PAGES = [
     ("experiments.py", "nav_experiments", ":material/science:", "experiments", Permission.VIEW),
     ("design.py", "nav_design", ":material/edit_note:", "design", Permission.DESIGN),
     ("results.py", "nav_results", ":material/query_stats:", "results", Permission.VIEW),
+    ("targeting.py", "nav_targeting", ":material/target:", "targeting", Permission.DOWNLOAD),
     ("settings.py", "nav_settings", ":material/settings:", "settings", Permission.SETTINGS),
 ]
 

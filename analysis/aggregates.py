@@ -24,7 +24,8 @@ from analysis.cuped import CovariateStats
 from experiments.dialects import CUSTOMERS_PER_STATEMENT, add_days, as_number
 from analysis.sufficient import SampleStats
 from analysis.tables import OWN_COVARIATES, Tables, open_tables, source_of
-from experiments.models import Assignment, EventType, Experiment, ExperimentSource, MetricRole, MetricValue
+from experiments.models import EventType, Experiment, ExperimentSource, MetricRole
+from experiments.result_tables import stored_results, stored_sums
 
 
 @dataclass(frozen=True)
@@ -315,39 +316,15 @@ def _send_counts(conn: Connection, tables: Tables) -> tuple[dict[int, int], dict
 
 
 def _imported_arms(conn: Connection, experiment: Experiment, metrics: Sequence[str]) -> list[ArmStatistics]:
-    value = MetricValue.value
-    rows = conn.execute(
-        select(
-            Assignment.variant_id,
-            MetricValue.metric,
-            func.count().label("n"),
-            func.sum(value).label("sum"),
-            func.sum(value * value).label("sum_sq"),
-            func.sum(value * value * value).label("sum_cu"),
-        )
-        .join(
-            MetricValue,
-            and_(MetricValue.experiment_id == Assignment.experiment_id, MetricValue.customer_id == Assignment.customer_id),
-        )
-        .where(Assignment.experiment_id == experiment.id, MetricValue.metric.in_(metrics))
-        .group_by(Assignment.variant_id, MetricValue.metric)
-    ).all()
-    sizes = dict(
-        conn.execute(
-            select(Assignment.variant_id, func.count())
-            .where(Assignment.experiment_id == experiment.id)
-            .group_by(Assignment.variant_id)
-        ).all()
-    )
-    by_variant: dict[int, dict[str, SampleStats]] = {v: {} for v in sizes}
-    for variant_id, metric, n, total, total_sq, total_cu in rows:
-        by_variant[variant_id][metric] = SampleStats(int(n), float(total or 0), float(total_sq or 0),
-                                                     float(total_cu or 0))
-    contacted_all = {v.id: sizes.get(v.id, 0) for v in experiment.variants if not v.is_control}
-    return [
-        ArmStatistics(variant_id=v, n=int(sizes[v]), metrics=by_variant[v], contacted=contacted_all.get(v, 0))
-        for v in sizes
-    ]
+    """n, Σx, Σx², Σx³ of every metric per variant: read from the sums the import stored."""
+    arms = []
+    for (variant_id, dimension, _), cell in stored_sums(conn, experiment).items():
+        if dimension:
+            continue
+        by_metric = {m: SampleStats(cell.n, cell.sum(m), cell.sum(m, m), cell.sum(m, m, m)) for m in metrics}
+        contacted = 0 if variant_id == experiment.control.id else cell.n
+        arms.append(ArmStatistics(variant_id=variant_id, n=cell.n, metrics=by_metric, contacted=contacted))
+    return arms
 
 
 @dataclass(frozen=True)
@@ -406,14 +383,11 @@ def arm_statistics(conn: Connection, experiment: Experiment, until: datetime | N
     return experiment_statistics(conn, experiment, until, segments=False).arms
 
 
-def _imported_values(experiment: Experiment, metric: str):  # noqa: ANN202 - a subquery
-    return (
-        select(Assignment.variant_id.label("variant"), Assignment.customer_id, MetricValue.value)
-        .join(MetricValue, and_(MetricValue.experiment_id == Assignment.experiment_id,
-                                MetricValue.customer_id == Assignment.customer_id))
-        .where(Assignment.experiment_id == experiment.id, MetricValue.metric == metric)
-        .subquery("values")
-    )
+def _imported_values(conn: Connection, experiment: Experiment, metric: str):  # noqa: ANN202 - a subquery
+    stored = stored_results(conn, experiment)
+    t = stored.table
+    variant_id = case(stored.variant_ids, value=t.c.variant)
+    return select(variant_id.label("variant"), t.c.customer_id, stored.value(metric).label("value")).subquery("values")
 
 
 def _designed_values(experiment: Experiment, tables: Tables, metric: str):  # noqa: ANN202 - a subquery
@@ -455,7 +429,7 @@ def capped_statistics(conn: Connection, experiment: Experiment, metric: str, q: 
     variance, and is what makes a small holdout's revenue testable (see analysis.frequentist).
     """
     if experiment.source != ExperimentSource.DESIGNED:
-        return _capped(conn, _imported_values(experiment, metric), q, int)
+        return _capped(conn, _imported_values(conn, experiment, metric), q, int)
     with open_tables(conn, experiment) as (source, tables):
         return _capped(source, _designed_values(experiment, tables, metric), q, tables.variant_id)
 
@@ -475,33 +449,17 @@ def covariates_of(experiment: Experiment) -> list[str]:
 
 def covariate_statistics(conn: Connection, experiment: Experiment, metric: str, covariates: Sequence[str]
                          ) -> dict[int, CovariateStats]:
-    """Per variant id: n, Σy, Σy², Σx, Σxxᵀ and Σxy of ``metric`` (y) and the covariates (x), in SQL."""
+    """Per variant id: n, Σy, Σy², Σx, Σxxᵀ and Σxy of ``metric`` (y) and the covariates (x), in SQL
+    (imported results: read from the sums the import stored)."""
     if experiment.source == ExperimentSource.DESIGNED:
         return experiment_statistics(conn, experiment, segments=False).covariates(metric)
-    values = _imported_values(experiment, metric)
-    pivot = (
-        select(MetricValue.customer_id, *[
-            func.max(case((MetricValue.metric == c, MetricValue.value))).label(c) for c in covariates])
-        .where(MetricValue.experiment_id == experiment.id, MetricValue.metric.in_(covariates))
-        .group_by(MetricValue.customer_id)
-        .subquery("covariates")
-    )
-    xs = [pivot.c[c] for c in covariates]
-    y = values.c.value
-    k = len(xs)
-    columns = [func.count(), func.sum(y), func.sum(y * y)]
-    columns += [func.sum(x) for x in xs] + [func.sum(x * y) for x in xs]
-    columns += [func.sum(xs[i] * xs[j]) for i in range(k) for j in range(i, k)]
     out = {}
-    query = select(values.c.variant, *columns).join(pivot, pivot.c.customer_id == values.c.customer_id)
-    for row in conn.execute(query.group_by(values.c.variant)):
-        variant_id, n, sy, syy, *rest = row
-        rest = [float(r or 0) for r in rest]
-        sum_x, sum_xy, upper = np.array(rest[:k]), np.array(rest[k:2 * k]), rest[2 * k:]
-        sum_xx = np.zeros((k, k))
-        it = iter(upper)
-        for i in range(k):
-            for j in range(i, k):
-                sum_xx[i, j] = sum_xx[j, i] = next(it)
-        out[variant_id] = CovariateStats(int(n), float(sy or 0), float(syy or 0), sum_x, sum_xx, sum_xy)
+    k = len(covariates)
+    for (variant_id, dimension, _), cell in stored_sums(conn, experiment).items():
+        if dimension:
+            continue
+        sum_xx = np.array([[cell.sum(a, b) for b in covariates] for a in covariates]).reshape(k, k)
+        out[variant_id] = CovariateStats(cell.n, cell.sum(metric), cell.sum(metric, metric),
+                                         np.array([cell.sum(c) for c in covariates]), sum_xx,
+                                         np.array([cell.sum(c, metric) for c in covariates]))
     return out

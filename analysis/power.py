@@ -18,9 +18,11 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from scipy import optimize
-from statsmodels.stats.power import NormalIndPower, TTestIndPower
-from statsmodels.stats.proportion import proportion_effectsize
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # statsmodels (and scipy.stats under it) load when a plan is computed, not on import:
+    # the report imports this module for its verdict and starts without them (tests/test_distributions.py)
+    from statsmodels.stats.power import NormalIndPower, TTestIndPower
 
 CORRECTIONS = ("bonferroni", "none")
 PROPORTIONS_METHOD = "two-sided normal approximation on Cohen's h (statsmodels NormalIndPower)"
@@ -158,6 +160,9 @@ def sample_size_proportions(baseline: float, mde_abs: float | None = None, mde_r
     target = baseline + diff
     if not 0 < target < 1:
         raise ValueError(f"baseline + mde = {target:g} is not a proportion strictly between 0 and 1")
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
     h = abs(float(proportion_effectsize(target, baseline)))
     n1 = float(NormalIndPower().solve_power(effect_size=h, nobs1=None, alpha=alpha_used, power=power,
                                             ratio=ratio, alternative="two-sided"))
@@ -178,6 +183,8 @@ def sample_size_means(mean: float, sd: float, mde_abs: float | None = None, mde_
     alpha_used = _alpha_used(alpha, power, variants, correction)
     ratio = _ratio(control_share, variants)
     diff = _difference(mean, mde_abs, mde_rel, "mean")
+    from statsmodels.stats.power import TTestIndPower
+
     d = abs(diff) / sd
     n1 = float(TTestIndPower().solve_power(effect_size=d, nobs1=None, alpha=alpha_used, power=power,
                                            ratio=ratio, alternative="two-sided"))
@@ -211,6 +218,8 @@ def _solve_effect_size(engine: NormalIndPower | TTestIndPower, nobs1: float, rat
         upper *= 1.2
     if not math.isfinite(value):
         raise ValueError(f"could not solve for the effect size at nobs1={nobs1}, ratio={ratio}")
+    from scipy import optimize
+
     return float(optimize.brentq(gap, 1e-12, upper, xtol=1e-15, rtol=1e-14))
 
 
@@ -230,6 +239,8 @@ def minimum_detectable_effect(baseline: float, n_control: float, n_variant: floa
     if direction not in ("increase", "decrease"):
         raise ValueError(f"direction must be 'increase' or 'decrease'; got {direction!r}")
     alpha_used = _alpha_used(alpha, power, variants, correction)
+    from statsmodels.stats.power import NormalIndPower
+
     h = _solve_effect_size(NormalIndPower(), n_control, n_variant / n_control, alpha_used, power)
     angle = math.asin(math.sqrt(baseline)) + (h / 2 if direction == "increase" else -h / 2)
     if not 0 < angle < math.pi / 2:
@@ -251,6 +262,8 @@ def minimum_detectable_effect_means(mean: float, sd: float, n_control: float, n_
     _check_n("n_control", n_control)
     _check_n("n_variant", n_variant)
     alpha_used = _alpha_used(alpha, power, variants, correction)
+    from statsmodels.stats.power import TTestIndPower
+
     d = _solve_effect_size(TTestIndPower(), n_control, n_variant / n_control, alpha_used, power)
     mde = d * sd
     return MinimumDetectableEffect(mde, mde / mean if mean else math.nan, mean, mean + mde, d, alpha_used,

@@ -290,6 +290,7 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
     out += ["", f"## {L['srm']}", ""]
     if finite(srm.p_value):
         reading = L["srm_bad"] if srm.mismatch else L["srm_ok"]
+        reading += f" ({srm.reason})" if srm.reason else ""
         out += [f"χ² = {srm.chi2:.4f}, p = {fmt_p(srm.p_value)}: {reading}", ""]
     else:
         out += [L["no_customers"] if sum(srm.observed) == 0 else L["no_data"], ""]

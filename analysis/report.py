@@ -15,7 +15,7 @@ import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -64,6 +64,7 @@ from experiments.models import (
     MetricRole,
     Variant,
 )
+from experiments.result_tables import SMALL_ARM_CUSTOMERS, SMALL_ARM_SHARE, is_small_arm
 from experiments.store import Rollout, get_experiment, last_rollout, stored_spec, utcnow
 
 DEFAULT_ALPHA = 0.05
@@ -372,6 +373,18 @@ def _horizon(conn: Connection, experiment: Experiment) -> Horizon:
                    assigned_per_day=n / (span + 1) if span >= 1 else None)
 
 
+def _typo_arms(srm: SrmResult, variants: list[Variant], arms: dict[int, ArmStatistics]) -> SrmResult:
+    """An imported label held by a handful of customers is most likely a typo ('Contrl'), not an arm:
+    the split is then not the design's, whatever the χ² test says of so few customers."""
+    total = sum(arms[v.id].n for v in variants)
+    small = [v.name for v in variants if is_small_arm(arms[v.id].n, total)]
+    if not small:
+        return srm
+    return replace(srm, mismatch=True, reason=f"variant label(s) {', '.join(map(repr, small))} held by fewer than "
+                                              f"{SMALL_ARM_CUSTOMERS} customers and {SMALL_ARM_SHARE:.0%} of the "
+                                              "file: a typo in the variant column?")
+
+
 @dataclass(frozen=True)
 class _Pair:
     """What one comparison compares: a variant against the control on a metric, maybe in a segment."""
@@ -586,6 +599,8 @@ def _report(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: fl
         for v in variants
     ]
     srm = srm_check([arms[v.id].n for v in variants], [v.share for v in variants])
+    if experiment.source == ExperimentSource.IMPORTED:
+        srm = _typo_arms(srm, variants, arms)
     metrics = [m for m in experiment.metrics if m.role == MetricRole.METRIC]
     contacted = [v for v in variants if not v.is_control]
     def pair(v: Variant, m: MetricDefinition) -> _Pair:

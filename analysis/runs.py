@@ -23,7 +23,7 @@ from experiments.models import (
     Event,
     Experiment,
     ImportRecord,
-    MetricValue,
+    ResultTable,
     Send,
 )
 from experiments.store import get_experiment, utcnow
@@ -34,7 +34,7 @@ def data_version(conn: Connection, now: datetime | None = None) -> str:
     parts = [(now or utcnow()).date().isoformat()]
     for column in (Event.id, ImportRecord.id, Experiment.id):
         parts += [str(v) for v in conn.execute(select(func.count(), func.max(column))).one()]
-    for table in (Assignment, Send, MetricValue, ContactHold):
+    for table in (Assignment, Send, ResultTable, ContactHold):
         parts.append(str(conn.scalar(select(func.count()).select_from(table))))
     parts += [f"{name}:{status}" for name, status in conn.execute(
         select(Experiment.name, Experiment.status).order_by(Experiment.name))]

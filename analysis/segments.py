@@ -16,39 +16,28 @@ at import. Designed experiments' segments come from the same one-pass cells as t
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection
 
 from analysis.aggregates import ExperimentStatistics, experiment_statistics
 from analysis.sufficient import SampleStats
-from experiments.models import Assignment, Experiment, ExperimentSource, MetricValue, SegmentValue
+from experiments.models import Experiment, ExperimentSource
+from experiments.result_tables import stored_results, stored_sums
 
 SegmentKey = tuple[str, str]  # (dimension, value)
 
 
 def dimensions(conn: Connection, experiment: Experiment) -> list[str]:
     """Imported segment columns of an imported experiment."""
-    return list(conn.scalars(select(SegmentValue.segment).where(SegmentValue.experiment_id == experiment.id)
-                             .distinct().order_by(SegmentValue.segment)))
+    return list(stored_results(conn, experiment).segments)
 
 
 def _imported(conn: Connection, experiment: Experiment, metric: str) -> dict[SegmentKey, dict[int, SampleStats]]:
-    """(variant id, segment value, n, Σx, Σx²) rows computed in the database, per dimension."""
+    """n, Σx, Σx², Σx³ per variant × segment value: read from the sums the import stored."""
     out: dict[SegmentKey, dict[int, SampleStats]] = {}
-    x = MetricValue.value
-    for dimension in dimensions(conn, experiment):
-        query = (
-            select(Assignment.variant_id, SegmentValue.value, func.count(), func.sum(x), func.sum(x * x))
-            .join(MetricValue, and_(MetricValue.experiment_id == Assignment.experiment_id,
-                                    MetricValue.customer_id == Assignment.customer_id))
-            .join(SegmentValue, and_(SegmentValue.experiment_id == Assignment.experiment_id,
-                                     SegmentValue.customer_id == Assignment.customer_id))
-            .where(Assignment.experiment_id == experiment.id, MetricValue.metric == metric,
-                   SegmentValue.segment == dimension)
-            .group_by(Assignment.variant_id, SegmentValue.value)
-        )
-        for variant_id, value, n, total, total_sq in conn.execute(query):
-            out.setdefault((dimension, str(value)), {})[variant_id] = SampleStats(
-                int(n), float(total or 0), float(total_sq or 0))
+    for (variant_id, dimension, value), cell in stored_sums(conn, experiment).items():
+        if dimension:
+            out.setdefault((dimension, value), {})[variant_id] = SampleStats(
+                cell.n, cell.sum(metric), cell.sum(metric, metric), cell.sum(metric, metric, metric))
     return dict(sorted(out.items()))
 
 

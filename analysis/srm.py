@@ -26,6 +26,7 @@ class SrmResult:
     p_value: float
     threshold: float
     mismatch: bool
+    reason: str = ""  # a mismatch flagged for another reason than the test (an arm of a handful of customers)
 
 
 def srm_check(observed: Sequence[int], shares: Sequence[float], threshold: float = SRM_THRESHOLD) -> SrmResult:

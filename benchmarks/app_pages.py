@@ -27,6 +27,7 @@ PAGES = ["overview", "experiments", "design", "results", "settings"]
 def build(url: str, experiments: int) -> None:
     from experiments.db import open_engine
     from experiments.demo import build_demo
+    from experiments.access import cli_actor
     from experiments.importer import import_results
 
     engine = open_engine(url)
@@ -43,7 +44,7 @@ def build(url: str, experiments: int) -> None:
                 f"{a},{int(r)},{v}\n" for a, r, v in zip(arm, returned, revenue, strict=True)), encoding="utf-8")
             import_results(engine, path, experiment=f"campaign-{i:03d}", variant_column="arm", control="holdout",
                            metrics=["returned", "revenue"], shares={"holdout": 0.1, "sms_c5": 0.45, "sms_c10": 0.45},
-                           channel="sms")
+                           channel="sms", actor=cli_actor())
 
 
 def render(page: str, *, cold: bool = False) -> float:

@@ -20,6 +20,7 @@ from cli import (
     plan,
     server,
     users,
+    target,
 )
 from cli.common import DebugOption, FaultReportingGroup
 
@@ -43,6 +44,7 @@ app.add_typer(db.app, name="db")
 server.register(app)
 app.add_typer(users.app, name="user")
 audit.register(app)
+target.register(app)
 
 
 def main() -> None:

@@ -69,16 +69,18 @@ def experiment_show(name: str, db: DbOption = None) -> None:
     from experiments.audit import entries
     from experiments.db import session_scope
     from experiments.lifecycle import launch_audience
-    from experiments.models import Assignment, ExperimentStatus
+    from experiments.models import Assignment, ExperimentSource, ExperimentStatus
+    from experiments.result_tables import customers_per_variant
     from experiments.store import NotFound, get_experiment, last_rollout
 
     engine = engine_for(db)
     try:
         with session_scope(engine) as session:
             e = get_experiment(session, name)
-            assigned = dict(session.execute(select(Assignment.variant_id, func.count())
-                                            .where(Assignment.experiment_id == e.id)
-                                            .group_by(Assignment.variant_id)).all())
+            assigned = (customers_per_variant(session.connection(), e) if e.source == ExperimentSource.IMPORTED
+                        else dict(session.execute(select(Assignment.variant_id, func.count())
+                                                  .where(Assignment.experiment_id == e.id)
+                                                  .group_by(Assignment.variant_id)).all()))
             previous = last_rollout(session, e.cohort, e.layer, excluding=e.name)
             trail = entries(session, target=e.name, limit=20)
     except NotFound as exc:

@@ -19,6 +19,8 @@ def _import_outcome(result) -> None:
     skipped = f", {result.skipped_duplicates:,} already present" if result.skipped_duplicates else ""
     target = f" into experiment {result.experiment}" if result.experiment else ""
     out.print(f"{result.file}: {result.rows:,} rows, {result.inserted:,} inserted{skipped}{target}")
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if result.late_unsubscribes:
         err.print(f"[yellow]warning:[/] {result.late_unsubscribes:,} send(s) were scheduled after the customer had "
                   "already unsubscribed: these unsubscribes arrived late", highlight=False, soft_wrap=True)
@@ -31,11 +33,12 @@ def import_events(
     db: DbOption = None,
 ) -> None:
     """Import events (customer_id, event_type, occurred_at, value) from FILE.csv, atomically."""
+    from experiments.access import cli_actor
     from experiments.importer import ImportFailed
     from experiments.importer import import_events as run_import
 
     try:
-        _import_outcome(run_import(engine_for(db), file, progress=progress))
+        _import_outcome(run_import(engine_for(db), file, actor=cli_actor(), progress=progress))
     except ImportFailed as exc:
         fail(str(exc))
 
@@ -57,6 +60,7 @@ def import_results(
     db: DbOption = None,
 ) -> None:
     """Import per-customer results of a test run elsewhere as a new experiment."""
+    from experiments.access import cli_actor
     from experiments.importer import ImportFailed
     from experiments.importer import import_results as run_import
 
@@ -68,7 +72,8 @@ def import_results(
             fail(f"--shares: expected LABEL=SHARE pairs separated by commas, got {shares!r}")
     try:
         result = run_import(
-            engine_for(db), file, experiment=experiment, variant_column=variant_column, control=control,
+            engine_for(db), file, actor=cli_actor(), experiment=experiment, variant_column=variant_column,
+            control=control,
             metrics=split_list(metrics), id_column=id_column, covariates=split_list(covariates),
             segments=split_list(segments), shares=parsed_shares, channel=channel, progress=progress,
         )

@@ -1,7 +1,9 @@
 """The demo: a realistic simulated recall programme, so the app opens on something worth looking at.
 
 100,000 customers at every lifecycle stage, and three campaigns run through the real path (spec →
-assignment → send lists), with outcomes drawn from true effects that differ by cohort:
+assignment → send lists), with outcomes drawn from true effects that differ by cohort (and, in the
+main test, by how often the customer ordered before: repeat buyers respond most; the Targeting page
+finds them):
 
 - ``demo-winback-2026`` (running, launched 10 days ago): a 10% no-contact holdout and eight SMS
   variants, ¥5 vs ¥10 coupon × lively vs professional wording × 10:00 vs 20:00;
@@ -55,6 +57,10 @@ WORDING_UPLIFT = {  # lively works on the young lifecycle stages, professional o
     "professional": {"new_inactive": 0.0, "dormant_30d": 0.0, "lapsed_1_3m": 0.006, "silent_3m": 0.008},
 }
 EVENING_UPLIFT = 0.005  # 20:00 beats 10:00 a little
+# Heterogeneous effects for the targeting page: in the main test, repeat buyers (≥ 5 orders before)
+# respond 2.2 times as strongly, everyone else 0.6 times (about the same average over all customers).
+REPEAT_BUYER_ORDERS = 5
+RESPONSE_MULTIPLIER = {True: 2.2, False: 0.6}
 ORDER_SHARE = 0.6  # returned customers who also order
 RETENTION_NATURAL = 0.40  # natural returners active again within 30 days
 RETENTION_TREATED = 0.30  # coupon-bought returners active again within 30 days
@@ -84,6 +90,7 @@ class Campaign:
     status: ExperimentStatus
     uplift: dict[str, dict[str, float]]  # variant → stage → absolute uplift in return rate
     unsubscribe: dict[str, float]
+    repeat_buyers_respond: bool = False  # scale the uplift by RESPONSE_MULTIPLIER[orders before ≥ 5]
 
 
 def build_demo(engine: Engine, *, customers: int = 100_000, seed: int = 20261123,
@@ -170,7 +177,7 @@ def _main_campaign(launch: datetime) -> Campaign:
             for stage in STAGES
         }
         unsubscribe[v.name] = UNSUBSCRIBE_RATE[wording]
-    return Campaign(spec, launch, ExperimentStatus.RUNNING, uplift, unsubscribe)
+    return Campaign(spec, launch, ExperimentStatus.RUNNING, uplift, unsubscribe, repeat_buyers_respond=True)
 
 
 def _campaigns(launch: datetime) -> list[Campaign]:
@@ -217,7 +224,7 @@ def _run(engine: Engine, rng: np.random.Generator, campaign: Campaign, today: da
         experiment = get_experiment(session, name)
         rows = session.execute(
             select(Assignment.customer_id, Variant.name, Variant.coupon, Assignment.assigned_at, Send.scheduled_at,
-                   Customer.last_active_at, Customer.signup_at, Customer.first_order_at)
+                   Customer.last_active_at, Customer.signup_at, Customer.first_order_at, Customer.orders_before)
             .join(Variant, Variant.id == Assignment.variant_id)
             .join(Customer, Customer.customer_id == Assignment.customer_id)
             .outerjoin(Send, (Send.experiment_id == Assignment.experiment_id)
@@ -236,6 +243,12 @@ def _stage(last_active: datetime, signup: datetime, first_order: datetime | None
     return "silent_3m" if days >= 90 else "lapsed_1_3m" if days >= 45 else "dormant_30d"
 
 
+def _uplift(campaign: Campaign, variant: str, stage: str, orders_before: int) -> float:
+    uplift = campaign.uplift[variant][stage]
+    return uplift * RESPONSE_MULTIPLIER[orders_before >= REPEAT_BUYER_ORDERS] if campaign.repeat_buyers_respond \
+        else uplift
+
+
 def _outcomes(rng: np.random.Generator, campaign: Campaign, rows: list, end: datetime) -> list[dict]:
     """Events of the assigned customers until ``end`` (today: a running test only has events so far)."""
     events: list[dict] = []
@@ -245,12 +258,12 @@ def _outcomes(rng: np.random.Generator, campaign: Campaign, rows: list, end: dat
             events.append(dict(customer_id=customer, event_type=kind, occurred_at=at, value=Decimal(f"{value:.2f}")))
 
     window = 14 * 24 * 3600
-    for customer, variant, coupon, assigned_at, sent_at, last_active, signup, first_order in rows:
+    for customer, variant, coupon, assigned_at, sent_at, last_active, signup, first_order, orders in rows:
         stage = _stage(last_active, signup, first_order, campaign.launch)
         u = rng.random(10)
         natural = u[0] < NATURAL_RATE[stage]
         delivered = sent_at is not None and u[1] < DELIVERY_RATE
-        treated = delivered and not natural and u[0] < NATURAL_RATE[stage] + campaign.uplift[variant][stage]
+        treated = delivered and not natural and u[0] < NATURAL_RATE[stage] + _uplift(campaign, variant, stage, orders)
         if delivered:
             add(customer, EventType.DELIVERED, sent_at + timedelta(seconds=30))
             if u[2] < CLICK_RATE or treated:

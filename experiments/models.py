@@ -251,26 +251,30 @@ class Event(Base):
     value: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
 
 
-class MetricValue(Base):
-    """Per-customer outcome imported from a test run elsewhere (long format: one row per metric)."""
+class ResultTable(Base):
+    """The wide table an import created for an imported experiment's per-customer results
+    (:mod:`experiments.result_tables`), and the names of its segment columns in order."""
 
-    __tablename__ = "metric_values"
-
-    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
-    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[float] = mapped_column(Float)
-
-
-class SegmentValue(Base):
-    """A customer's label in a segment dimension (e.g. channel=Web) for an experiment."""
-
-    __tablename__ = "segment_values"
+    __tablename__ = "result_tables"
 
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
-    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(128))
+    table_name: Mapped[str] = mapped_column(String(64))
+    segments: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of segment column names
+    rows: Mapped[int] = mapped_column(Integer)
+
+
+class ResultSum(Base):
+    """Sufficient statistics of an imported experiment, per variant (``dimension`` "") and per variant ×
+    segment value, summed while the import reads the file (results never change once imported)."""
+
+    __tablename__ = "result_sums"
+
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    sums: Mapped[str] = mapped_column(Text)  # JSON: {"v0": Σv0, "v0*v0": Σv0², "v0*v0*v0": Σv0³, "v0*v1": Σv0·v1, …}
 
 
 class ImportRecord(Base):

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 
 from analysis.report import Report, build_report
 from experiments.db import make_engine, upgrade
+from experiments.access import cli_actor
 from experiments.importer import import_results
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,13 @@ def fresh_database(folder: Path) -> str:
     return url
 
 
+@pytest.fixture(autouse=True)
+def _calendar_of_the_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' data lives in December 2026 whatever the machine's clock says: events dated then are
+    not refused as future ones (tests/test_import.py checks the refusal with a clock of its own)."""
+    monkeypatch.setenv("RECALL_CLOCK_SKEW_MINUTES", str(2 * 365 * 24 * 60))
+
+
 @pytest.fixture
 def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """An empty, migrated database; also the default of the CLI and the app during the test."""
@@ -68,8 +76,8 @@ def hillstrom_path() -> Path:
 def hillstrom_report(hillstrom_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Report:
     """The report of the Hillstrom test imported once into its own database (kept as plain data)."""
     engine = make_engine(fresh_database(tmp_path_factory.mktemp("hillstrom")))
-    import_results(engine, hillstrom_path, experiment="hillstrom", variant_column="segment", control="No E-Mail",
-                   metrics=["visit", "conversion", "spend"], covariates=["history", "recency"],
+    import_results(engine, hillstrom_path, actor=cli_actor(), experiment="hillstrom", variant_column="segment",
+                   control="No E-Mail", metrics=["visit", "conversion", "spend"], covariates=["history", "recency"],
                    segments=["channel", "zip_code", "newbie"])
     report = build_report(engine, "hillstrom")
     engine.dispose()

@@ -13,6 +13,7 @@ from analysis.cuped import CovariateStats, cuped
 from analysis.report import build_report
 from analysis.sufficient import SampleStats
 from experiments.db import session_scope
+from experiments.access import cli_actor
 from experiments.importer import import_results
 from experiments.store import get_experiment
 
@@ -20,7 +21,7 @@ from experiments.store import get_experiment
 @pytest.fixture
 def hillstrom(engine: Engine, hillstrom_path) -> Engine:  # noqa: ANN001
     import_results(engine, hillstrom_path, experiment="hillstrom", variant_column="segment", control="No E-Mail",
-                   metrics=["visit", "spend"], covariates=["history", "recency"])
+                   metrics=["visit", "spend"], covariates=["history", "recency"], actor=cli_actor())
     return engine
 
 

@@ -21,6 +21,7 @@ from experiments.access import Actor, Role, cli_actor
 from experiments.audit import entries
 from experiments.db import session_scope
 from experiments.demo import MAIN, build_demo
+from experiments.access import cli_actor
 from experiments.importer import import_results
 from experiments.models import Assignment, Experiment, Send
 from experiments.sendlist import local_day
@@ -161,7 +162,7 @@ def test_results_warn_on_sample_ratio_mismatch(demo: Engine, tmp_path: Path) -> 
     path = tmp_path / "lopsided.csv"
     path.write_text("arm,returned\n" + "A,1\n" * 900 + "B,0\n" * 100, encoding="utf-8")
     import_results(demo, path, experiment="lopsided", variant_column="arm", control="A", metrics=["returned"],
-                   shares={"A": 0.5, "B": 0.5})
+                   shares={"A": 0.5, "B": 0.5}, actor=cli_actor())
     at = open_page("results", "en", experiment="lopsided")
     assert at.error and "Sample ratio mismatch" in at.error[0].value
     listed = open_page("experiments", "zh").dataframe[0].value.set_index("名称")

@@ -27,7 +27,9 @@ from experiments.db import (
     table_names,
 )
 from experiments.importer import import_results
-from experiments.models import Experiment, MetricValue
+from experiments.models import Experiment, ResultSum
+from experiments.result_tables import stored_results
+from experiments.store import get_experiment
 
 runner = CliRunner()
 
@@ -76,7 +78,7 @@ def _rounded(value: object) -> object:
 
 def imported(engine: Engine, folder: Path, name: str) -> str:
     import_results(engine, results_file(folder, name), experiment=name, variant_column="arm", control="Control",
-                   metrics=["visit", "spend"], id_column="customer_id")
+                   metrics=["visit", "spend"], id_column="customer_id", actor=cli_actor())
     return report(engine, name)
 
 
@@ -89,8 +91,9 @@ def test_backup_change_restore_gives_the_same_report(engine: Engine, tmp_path: P
 
     # Afterwards: values change, rows go, another experiment arrives.
     with session_scope(engine) as session:
-        session.execute(update(MetricValue).values(value=0))
-        session.execute(delete(MetricValue).where(MetricValue.customer_id.like("kept-000%")))
+        kept = stored_results(session.connection(), get_experiment(session, "kept")).table
+        session.execute(delete(kept).where(kept.c.customer_id.like("kept-000%")))
+        session.execute(update(ResultSum).values(n=ResultSum.n - 1))
     imported(engine, tmp_path, "later")
     record_now(engine, cli_actor(), Action.SETTINGS, "after the backup")
     assert report(engine, "kept") != before
@@ -104,7 +107,8 @@ def test_backup_change_restore_gives_the_same_report(engine: Engine, tmp_path: P
         assert session.scalars(select(Experiment.name)).all() == ["kept"]
         # The restored audit log is the backup's, followed by the restore itself.
         log = [(e.action, e.target) for e in entries(session)]
-        assert log == [(Action.DB_RESTORE.value, str(backup_file)), (Action.SETTINGS.value, "before the backup")]
+        assert log == [(Action.DB_RESTORE.value, str(backup_file)), (Action.SETTINGS.value, "before the backup"),
+                       (Action.IMPORT_RESULTS.value, "kept")]
         replaced = entries(session, limit=1)[0].details["replaced_backup"]
     # What the restore replaced was backed up first, and can itself be restored.
     assert recall("db", "restore", replaced, "--yes").exit_code == 0
@@ -130,7 +134,8 @@ def test_downgrade_refuses_without_yes_and_backs_up_first(engine: Engine, tmp_pa
     assert report(engine, "kept") == before
     with session_scope(engine) as session:  # the log as the backup held it, then the restore
         recorded = [(e.action, e.target) for e in entries(session)]
-    assert recorded == [(Action.DB_RESTORE.value, str(backup_file)), (Action.SETTINGS.value, "before the downgrade")]
+    assert recorded == [(Action.DB_RESTORE.value, str(backup_file)), (Action.SETTINGS.value, "before the downgrade"),
+                        (Action.IMPORT_RESULTS.value, "kept")]
 
 
 def test_a_file_of_the_wrong_kind_is_refused_and_nothing_changes(engine: Engine, tmp_path: Path) -> None:

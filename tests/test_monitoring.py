@@ -47,9 +47,10 @@ def test_each_look_sees_only_the_events_of_its_days(engine: Engine) -> None:
 
 
 def test_no_looks_for_imported_results(engine: Engine, hillstrom_path) -> None:  # noqa: ANN001
+    from experiments.access import cli_actor
     from experiments.importer import import_results
 
     import_results(engine, hillstrom_path, experiment="h", variant_column="segment", control="No E-Mail",
-                   metrics=["visit"])
+                   metrics=["visit"], actor=cli_actor())
     with session_scope(engine) as session:
         assert daily_looks(session.connection(), get_experiment(session, "h"), "visit", AS_OF) == []

@@ -222,9 +222,10 @@ def test_sequences_cost_every_touch_at_its_channel_price(engine: Engine, tmp_pat
 @pytest.mark.parametrize("correction", ["bonferroni", "holm", "bh", "none"])
 def test_adjusted_intervals_follow_the_family_level(engine: Engine, hillstrom_path: Path, correction: str) -> None:
     from analysis.report import interval_alpha
+    from experiments.access import cli_actor
     from experiments.importer import import_results
 
-    import_results(engine, hillstrom_path, experiment="h", variant_column="segment", control=CONTROL,
+    import_results(engine, hillstrom_path, actor=cli_actor(), experiment="h", variant_column="segment", control=CONTROL,
                    metrics=METRICS)
     report = build_report(engine, "h", correction=correction)
     level = interval_alpha([c.p_value_adjusted for c in report.comparisons], 0.05, correction)

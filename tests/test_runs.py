@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 from analysis.report import Report, build_report
 from analysis.runs import history, stored_report
 from experiments.db import session_scope
+from experiments.access import cli_actor
 from experiments.importer import import_events
 from experiments.models import AnalysisRun
 from tests.helpers import AS_OF, add_customers, example_spec, store_spec
@@ -55,7 +56,7 @@ def test_runs_are_reused_until_the_data_changes(engine: Engine, tmp_path: Path) 
 
     events = tmp_path / "events.csv"
     events.write_text("customer_id,event_type,occurred_at,value\nC001,order,2026-12-02 12:00,50\n", encoding="utf-8")
-    import_events(engine, events)
+    import_events(engine, events, actor=cli_actor())
     after = stored_report(engine, NAME)
     assert runs(engine) == 3
     fresh = build_report(engine, NAME)

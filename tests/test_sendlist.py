@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 import pytest
@@ -127,7 +127,7 @@ def test_spaces_around_an_id_in_the_events_file_still_match(engine: Engine, tmp_
     events = tmp_path / "unsubscribes.csv"
     events.write_text(f"customer_id,event_type,occurred_at,value\n  {customer}\u3000,unsubscribe,2026-11-30 09:00,\n",
                       encoding="utf-8")
-    import_events(engine, events)
+    import_events(engine, events, actor=cli_actor())
     rows = listed(send_lists(engine, tmp_path / "out"))
     assert customer not in rows and len(rows) == sum(v != "holdout" for v in by_variant.values()) - 1
 
@@ -217,7 +217,7 @@ def test_imported_results_have_no_send_list(engine: Engine, tmp_path: Path) -> N
     results = tmp_path / "results.csv"
     results.write_text("user,arm,returned\n" + "".join(f"U{i},{'holdout' if i % 2 else 'sms'},{i % 3 == 0:d}\n"
                                                       for i in range(40)), encoding="utf-8")
-    import_results(engine, results, experiment="ext", variant_column="arm", control="holdout",
+    import_results(engine, results, actor=cli_actor(), experiment="ext", variant_column="arm", control="holdout",
                    metrics=["returned"], id_column="user")
     with pytest.raises(SendListRefused, match="'ext' holds imported results: it has no send lists"):
         write_send_lists(engine, "ext", tmp_path / "out", actor=cli_actor())
@@ -357,3 +357,133 @@ def test_the_sendlist_command(engine: Engine, tmp_path: Path) -> None:
     again = runner.invoke(app, ["sendlist", NAME, "--out", str(tmp_path / "again"), "--due", "2026-12-01",
                                 "--no-progress"])
     assert "coupon5_sms_10h: no file: 0 touches due 2026-12-01" in again.output
+
+
+def test_the_database_classifies_every_touch_as_the_policy_does(engine: Engine, tmp_path: Path) -> None:
+    """The send list is built by SQL; :meth:`ContactPolicy.hold_reason` is the reference. A randomized
+    database (fixed seed): customers active, dormant or never active; assignment times spread over
+    days and hours (first touches on different days, some after the send hour); another experiment's
+    sends at random times and channels around each due day; unsubscribes and complaints; a three-touch
+    sequence whose own earlier touches count; tight caps, a channel cap and a holiday cap."""
+    import random
+
+    from experiments.messages import MessageContext, render
+    from experiments.models import Customer
+    from experiments.policy import ContactPolicy, FrequencyCap, Touch
+    from experiments.sendlist import send_time, steps
+    from experiments.store import get_experiment
+
+    rng = random.Random(20261201)
+    ids = [f"C{i:04d}" for i in range(400)]
+    touches = [dict(day=2, channel="push", template="好物商城：{customer_id}，礼金{send_date}到期 {{别错过}}",
+                    send_hour=20),
+               dict(day=3, channel="sms", template=REMINDER, send_hour=9)]
+    launched(engine, len(ids), touches, cohort="all")
+    store_spec(engine, example_spec(name="other", layer="other", cohort="all"))
+    assign(engine, "other", as_of=AS_OF)
+    with session_scope(engine) as session:
+        for c in ids:
+            session.execute(update(Customer).where(Customer.customer_id == c).values(
+                last_active_at=rng.choice([None, AS_OF - timedelta(days=rng.uniform(0, 60))])))
+            session.execute(update(Assignment).where(Assignment.customer_id == c).values(
+                assigned_at=AS_OF + timedelta(hours=rng.uniform(-30, 100))))
+        other = session.scalar(select(Experiment.id).where(Experiment.name == "other"))
+        variant = session.scalar(select(Variant.id).where(Variant.experiment_id == other, Variant.is_control.is_(False)))
+        session.add_all(Send(experiment_id=other, customer_id=c, step=k, variant_id=variant,
+                             channel=rng.choice(["sms", "sms", "push"]), message="",
+                             scheduled_at=AS_OF + timedelta(hours=rng.uniform(-200, 250)))
+                        for c in rng.sample(ids, 300) for k in range(rng.randint(1, 5)))
+    opt_out(engine, rng.sample(ids, 25))
+    opt_out(engine, rng.sample(ids, 25), EventType.COMPLAINT, at=timedelta(days=2))
+    policy = ContactPolicy(dormant_cap=FrequencyCap(3, 5), active_cap=FrequencyCap(2, 9), holiday_daily_cap=1,
+                           holidays=frozenset({DAY0 + timedelta(days=3)}),
+                           channel_caps={"sms": FrequencyCap(2, 4), "push": FrequencyCap(1, 2)})
+
+    def expected(due: date) -> tuple[dict, dict]:
+        """(customer, step) → the CSV row listed, and → the hold reason, by the Python policy."""
+        listed_rows, held = {}, {}
+        with session_scope(engine) as session:
+            experiment = get_experiment(session, NAME)
+            sends = {}
+            for c, at, channel in session.execute(select(Send.customer_id, Send.scheduled_at, Send.channel)):
+                sends.setdefault(c, []).append(Touch(at, local_day(at), channel))
+            done = set(session.execute(select(Send.customer_id, Send.step).where(Send.experiment_id == experiment.id)))
+            done |= set(session.execute(select(ContactHold.customer_id, ContactHold.step)))
+            events = dict(session.execute(select(Event.customer_id, func.min(Event.event_type)).group_by(
+                Event.customer_id)).all())  # 'complaint' < 'unsubscribe': an unsubscribe wins below
+            unsubscribed = set(session.scalars(select(Event.customer_id).where(
+                Event.event_type == EventType.UNSUBSCRIBE)))
+            active = dict(session.execute(select(Customer.customer_id, Customer.last_active_at)).all())
+            for v in experiment.variants:
+                if v.is_control:
+                    continue
+                for c, assigned_at in session.execute(select(Assignment.customer_id, Assignment.assigned_at).where(
+                        Assignment.experiment_id == experiment.id, Assignment.variant_id == v.id)):
+                    for s in steps(experiment, v):
+                        at = send_time(experiment, v, assigned_at, s)
+                        if at.date() != due or (c, s.step) in done:
+                            continue
+                        at_utc = at.astimezone(UTC).replace(tzinfo=None)
+                        if c in events:
+                            held[c, s.step] = (HoldReason.UNSUBSCRIBED if c in unsubscribed
+                                               else HoldReason.COMPLAINED)
+                        elif reason := policy.hold_reason(at_utc, due, s.channel, active[c], sends.get(c, [])):
+                            held[c, s.step] = reason
+                        else:
+                            message = render(s.template, MessageContext(v.coupon, c, at))
+                            listed_rows[c, s.step] = [c, str(s.step), s.channel, message, at.isoformat()]
+        return listed_rows, held
+
+    reasons = set()
+    for day in (0, 2, 3, 5, 5, 6):  # days 1 and 4 skipped: their touches are never listed later
+        due = DAY0 + timedelta(days=day)
+        want_listed, want_held = expected(due)
+        with session_scope(engine) as session:
+            held_before = set(session.execute(select(ContactHold.customer_id, ContactHold.step)))
+        files = send_lists(engine, tmp_path / f"day{day}-{len(reasons)}", due=due, policy=policy)
+        got = {(line["customer_id"], int(line["step"])): list(line.values())
+               for f in files.values() for line in (read(f.path) if f.path else [])}
+        with session_scope(engine) as session:
+            held = {(c, s): r for c, s, r in session.execute(
+                select(ContactHold.customer_id, ContactHold.step, ContactHold.reason)) if (c, s) not in held_before}
+            recorded = {(c, s): [c, str(s), ch, m] for c, s, ch, m in session.execute(
+                select(Send.customer_id, Send.step, Send.channel, Send.message).join(
+                    Experiment, Experiment.id == Send.experiment_id).where(
+                    Experiment.name == NAME, Send.customer_id.in_([c for c, _ in got] or [""])))}
+        assert got == want_listed and held == want_held, due
+        assert {k: v[:4] for k, v in got.items()} == {k: recorded[k] for k in got}
+        assert sum(f.rows for f in files.values()) == len(got)
+        assert sum(f.suppressed_unsubscribed + f.held_by_caps for f in files.values()) == len(held)
+        reasons |= set(held.values())
+    # Every reason occurred at least once, on touches of every step.
+    assert reasons == {HoldReason.UNSUBSCRIBED, HoldReason.COMPLAINED, HoldReason.DORMANT_CAP,
+                       HoldReason.ACTIVE_CAP, HoldReason.CHANNEL_CAP, HoldReason.HOLIDAY_CAP}
+
+
+def test_fields_that_need_quoting_are_written_as_the_csv_module_writes_them(engine: Engine, tmp_path: Path) -> None:
+    """Lines are built by a format string, except where a comma or a quote (in an id or a message)
+    needs the csv module's quoting: both give the csv module's bytes."""
+    import io
+
+    odd = ["Q,1", 'Q"2', 'Q,"3']
+    add_customers(engine, odd + [f"C{i:04d}" for i in range(40)])
+    spec = example_spec()
+    variants = [v.model_dump() for v in spec.variants]
+    variants[1]["template"] = "【好物商城】{customer_id} 您好：为您预留{coupon}元礼金 回TD退订"
+    variants[2]["template"] = "【好物商城】{customer_id}, 您好, 为您预留{coupon}元礼金 回TD退订"
+    store_spec(engine, example_spec(variants=variants))
+    assign(engine, NAME, as_of=AS_OF)
+    files = send_lists(engine, tmp_path / "out")
+    by_variant = variant_of(engine)
+    assert all(f.path for f in files.values())
+    for f in files.values():
+        coupon = "10" if f.variant.startswith("coupon10") else "5"
+        template = variants[2 if coupon == "10" else 1]["template"]
+        expected = io.StringIO()
+        writer = csv.writer(expected)
+        writer.writerow(["customer_id", "step", "channel", "message", "send_at"])
+        writer.writerows([c, 0, "sms", template.format(customer_id=c, coupon=coupon), "2026-12-01T10:00:00+08:00"]
+                         for c in sorted(c for c, v in by_variant.items() if v == f.variant))
+        assert f.path.read_bytes() == expected.getvalue().encode("utf-8")
+    listed_ids = {line["customer_id"] for f in files.values() for line in read(f.path)}
+    assert listed_ids == {c for c, v in by_variant.items() if v != "holdout"} and len(listed_ids & set(odd)) == 2

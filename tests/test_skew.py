@@ -19,6 +19,7 @@ from analysis.frequentist import skew_corrected_welch, skewness_lambda, welch
 from analysis.report import CAP_QUANTILE, SKEW_THRESHOLD, build_report
 from analysis.sufficient import SampleStats
 from experiments.db import session_scope
+from experiments.access import cli_actor
 from experiments.importer import import_results
 from experiments.store import get_experiment
 
@@ -89,7 +90,7 @@ def test_sql_caps_match_numpy_and_the_report_switches_method(engine, tmp_path: P
     path = tmp_path / "skewed.csv"
     path.write_text("arm,returned,revenue\n" + "".join(
         f"{a},{int(v > 0)},{v:.2f}\n" for a, v in zip(arm, values, strict=True)), encoding="utf-8")
-    import_results(engine, path, experiment="skewed", variant_column="arm", control="holdout",
+    import_results(engine, path, actor=cli_actor(), experiment="skewed", variant_column="arm", control="holdout",
                    metrics=["returned", "revenue"], shares={"holdout": 0.1, "sms": 0.9})
     with session_scope(engine) as session:
         experiment = get_experiment(session, "skewed")
@@ -117,7 +118,7 @@ def test_capping_as_the_analysts_option_equals_capping_the_raw_file(hillstrom_pa
 
     from analysis.frequentist import pooled_skewness_lambda
 
-    import_results(engine, hillstrom_path, experiment="hillstrom", variant_column="segment", control="No E-Mail",
+    import_results(engine, hillstrom_path, actor=cli_actor(), experiment="hillstrom", variant_column="segment", control="No E-Mail",
                    metrics=["visit", "conversion", "spend"])
     report = build_report(engine, "hillstrom", cap=0.99)
     raw = pd.read_csv(hillstrom_path)

@@ -1,0 +1,212 @@
+"""Send-list benchmark: `recall sendlist` of a 1M-customer designed experiment, on SQLite and PostgreSQL.
+
+The experiment is :func:`experiments.simulate.simulate`'s campaign (a 10% control and three contacted
+variants, one with a day-4 reminder; about three events a customer, unsubscribes and complaints
+among them), with its simulated sends and holds removed: on its launch day every contacted
+customer's first touch is due, and the export classifies, records and lists each of them.
+
+Each run starts from the same database (a copy of a SQLite file; a PostgreSQL database created from
+a template) and measures the command in its own process, as a user runs it: wall seconds, CPU
+seconds (user + system of the command; PostgreSQL's own work is in the server, not in these) and
+peak RSS. The median of ``--runs`` runs is printed with the range.
+
+``--baseline REV`` also measures the implementation at git revision REV (e.g. the one before the
+export moved into the database) on ``--baseline-size`` customers, in the same run, so the two
+figures share the machine's load: its package is extracted with ``git archive`` and put first on
+the path of its runs.
+
+    .venv/bin/python benchmarks/sendlist.py
+    .venv/bin/python benchmarks/sendlist.py --pg postgresql+psycopg://postgres@127.0.0.1:5432 --baseline 5ae1635
+
+``--pg`` is a server URL without a database: databases ``recall_bench_sendlist_*`` are created there
+and dropped afterwards. Not a test: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bulk_paths import (  # a sibling script: after the path
+    CAMPAIGN,
+    LAUNCH_DAY,
+    RECALL,
+    ROOT,
+    machine,
+)
+
+PG_PREFIX = "recall_bench_sendlist"
+
+
+def run_command(command: list[str], pythonpath: str) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MB) of a child process, reaped with ``os.wait4``."""
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed:\n{err.read().decode()[-3000:]}")
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def child(*args: str, pythonpath: str = str(ROOT)) -> None:
+    """A setup step of benchmarks/bulk_paths.py in its own process, with ``pythonpath``'s packages."""
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bulk_paths.py"), "--child", *args], check=True,
+                   cwd=ROOT, env={**os.environ, "PYTHONPATH": pythonpath})
+
+
+def _admin(server: str, *statements: str) -> None:
+    code = ("import sys; from sqlalchemy import create_engine, text\n"
+            "e = create_engine(sys.argv[1] + '/postgres', isolation_level='AUTOCOMMIT')\n"
+            "with e.connect() as c:\n"
+            "    for s in sys.argv[2:]: c.execute(text(s))\n")
+    subprocess.run([sys.executable, "-c", code, server, *statements], check=True, cwd=ROOT)
+
+
+class SQLiteDatabases:
+    """A simulated campaign in a file, copied afresh for each run."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def template(self, size: int, tag: str, pythonpath: str) -> str:
+        path = self.folder / f"template-{tag}-{size}.db"
+        done = path.with_suffix(".done")
+        if not done.exists():  # kept in --tmp: a second benchmark run reuses it
+            path.unlink(missing_ok=True)
+            child("simulate", f"sqlite:///{path}", str(size), pythonpath=pythonpath)
+            done.touch()
+        return str(path)
+
+    def fresh(self, template: str) -> str:
+        copy = self.folder / "run.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{copy}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(template, copy)
+        return f"sqlite:///{copy}"
+
+    def cleanup_run(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.folder / 'run.db'}{suffix}").unlink(missing_ok=True)
+
+    def cleanup(self) -> None:
+        self.cleanup_run()
+
+
+class PostgresDatabases:
+    """A simulated campaign in a template database; each run gets a database created from it."""
+
+    def __init__(self, server: str):
+        self.server = server
+        self.created: list[str] = []
+
+    def template(self, size: int, tag: str, pythonpath: str) -> str:
+        name = f"{PG_PREFIX}_{tag}_{size}"
+        child("pg-create", self.server, name)
+        self.created.append(name)
+        child("simulate", f"{self.server}/{name}", str(size), pythonpath=pythonpath)
+        return name
+
+    def fresh(self, template: str) -> str:
+        name = f"{PG_PREFIX}_run"
+        _admin(self.server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        if name not in self.created:
+            self.created.append(name)
+        return f"{self.server}/{name}"
+
+    def cleanup_run(self) -> None:
+        _admin(self.server, f'DROP DATABASE IF EXISTS "{PG_PREFIX}_run" WITH (FORCE)')
+
+    def cleanup(self) -> None:
+        _admin(self.server, *(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in self.created))
+
+
+def baseline_tree(revision: str, folder: Path) -> str:
+    """The packages at ``revision``, extracted into ``folder``: a PYTHONPATH for the old implementation."""
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "archive", revision, "experiments", "analysis", "cli", "views", "migrations",
+                              "alembic.ini"], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return str(folder)
+
+
+def measure(databases: SQLiteDatabases | PostgresDatabases, template: str, pythonpath: str, runs: int,
+            out: Path) -> list[tuple[float, float, float]]:
+    figures = []
+    for _ in range(runs):
+        url = databases.fresh(template)
+        shutil.rmtree(out, ignore_errors=True)
+        figures.append(run_command([RECALL, "sendlist", CAMPAIGN, "--out", str(out), "--due", LAUNCH_DAY,
+                                    "--no-progress", "--db", url], pythonpath))
+    databases.cleanup_run()
+    return figures
+
+
+def summary(figures: list[tuple[float, float, float]]) -> str:
+    wall, cpu, rss = zip(*figures)
+    return (f"{statistics.median(wall):.1f} s ({min(wall):.1f}-{max(wall):.1f}) | "
+            f"{statistics.median(cpu):.1f} s ({min(cpu):.1f}-{max(cpu):.1f}) | {max(rss):,.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pg", help="PostgreSQL server URL without a database")
+    parser.add_argument("--sqlite", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--baseline", help="git revision of the implementation to compare with")
+    parser.add_argument("--baseline-size", type=int, default=200_000)
+    parser.add_argument("--baseline-runs", type=int, default=1)
+    parser.add_argument("--tmp", type=Path, help="folder for the databases and lists (default: a new temporary "
+                                                 "folder); a SQLite template already there is reused")
+    args = parser.parse_args()
+
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}", flush=True)
+    folder = args.tmp or Path(tempfile.mkdtemp(prefix="recall-sendlist-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    current = str(ROOT)
+    old = baseline_tree(args.baseline, folder / "baseline") if args.baseline else None
+    backends: list[tuple[str, SQLiteDatabases | PostgresDatabases]] = []
+    if args.sqlite:
+        backends.append(("sqlite", SQLiteDatabases(folder)))
+    if args.pg:
+        backends.append(("postgresql", PostgresDatabases(args.pg)))
+    rows = []
+    for backend, databases in backends:
+        try:
+            cases = [(args.size, "this tree", "current", current, args.runs)]
+            if old:
+                cases.append((args.baseline_size, f"{args.baseline} (before)", "baseline", old, args.baseline_runs))
+            for size, label, tag, pythonpath, runs in cases:
+                # Each implementation on a database built by its own code (its own schema revision).
+                template = databases.template(size, tag, pythonpath)
+                figures = measure(databases, template, pythonpath, runs, folder / "lists")
+                listed = sum(1 for f in (folder / "lists").glob("*.csv") for _ in f.open(encoding="utf-8")) - \
+                    len(list((folder / "lists").glob("*.csv")))
+                rows.append((backend, label, size, listed, summary(figures), len(figures)))
+                print(rows[-1], flush=True)
+        finally:
+            databases.cleanup()
+
+    print()
+    print("| backend | implementation | customers | touches listed | wall, median (range) | CPU of the command "
+          "| peak RSS | runs |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for backend, label, size, listed, text, runs in rows:
+        print(f"| {backend} | {label} | {size:,} | {listed:,} | {text} | {runs} |")
+    print(f"(load average at the end: {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()
