@@ -7,6 +7,7 @@ sees only the pages it may use, and every action checks the role again where it 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -36,6 +37,37 @@ st.query_params["lang"] = st.session_state["lang"]  # kept in the URL on every p
 with st.sidebar:
     st.selectbox(t("language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
 
+
+
+@st.fragment(run_every=2)
+def demo_progress() -> None:
+    """While ``recall app`` builds the demo in the background: a progress bar, and a fresh draw of the
+    page (cached queries forgotten) each time another campaign is committed."""
+    state = read_progress()
+    if state is None:
+        return
+    seen = st.session_state.get("demo_progress_seen")
+    st.session_state["demo_progress_seen"] = state.get("done")
+    if state.get("error"):
+        st.error(t("demo_failed", error=state["error"]))
+        return
+    if seen is not None and seen != state.get("done"):
+        st.cache_data.clear()
+        st.rerun(scope="app")
+    if state.get("done", 0) < state.get("total", 1):
+        st.progress(state["done"] / max(state["total"], 1), text=t("demo_building"))
+
+
+def read_progress() -> dict | None:
+    path = os.environ.get("RECALL_DEMO_PROGRESS")
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
+    except (OSError, ValueError):
+        return None
+
+
+if read_progress() is not None:
+    demo_progress()
 actor = current_actor()
 set_cookie()
 if actor is None:

@@ -272,3 +272,24 @@ def to_png(chart: alt.TopLevelMixin, scale: float = 2) -> bytes:
     import vl_convert
 
     return vl_convert.vegalite_to_png(chart.to_json(), scale=scale)
+
+
+def funnel_frame(rows: Sequence, stage_labels: dict[str, str]) -> pd.DataFrame:
+    """One row per variant × stage: customers and their share of the variant's sent customers."""
+    frame = [dict(variant=r.variant, stage=stage_labels.get(stage, stage), order=i, customers=n,
+                  share=n / r.sent if r.sent else 0.0)
+             for r in rows for i, (stage, n) in enumerate(r.stages().items())]
+    return pd.DataFrame(frame, columns=["variant", "stage", "order", "customers", "share"])
+
+
+def funnel_chart(rows: Sequence, stage_labels: dict[str, str], *, label: str = "", share_label: str = "share") -> alt.Chart:
+    """Sent → delivered → clicked → redeemed → returned, one bar per variant at each stage (share of sent)."""
+    frame = funnel_frame(rows, stage_labels)
+    order = [stage_labels.get(s, s) for s in ("sent", "delivered", "clicked", "redeemed", "returned")]
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X("stage:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("variant:N"),
+        y=alt.Y("share:Q", title=share_label, axis=alt.Axis(format="%")),
+        color=alt.Color("variant:N", title=label or None),
+        tooltip=["variant", "stage", alt.Tooltip("customers:Q", format=","), alt.Tooltip("share:Q", format=".1%")],
+    ).properties(height=260)

@@ -282,6 +282,14 @@ def duration_days(required_total: float, eligible_per_day: float) -> int:
     return math.ceil(required_total / eligible_per_day)
 
 
+def enrolment_days(required_total: float, eligible_per_day: float, eligible_now: float = 0) -> int:
+    """Days until ``required_total`` customers are in: those eligible today join at launch, the rest
+    arrive at ``eligible_per_day``. ``recall power --eligible-now`` and the Design page both say this."""
+    if eligible_now >= required_total:
+        return 0
+    return duration_days(required_total - max(eligible_now, 0), eligible_per_day)
+
+
 def experiment_cost(n_contacted: int, unit_cost: float, coupon_value: float,
                     expected_redemption_rate: float) -> CostEstimate:
     """Expected cost in ¥: n_contacted × unit_cost + n_contacted × redemption rate × coupon face value.

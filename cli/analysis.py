@@ -100,6 +100,8 @@ def power(
     alpha: Annotated[float, typer.Option(min=1e-6, max=0.5)] = 0.05,
     power_: Annotated[float, typer.Option("--power", min=0.5, max=0.999)] = 0.8,
     eligible_per_day: Annotated[float | None, typer.Option(help="Newly eligible customers a day: prints the duration.")] = None,
+    eligible_now: Annotated[int, typer.Option(min=0, help="Customers eligible today (they join at launch).")] = 0,
+    attribution_days: Annotated[int, typer.Option(min=0, help="Attribution window added to the duration.")] = 0,
     channel: Annotated[str, typer.Option(help="Channel of the contacted arms, for the cost.")] = "sms",
     coupon: Annotated[float, typer.Option(min=0, help="Coupon face value in ¥.")] = 0.0,
     redemption_rate: Annotated[float, typer.Option(min=0, max=1, help="Expected coupon redemption rate.")] = 0.0,
@@ -147,7 +149,8 @@ def power(
             table.add_row("α per comparison", f"{plan.alpha_used:.4g}")
             n_contacted = variants * plan.n_variant
             if eligible_per_day:
-                table.add_row("duration", f"{planning.duration_days(plan.n_total, eligible_per_day)} days")
+                days = planning.enrolment_days(plan.n_total, eligible_per_day, eligible_now) + attribution_days
+                table.add_row("duration", f"{days} days")
         cost = planning.experiment_cost(n_contacted, unit_cost, coupon, redemption_rate)
     except ValueError as exc:
         fail(str(exc))

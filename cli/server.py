@@ -1,17 +1,21 @@
 """``recall app``: the Streamlit app, ready for a newcomer in one command.
 
-Before the server starts (never while a page is drawn): the database is migrated, an empty one gets
-the demo campaign (unless ``RECALL_NO_DEMO=1``), and a fresh install asks for the first admin at the
-terminal, or, without a terminal, says the one command that creates it. The server listens on
+Before the server starts (never while a page is drawn): the database is migrated, and a fresh install
+asks for the first admin at the terminal, or, without a terminal, says the one command that creates
+it. An empty database gets the demo campaign (unless ``RECALL_NO_DEMO=1``), built by a child process
+while the server starts, one committed campaign at a time, so the first pages show data within
+seconds and a progress bar until it is complete. The server listens on
 127.0.0.1 unless ``--host`` says otherwise, and stops when ``recall app`` is stopped.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Annotated
@@ -45,19 +49,51 @@ def exposure_warning(host: str, users: int, sso: bool) -> str | None:
             f"single sign-on): create an admin first ({FIRST_ADMIN_COMMAND})")
 
 
-def build_demo_if_empty(engine) -> None:  # noqa: ANN001 - an Engine
+def demo_customers() -> int:
+    return int(os.environ.get("RECALL_DEMO_CUSTOMERS", "100000"))
+
+
+def database_is_empty(engine) -> bool:  # noqa: ANN001 - an Engine
     from sqlalchemy import func, select
 
-    from experiments.demo import build_demo
     from experiments.models import Experiment
 
     with engine.connect() as connection:
-        if connection.scalar(select(func.count()).select_from(Experiment)):
-            return
-    out.print("first start: building the demo campaign (100,000 simulated customers, about half a minute)…")
-    with out.status("building the demo campaign…"):
-        summary = build_demo(engine)
-    out.print(f"demo ready: {summary.experiment}, {summary.customers:,} customers")
+        return not connection.scalar(select(func.count()).select_from(Experiment))
+
+
+def write_progress(path: Path, **state: object) -> None:
+    """The build's state for the app (JSON, replaced atomically: a reader never sees half a file)."""
+    draft = path.with_suffix(".tmp")
+    draft.write_text(json.dumps(state), encoding="utf-8")
+    draft.replace(path)
+
+
+def build_demo_in_background() -> None:
+    """The child process of :func:`start_demo_build`: build, reporting progress to RECALL_DEMO_PROGRESS."""
+    from experiments.db import open_engine
+    from experiments.demo import build_demo
+
+    path = Path(os.environ["RECALL_DEMO_PROGRESS"])
+    engine = open_engine(database_url())
+    try:
+        build_demo(engine, customers=demo_customers(),
+                   progress=lambda done, total: write_progress(path, done=done, total=total))
+    except Exception as exc:  # the app shows it; the server keeps running on what was built
+        write_progress(path, done=0, total=0, error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        engine.dispose()
+
+
+def start_demo_build(url: str, progress: Path) -> subprocess.Popen:
+    """First start: build the demo in a child process while the server starts. Each campaign is
+    committed as it is done, and the app shows a progress bar and every campaign already built."""
+    write_progress(progress, done=0, total=4)
+    env = {**os.environ, "RECALL_DATABASE_URL": url, "RECALL_DEMO_PROGRESS": str(progress),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen([sys.executable, "-c", "from cli.server import build_demo_in_background as b; b()"],
+                            env=env, cwd=PROJECT_ROOT)
 
 
 def first_admin(engine) -> None:  # noqa: ANN001 - an Engine
@@ -121,8 +157,7 @@ def run_app(
     url = database_url(db)
     engine = open_engine(url)
     first_admin(engine)  # first: a question at the terminal should not wait behind the demo
-    if os.environ.get("RECALL_NO_DEMO") != "1":
-        build_demo_if_empty(engine)
+    build_demo = os.environ.get("RECALL_NO_DEMO") != "1" and database_is_empty(engine)
     if warning := exposure_warning(host, count_users(engine), sso_configured()):
         err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     engine.dispose()
@@ -130,7 +165,20 @@ def run_app(
     env = {**os.environ, "RECALL_DATABASE_URL": url}
     command = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.port", str(port),
                "--server.address", host, "--browser.gatherUsageStats", "false"]
-    raise typer.Exit(serve(command, env))
+    if not build_demo:
+        raise typer.Exit(serve(command, env))
+    with tempfile.TemporaryDirectory(prefix="recall-demo-") as folder:
+        progress = Path(folder) / "progress.json"
+        out.print(f"first start: building the demo campaign ({demo_customers():,} simulated customers) while "
+                  "the app starts; its pages show each campaign as it is ready")
+        builder = start_demo_build(url, progress)
+        try:
+            code = serve(command, env | {"RECALL_DEMO_PROGRESS": str(progress)})
+        finally:
+            if builder.poll() is None:
+                builder.terminate()
+                builder.wait()
+    raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ the demo already present changes nothing.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -93,16 +94,23 @@ class Campaign:
 
 
 def build_demo(engine: Engine, *, customers: int = 100_000, seed: int = 20261123,
-               today: datetime | None = None) -> DemoSummary:
-    """Build the demo in ``engine``'s database unless it is already there (see the module docstring)."""
+               today: datetime | None = None, progress: Callable[[int, int], None] | None = None) -> DemoSummary:
+    """Build the demo in ``engine``'s database unless it is already there (see the module docstring).
+
+    ``progress(done, total)`` is called after the customers and after each campaign (each committed:
+    a reader sees every finished campaign while the next one builds)."""
     if _main_exists(engine):
         return _summary(engine, already_built=True)
     today = today or utcnow()
     rng = np.random.default_rng(seed)
     launch = local_midnight_utc(_local_day(today) - timedelta(days=10))
+    campaigns = _campaigns(launch)
+    report = progress or (lambda done, total: None)
     _add_customers(engine, rng, customers, launch)
-    for campaign in _campaigns(launch):
+    report(1, 1 + len(campaigns))
+    for done, campaign in enumerate(campaigns, 2):
         _run(engine, rng, campaign, today)
+        report(done, 1 + len(campaigns))
     return _summary(engine, already_built=False)
 
 

@@ -25,7 +25,7 @@ from experiments.identifiers import InvalidIdentifier, check_name
 from experiments.models import Decision, Experiment, ExperimentStatus
 from experiments.policy import ContactPolicy
 from experiments.spec import ExperimentSpec
-from experiments.store import create_experiment, get_experiment, stored_spec, utcnow
+from experiments.store import create_experiment, get_experiment, new_experiment, stored_spec, utcnow
 
 LaunchAudience = Audience  # the name callers of the first version used
 
@@ -65,6 +65,24 @@ def launch_audience(engine: Engine, name: str, as_of: datetime | None = None,
     """The audience a launch of ``name`` would assign at ``as_of`` (naive UTC; default now). Reads only."""
     with session_scope(engine) as session:
         return audience(session, get_experiment(session, name), as_of or utcnow(), policy or ContactPolicy.from_env())
+
+
+def launch_check(engine: Engine, name: str, as_of: datetime | None = None,
+                 policy: ContactPolicy | None = None) -> tuple[Audience, str | None]:
+    """The audience a launch of ``name`` would assign, and why :func:`launch` would refuse it (None: it
+    would not). Reads only: what a page shows before its launch button."""
+    with session_scope(engine) as session:
+        experiment = get_experiment(session, name)
+        found = audience(session, experiment, as_of or utcnow(), policy or ContactPolicy.from_env())
+        return found, refusal(experiment, found) if experiment.status == ExperimentStatus.DRAFT else None
+
+
+def spec_audience(engine: Engine, spec: ExperimentSpec, as_of: datetime | None = None,
+                  policy: ContactPolicy | None = None) -> Audience:
+    """The audience of a design not saved yet (the Design page's form), by the same rules as
+    :func:`launch_audience`: the experiment is built in memory only, nothing is written."""
+    with session_scope(engine) as session:
+        return audience(session, new_experiment(spec), as_of or utcnow(), policy or ContactPolicy.from_env())
 
 
 def refusal(experiment: Experiment, found: Audience) -> str | None:

@@ -55,6 +55,15 @@ def create_experiment(session: Session, spec: ExperimentSpec) -> Experiment:
             raise DesignLocked(f"experiment {spec.name!r} is {existing.status.value} and its design is locked")
         session.delete(existing)
         session.flush()
+    experiment = new_experiment(spec)
+    session.add(experiment)
+    session.flush()
+    return experiment
+
+
+def new_experiment(spec: ExperimentSpec) -> Experiment:
+    """The draft ``spec`` describes, not yet in any session (:func:`create_experiment` stores it)."""
+    spec_json = spec.model_dump_json()
     experiment = Experiment(
         name=spec.name,
         hypothesis=spec.hypothesis,
@@ -85,8 +94,6 @@ def create_experiment(session: Session, spec: ExperimentSpec) -> Experiment:
     experiment.metrics = [
         MetricDefinition(position=i, name=m.name, kind=m.kind) for i, m in enumerate(BUILTIN_METRICS.values())
     ]
-    session.add(experiment)
-    session.flush()
     return experiment
 
 

@@ -183,7 +183,7 @@ def test_design_shows_sample_size_duration_cost_and_checks(demo: Engine) -> None
 def test_design_saves_a_draft_and_rejects_a_bad_one(demo: Engine) -> None:
     at = open_page("design", "en")
     at.text_input(key="design_name").set_value("browserless-draft")
-    at.get("form_submit_button")[0].click().run()
+    at.button(key="save_draft").click().run()
     assert not at.exception
     assert any("browserless-draft" in s.value for s in at.success), [e.value for e in at.error]
     assert "browserless-draft" in open_page("experiments", "en").dataframe[0].value["Name"].tolist()
@@ -192,7 +192,7 @@ def test_design_saves_a_draft_and_rejects_a_bad_one(demo: Engine) -> None:
                              template="【好物商城】{coupon}元礼金 回TD退订")])
     at = open_page("design", "en", design_variants=bad)
     at.text_input(key="design_name").set_value("bad-draft")
-    at.get("form_submit_button")[0].click().run()
+    at.button(key="save_draft").click().run()
     assert at.error and "quiet hours" in at.error[0].value and "variants[1].send_hour" in at.error[0].value
 
 
@@ -201,7 +201,7 @@ def test_design_launch_asks_for_confirmation_then_send_lists_are_built_on_a_clic
     at = open_page("design", "en", role="operator")
     at.text_input(key="design_name").set_value("launch-me")
     at.date_input(key="design_start").set_value(local_day(utcnow()))  # its first touches are due today
-    at.get("form_submit_button")[0].click().run()
+    at.button(key="save_draft").click().run()
     at.button(key="launch").click().run()
     confirm = next(w.value for w in at.warning if "Launch “launch-me”" in w.value)
     assert "assigns 300 customers (4,300 eligible, 4,000 of them held by other experiments" in confirm

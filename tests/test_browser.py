@@ -151,7 +151,7 @@ def test_a_viewer_reads_and_takes_nothing_away(browser, app_url: str) -> None:  
 
 def test_an_analyst_downloads_reports(browser, app_url: str) -> None:  # noqa: ANN001
     page = sign_in(browser, f"{app_url}/results", "analyst")
-    assert nav_links(page) == {"Overview", "Experiments", "Results"}
+    assert nav_links(page) == {"Overview", "Experiments", "Results", "Targeting"}
     page.get_by_text("Significance", exact=True).wait_for()
     with page.expect_download() as download:
         page.get_by_role("button", name="Download report (JSON)").click()
@@ -164,7 +164,7 @@ def test_an_operator_designs_and_launches_after_confirming(browser, app_url: str
     page.get_by_text("demo-winback-2026").first.wait_for()
     page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").first.wait_for()
     page.wait_for_timeout(1000)
-    assert nav_links(page) == {"Overview", "Experiments", "Design", "Results"}
+    assert nav_links(page) == {"Overview", "Experiments", "Design", "Results", "Targeting"}
 
     open_from_sidebar(page, "Design")
     page.get_by_text("Design an experiment").wait_for()
@@ -200,7 +200,7 @@ def test_a_session_survives_a_reload_and_ends_with_signing_out(browser, app_url:
 
 def test_an_admin_sees_users_the_audit_log_and_the_database(browser, app_url: str) -> None:  # noqa: ANN001
     page = sign_in(browser, f"{app_url}/settings", "admin")  # the link opens its page after signing in
-    assert nav_links(page) == {"Overview", "Experiments", "Design", "Results", "Settings"}
+    assert nav_links(page) == {"Overview", "Experiments", "Design", "Results", "Targeting", "Settings"}
     page.get_by_text("Audit log", exact=True).wait_for()
     page.get_by_text("Users and roles").wait_for()
     assert page.locator("[data-testid='stCode']").first.inner_text().startswith(("sqlite", "postgresql"))
@@ -243,4 +243,31 @@ def test_results_and_overview_in_both_languages_keep_the_language_and_the_experi
     page.screenshot(path=str(OUTPUT / "overview.png"))
     body = page.locator("body").inner_text()
     assert "nan" not in body.split() and "ROI unproven" in body
+
+
+def test_the_design_page_checks_as_the_user_types_and_survives_a_language_switch(browser, app_url: str) -> None:  # noqa: ANN001
+    page = sign_in(browser, app_url, "operator")
+    open_from_sidebar(page, "Design")
+    page.get_by_text("Design an experiment").wait_for()
+    page.get_by_text("factors (a factorial design)").click()
+    hour = page.get_by_label("Send hour")
+    hour.fill("10, 23")
+    hour.press("Tab")  # no submit: leaving the field is enough
+    page.get_by_text("quiet hours").first.wait_for()
+    assert page.get_by_text("The design has problems").count() >= 1
+    assert page.get_by_text("saved").count() == 0  # nothing was stored
+    page.screenshot(path=str(OUTPUT / "design-live.png"))
+
+    # The language switch used to break the guardrails multiselect on the next touch (a TypeError).
+    page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="中文").click()
+    page.get_by_text("设计实验").first.wait_for()
+    hour = page.get_by_label("发送时刻（点）")
+    hour.fill("10, 20")
+    hour.press("Tab")
+    page.get_by_text("同层「recall」运行中的实验占用了部分客户").wait_for()
+    page.wait_for_timeout(1000)
+    assert page.get_by_text("TypeError").count() == 0
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.get_by_text("quiet hours").count() == 0
     page.context.close()

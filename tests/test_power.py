@@ -5,6 +5,7 @@ simulations (fixed seeds, vectorized draws) that the planned n really gives the 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -228,3 +229,25 @@ def test_experiment_cost() -> None:
         power.experiment_cost(100, 0.05, 10.0, 1.5)
     with pytest.raises(ValueError, match="non-negative"):
         power.experiment_cost(100, -0.05, 10.0, 0.1)
+
+
+def test_enrolment_days_count_todays_audience_then_the_daily_arrivals() -> None:
+    from analysis.power import enrolment_days
+
+    assert enrolment_days(10_000, 1_000) == 10
+    assert enrolment_days(10_000, 1_000, eligible_now=2_500) == 8  # 7,500 more at 1,000 a day
+    assert enrolment_days(10_000, 1_000, eligible_now=10_000) == 0
+    with pytest.raises(ValueError):
+        enrolment_days(10_000, 0, eligible_now=100)
+
+
+def test_recall_power_adds_todays_audience_and_the_attribution_window() -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    base = ["power", "--baseline", "0.08", "--mde-abs", "0.01", "--eligible-per-day", "1000"]
+    plain = CliRunner().invoke(app, base)
+    more = CliRunner().invoke(app, [*base, "--eligible-now", "5000", "--attribution-days", "14"])
+    days = [int(re.search(r"duration\D+(\d+) days", r.output).group(1)) for r in (plain, more)]
+    assert days[1] == days[0] - 5 + 14

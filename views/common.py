@@ -126,15 +126,7 @@ def eligible_customers(url: str, cohort: str) -> int:
 
 def natural_rate(url: str, cohort: str) -> float:
     """The cohort's natural return rate: the no-contact controls of its past designed experiments."""
-    n = returned = 0.0
-    names = [row.name for row in experiment_rows(url) if row.source == "designed" and row.status != "draft"
-             and (row.cohort == cohort or cohort == "all")]
-    for report in reports_for(url, names).values():
-        c = next((c for c in report.comparisons if c.metric == "returned"), None)
-        if c is not None and c.control_n:
-            n += c.control_n
-            returned += c.control_mean * c.control_n
-    return returned / n if n else DEFAULT_NATURAL_RATE
+    return natural_rate_source(url, cohort).rate
 
 
 def acquisition_cost() -> float:
@@ -238,3 +230,49 @@ def lifecycle_of(url: str, name: str) -> Lifecycle:
 @st.cache_data(ttl=10, show_spinner=False)
 def notes_for(url: str, name: str) -> list[Note]:
     return notes(engine_for(url), name)
+
+
+# --------------------------------------------------------------------------- design (live form)
+
+
+@dataclass(frozen=True)
+class NaturalRate:
+    """A cohort's natural return rate and where it comes from: the no-contact controls of its past
+    designed experiments (``experiments``, ``customers``), or the default when it has none."""
+
+    rate: float
+    customers: int
+    experiments: tuple[str, ...]
+
+    @property
+    def is_default(self) -> bool:
+        return not self.customers
+
+
+def natural_rate_source(url: str, cohort: str) -> NaturalRate:
+    n = returned = 0.0
+    used: list[str] = []
+    names = [row.name for row in experiment_rows(url) if row.source == "designed" and row.status != "draft"
+             and (row.cohort == cohort or cohort == "all")]
+    for name, report in reports_for(url, names).items():
+        c = next((c for c in report.comparisons if c.metric == "returned"), None)
+        if c is not None and c.control_n:
+            n += c.control_n
+            returned += c.control_mean * c.control_n
+            used.append(name)
+    return NaturalRate(returned / n if n else DEFAULT_NATURAL_RATE, int(n), tuple(used))
+
+
+def option_format(options: Iterable[str], label: Callable[[str], str]) -> Callable[[object], str]:
+    """A widget's ``format_func`` that never fails: an option's label in the current language, and
+    anything else (a value the browser still holds from before a language switch) as itself."""
+    shown = labels(options, label)
+    return lambda option: shown.get(option, str(option))  # type: ignore[call-overload]
+
+
+def keep_widget_values(*keys: str) -> None:
+    """Re-seat these widgets' values before they are drawn, so they survive a language switch (their
+    labels change) and a visit to another page (Streamlit forgets widgets it did not draw)."""
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
