@@ -116,15 +116,19 @@ def prepare_like(features: pd.DataFrame, dtypes: dict[str, Any]) -> pd.DataFrame
     X = pd.DataFrame(index=features.index)
     for name, dtype in dtypes.items():
         column = features[name]
-        X[name] = column.astype("string").astype(dtype) if isinstance(dtype, pd.CategoricalDtype) \
-            else pd.to_numeric(column, errors="coerce").astype(float)
+        if isinstance(dtype, pd.CategoricalDtype):
+            text = column.astype("string")
+            X[name] = text.astype(object).where(text.notna(), np.nan).astype(dtype)
+        else:
+            X[name] = pd.to_numeric(column, errors="coerce").astype(float)
     return X
 
 
 def _categorical(column: pd.Series) -> pd.Series:
     top = column.value_counts().index[:MAX_CATEGORIES]
     kept = column.where(column.isin(top) | column.isna(), "other")
-    return kept.astype("category")
+    # plain strings with NaN for missing: scikit-learn's encoders refuse pandas' NA beside strings
+    return kept.astype(object).where(kept.notna(), np.nan).astype("category")
 
 
 # ---------------------------------------------------------------- learners

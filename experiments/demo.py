@@ -1,14 +1,14 @@
 """The demo: a realistic simulated recall programme, so the app opens on something worth looking at.
 
-100,000 customers at every lifecycle stage, and three campaigns run through the real path (spec →
-assignment → send lists), with outcomes drawn from true effects that differ by cohort (and, in the
-main test, by how often the customer ordered before: repeat buyers respond most; the Targeting page
-finds them):
+100,000 customers at every lifecycle stage, and four campaigns run through the real path (spec →
+assignment → send lists), with outcomes drawn from true effects that differ by cohort:
 
 - ``demo-winback-2026`` (running, launched 10 days ago): a 10% no-contact holdout and eight SMS
   variants, ¥5 vs ¥10 coupon × lively vs professional wording × 10:00 vs 20:00;
 - two finished campaigns for history: push vs SMS for dormant customers (60 days ago) and a
-  welcome coupon for new-but-inactive customers (45 days ago).
+  welcome coupon for new-but-inactive customers (45 days ago);
+- ``demo-repeat-buyers`` (finished, in a layer of its own): a ¥10 SMS whose effect depends on how often
+  the customer ordered before (repeat buyers respond most): the Targeting page finds them.
 
 Deterministic: the same seed and reference day give the same data. Idempotent: a second run with
 the demo already present changes nothing.
@@ -35,6 +35,7 @@ from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store import create_experiment, get_experiment, local_midnight_utc, utcnow
 
 MAIN = "demo-winback-2026"
+TARGETING = "demo-repeat-buyers"  # the finished test the Targeting page learns from
 CITIES = ["上海", "北京", "广州", "深圳", "杭州", "成都", "武汉", "南京", "西安", "重庆"]
 LIVELY = "【好物商城】亲～好久不见！{coupon}元红包已到账，3天内下单立减，戳 m.haowu.cn/r 回TD退订"
 PROFESSIONAL = "【好物商城】尊敬的会员，为您预留{coupon}元礼金，3天内有效，详见 m.haowu.cn/r 回TD退订"
@@ -57,7 +58,7 @@ WORDING_UPLIFT = {  # lively works on the young lifecycle stages, professional o
     "professional": {"new_inactive": 0.0, "dormant_30d": 0.0, "lapsed_1_3m": 0.006, "silent_3m": 0.008},
 }
 EVENING_UPLIFT = 0.005  # 20:00 beats 10:00 a little
-# Heterogeneous effects for the targeting page: in the main test, repeat buyers (≥ 5 orders before)
+# Heterogeneous effects for the targeting page: in demo-repeat-buyers, repeat buyers (≥ 5 orders before)
 # respond 2.2 times as strongly, everyone else 0.6 times (about the same average over all customers).
 REPEAT_BUYER_ORDERS = 5
 RESPONSE_MULTIPLIER = {True: 2.2, False: 0.6}
@@ -177,7 +178,7 @@ def _main_campaign(launch: datetime) -> Campaign:
             for stage in STAGES
         }
         unsubscribe[v.name] = UNSUBSCRIBE_RATE[wording]
-    return Campaign(spec, launch, ExperimentStatus.RUNNING, uplift, unsubscribe, repeat_buyers_respond=True)
+    return Campaign(spec, launch, ExperimentStatus.RUNNING, uplift, unsubscribe)
 
 
 def _campaigns(launch: datetime) -> list[Campaign]:
@@ -209,7 +210,25 @@ def _campaigns(launch: datetime) -> list[Campaign]:
         Campaign(welcome, launch - timedelta(days=35), ExperimentStatus.STOPPED,
                  {"c10_push_20h": flat(0.02), "c20_sms_10h": flat(0.045)}, {"c10_push_20h": 0.0, "c20_sms_10h": 0.01}),
         _main_campaign(launch),
+        _targeting_campaign(launch),  # last: the three campaigns above draw exactly what they drew before it
     ]
+
+
+def _targeting_campaign(launch: datetime) -> Campaign:
+    """A finished SMS test in a layer of its own whose effect depends on past orders (repeat buyers respond
+    2.2 times as strongly, everyone else 0.6 times): the Targeting page learns whom to recall from it."""
+    spec = parse_spec(dict(
+        name=TARGETING, layer="demo-targeting", cohort="all", attribution_days=14, primary_metric="returned",
+        start=_local_day(launch - timedelta(days=20)),
+        hypothesis="A ¥10 SMS brings back repeat buyers; the others mostly come back anyway or not at all",
+        variants=[
+            dict(name="holdout", share=0.5, control=True),
+            dict(name="c10_sms_20h", share=0.5, channel="sms", coupon=10, template=PROFESSIONAL, send_hour=20),
+        ],
+    ))
+    uplift = {"c10_sms_20h": {stage: 2 * COUPON_UPLIFT[10] * RESPONSIVENESS[stage] for stage in STAGES}}
+    return Campaign(spec, launch - timedelta(days=20), ExperimentStatus.STOPPED, uplift,
+                    {"c10_sms_20h": UNSUBSCRIBE_RATE["professional"]}, repeat_buyers_respond=True)
 
 
 def _run(engine: Engine, rng: np.random.Generator, campaign: Campaign, today: datetime) -> None:

@@ -133,7 +133,7 @@ def test_every_string_has_both_languages_and_every_key_exists() -> None:
 
 def test_experiments_filter_by_status_and_search(demo: Engine) -> None:
     at = open_page("experiments", "en")
-    assert len(at.dataframe[0].value) == 3
+    assert len(at.dataframe[0].value) == 4  # the demo's four campaigns
     at.multiselect(key="status_filter").set_value(["running"]).run()
     assert list(at.dataframe[0].value["Name"]) == [MAIN]
     at.multiselect(key="status_filter").set_value(["running", "stopped", "decided", "draft"]).run()

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.browser
 
 def test_the_demo_results_show_main_effects_and_an_interaction_chart(page, app_url: str) -> None:  # noqa: ANN001, F811
     OUTPUT.mkdir(exist_ok=True)
-    page.goto(f"{app_url}/results")
+    page.goto(f"{app_url}/results?experiment=demo-winback-2026&lang=en")
     section = page.get_by_text("Factorial analysis: which factor matters")
     section.wait_for()
     section.scroll_into_view_if_needed()

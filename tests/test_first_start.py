@@ -23,7 +23,7 @@ def test_the_demo_reports_each_committed_campaign(engine: Engine) -> None:
             seen.append((done, total, connection.scalar(select(func.count()).select_from(Experiment))))
 
     build_demo(engine, customers=1_000, today=datetime(2026, 11, 23, 4, 0), progress=progress)
-    assert seen == [(1, 4, 0), (2, 4, 1), (3, 4, 2), (4, 4, 3)]
+    assert seen == [(1, 5, 0), (2, 5, 1), (3, 5, 2), (4, 5, 3), (5, 5, 4)]
 
 
 def test_the_background_build_writes_its_progress(engine: Engine, database_url: str, tmp_path: Path,
@@ -33,7 +33,7 @@ def test_the_background_build_writes_its_progress(engine: Engine, database_url: 
     monkeypatch.setenv("RECALL_DEMO_PROGRESS", str(progress))
     monkeypatch.setenv("RECALL_DEMO_CUSTOMERS", "1000")
     build_demo_in_background()
-    assert json.loads(progress.read_text()) == {"done": 4, "total": 4}
+    assert json.loads(progress.read_text()) == {"done": 5, "total": 5}
     assert not database_is_empty(engine)
     with engine.connect() as connection:
         assert connection.scalar(select(Experiment.name).where(Experiment.name == MAIN)) == MAIN
@@ -45,5 +45,5 @@ def test_the_child_process_builds_the_demo(engine: Engine, database_url: str, tm
     progress = tmp_path / "progress.json"
     child = start_demo_build(database_url, progress)
     assert child.wait(timeout=300) == 0
-    assert json.loads(progress.read_text()) == {"done": 4, "total": 4}
+    assert json.loads(progress.read_text()) == {"done": 5, "total": 5}
     assert not database_is_empty(engine)

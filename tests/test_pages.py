@@ -25,7 +25,7 @@ from experiments import lifecycle
 from experiments.access import Actor, Role, cli_actor
 from experiments.audit import entries
 from experiments.db import make_engine, session_scope
-from experiments.demo import MAIN, build_demo
+from experiments.demo import MAIN, TARGETING, build_demo
 from experiments.importer import import_results
 from experiments.notes import notes
 from experiments.store import get_experiment
@@ -35,7 +35,7 @@ from tests.test_app import APP, PAGES, add_role_users, open_page, texts
 from views.auth import SESSION, session_record
 
 TODAY = datetime(2026, 11, 23, 4, 0)
-DEMO = [MAIN, "demo-welcome-coupon", "demo-dormant-push-vs-sms"]
+DEMO = [MAIN, "demo-welcome-coupon", "demo-dormant-push-vs-sms", TARGETING]
 EMPTY = ["no-outcomes-yet", "tiny-import"]  # assigned but nothing happened yet; an import of 4 rows
 GRAY = 2  # streamlit's Metric.MetricColor.GRAY: delta_color="off"
 NAN = re.compile(r"\b(nan|NaN|inf)\b|∞")
@@ -185,10 +185,11 @@ def test_notes_are_added_on_a_click_audited_and_shown_newest_first(demo: Engine)
 def test_overview_totals_count_only_proven_effects_and_cards_match_headlines(demo: Engine, lang: str) -> None:
     at = open_page("overview", lang, role="analyst")
     reports = {n: build_report(demo, n) for n in DEMO}
-    proven = [c for r in reports.values() for c in r.comparisons if c.metric == "returned" and c.significant
+    proven = [(n, c) for n, r in reports.items() for c in r.comparisons if c.metric == "returned" and c.significant
               and c.abs_uplift > 0]
-    assert proven and all(c.variant == reports[MAIN].verdict.variant for c in proven)
-    expected = sum(c.abs_uplift * c.n for c in proven)
+    assert proven and all(c.variant == reports[n].verdict.variant for n, c in proven)
+    expected = sum(c.abs_uplift * c.n for _, c in proven)
+    main_returns = sum(c.abs_uplift * c.n for n, c in proven if n == MAIN)
     label = "增量回流人数" if lang == "zh" else "Incremental returns"
     total = next(m for m in at.metric if m.label == label)
     value, lo, hi = (float(x.replace(",", "")) for x in re.findall(r"-?[\d,]+", total.value)[:3])
@@ -198,7 +199,7 @@ def test_overview_totals_count_only_proven_effects_and_cards_match_headlines(dem
     assert 1 <= counted < variants
     # The main campaign's card: the headline's numbers are the card's, and its ROI interval includes 0.
     card = next(m.value for m in at.markdown if m.value.startswith(f"**{MAIN}**"))
-    assert decision_text(reports[MAIN].verdict, lang) in card and total.value in card
+    assert decision_text(reports[MAIN].verdict, lang) in card and f"{main_returns:,.0f} [" in card
     roi = reports[MAIN].roi
     shipped = next(r for r in roi if r.variant == reports[MAIN].verdict.variant)
     assert shipped.roi_ci[0] < 0 < shipped.roi_ci[1]

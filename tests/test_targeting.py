@@ -33,7 +33,7 @@ from analysis.targeting import (
 from cli import app
 from experiments.access import cli_actor
 from experiments.db import session_scope
-from experiments.demo import MAIN, REPEAT_BUYER_ORDERS, build_demo
+from experiments.demo import REPEAT_BUYER_ORDERS, TARGETING, build_demo
 from experiments.importer import import_results
 from experiments.models import Customer
 from experiments.store import get_experiment
@@ -193,7 +193,7 @@ def demo(engine: Engine) -> Engine:
 
 def test_designed_experiment_from_one_query_finds_the_repeat_buyers(demo: Engine, tmp_path: Path) -> None:
     with session_scope(demo) as session:
-        experiment = get_experiment(session, MAIN)
+        experiment = get_experiment(session, TARGETING)
         learned = learn(session.connection(), experiment, replicates=20)
         customers = len(experiment.variants) and session.connection().exec_driver_sql(
             f"SELECT count(*) FROM assignments WHERE experiment_id = {experiment.id}").scalar()
@@ -204,7 +204,7 @@ def test_designed_experiment_from_one_query_finds_the_repeat_buyers(demo: Engine
     assert learned.uplift[repeat].mean() > learned.uplift[~repeat].mean()  # the demo's true moderator
     assert e.policy[-1].cost > 0 and e.unit_cost > 0.05  # SMS + the coupons redeemed
     out = tmp_path / "scores.csv"
-    result = runner.invoke(app, ["target", MAIN, "--format", "json", "--bootstrap", "20", "--features",
+    result = runner.invoke(app, ["target", TARGETING, "--format", "json", "--bootstrap", "20", "--features",
                                  "orders_before,lifecycle_stage", "--scores-out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -256,7 +256,7 @@ def test_targeting_page_fits_only_on_a_click_and_shows_the_cutoff(engine: Engine
     at.default_timeout = 240  # the click learns two cross-fitted models
     assert not at.exception, [e.value for e in at.exception]
     assert any("Not learned yet" in i.value for i in at.info) and audit_rows() == before
-    at.selectbox(key="targeting_exp").set_value(MAIN).run()
+    at.selectbox(key="targeting_exp").set_value(TARGETING).run()
     at.button(key="targeting_fit").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert [m.label for m in at.metric][:2] == ["Model", "Qini coefficient (0 = random)"]

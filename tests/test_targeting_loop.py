@@ -22,7 +22,7 @@ from experiments.access import cli_actor
 from experiments.assignment import assign
 from experiments.audit import Action, entries
 from experiments.db import bulk_insert, session_scope
-from experiments.demo import MAIN, PROFESSIONAL, REPEAT_BUYER_ORDERS, build_demo
+from experiments.demo import PROFESSIONAL, REPEAT_BUYER_ORDERS, TARGETING, build_demo
 from experiments.models import Assignment, Customer, Event, EventType, Experiment, TargetScore, Variant
 from experiments.spec import SpecError, parse_spec
 from experiments.store import create_experiment, get_experiment
@@ -44,7 +44,7 @@ def targeted_spec(name: str = "loop-targeted", model: str = "repeat", **target: 
 
 
 @pytest.fixture(scope="module")
-def learned_demo(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - (url, scores of MAIN)
+def learned_demo(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - (url, scores of TARGETING)
     from tests.conftest import fresh_database
     from experiments.db import make_engine
 
@@ -52,7 +52,7 @@ def learned_demo(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - (u
     engine = make_engine(url)
     build_demo(engine, customers=6_000, today=datetime(2026, 11, 23, 4, 0))
     with session_scope(engine) as session:
-        experiment = get_experiment(session, MAIN)
+        experiment = get_experiment(session, TARGETING)
         trained = learn(session.connection(), experiment, features=FEATURES, replicates=20)
         save_model(session, cli_actor(), "repeat", experiment, trained)
     engine.dispose()
@@ -80,12 +80,12 @@ def test_a_stored_model_is_listed_and_its_saving_audited(loop) -> None:  # noqa:
     with session_scope(engine) as session:
         models = list_models(session)
         log = entries(session, actions=[Action.MODEL_SAVE])
-    assert [(m.name, m.experiment, m.metric) for m in models] == [("repeat", MAIN, "returned")]
+    assert [(m.name, m.experiment, m.metric) for m in models] == [("repeat", TARGETING, "returned")]
     assert set(models[0].features) <= set(FEATURES) and models[0].qini is not None
-    assert [(e.action, e.target, e.details["experiment"]) for e in log] == [("model_save", "repeat", MAIN)]
+    assert [(e.action, e.target, e.details["experiment"]) for e in log] == [("model_save", "repeat", TARGETING)]
     listed = runner.invoke(app, ["target", "--list"])
-    assert listed.exit_code == 0 and "repeat" in listed.output and MAIN in listed.output
-    again = runner.invoke(app, ["target", MAIN, "--features", "orders_before", "--bootstrap", "20", "--save", "repeat"])
+    assert listed.exit_code == 0 and "repeat" in listed.output and TARGETING in listed.output
+    again = runner.invoke(app, ["target", TARGETING, "--features", "orders_before", "--bootstrap", "20", "--save", "repeat"])
     assert again.exit_code == 1 and "already exists" in again.output
 
 
