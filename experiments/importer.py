@@ -67,7 +67,7 @@ from experiments.assignment import progress_bar
 from experiments.audit import Action, record
 from experiments.catalog import Channel
 from experiments.config import settings, to_stored_utc
-from experiments.db import bulk_insert, bulk_loader, insert_skipping_repeats, session_scope
+from experiments.db import bulk_insert, bulk_loader, insert_skipping_repeats, run_in_transaction
 from experiments.identifiers import MAX_ID_LENGTH, InvalidIdentifier, check_name, normalise_customer_id
 from experiments.models import (
     Event,
@@ -391,13 +391,13 @@ def _in_one_transaction(engine: Engine, write: Callable[[Session], T]) -> T:
     """Run ``write`` in one transaction, twice if a concurrent import of the same rows won the race.
 
     The second run sees the other import's rows and record, so it skips them (or finds the file
-    already imported) instead of failing on a unique constraint.
+    already imported) instead of failing on a unique constraint. A deadlock or serialization failure
+    with another import is retried once too (:func:`experiments.db.run_in_transaction`).
     """
     dbapi_integrity_error = engine.dialect.dbapi.IntegrityError  # bulk_insert's COPY raises the driver's
     for attempt in (1, 2):
         try:
-            with session_scope(engine) as session:
-                return write(session)
+            return run_in_transaction(engine, write)
         except (exc.IntegrityError, dbapi_integrity_error):
             if attempt == 2:
                 raise
