@@ -54,13 +54,7 @@ from experiments.models import (
     TargetScore,
     Variant,
 )
-from experiments.result_tables import (
-    results_table,
-    segment_column,
-    stored_results,
-    table_name,
-    value_column,
-)
+from experiments.result_tables import StoredResults, stored_results
 from experiments.store import stored_spec, utcnow
 
 # The customer fields a designed experiment learns from (``--features`` chooses among them).
@@ -93,11 +87,11 @@ def outcome_columns(experiment: Experiment) -> tuple[str, str | None]:
     return binary or continuous, continuous  # type: ignore[return-value]
 
 
-def feature_query(experiment: Experiment, numbers: Sequence[str], segments: Sequence[str]) -> Select:
+def feature_query(conn: Connection, experiment: Experiment, numbers: Sequence[str]) -> Select:
     """The ONE query that reads targeting data: per customer, variant, features and outcomes (imported
-    results: their ``numbers`` (metrics and covariates) and ``segments``)."""
+    results: their ``numbers`` (metrics and covariates) and every segment)."""
     if experiment.source != ExperimentSource.DESIGNED:
-        return imported_query(experiment, numbers, segments)
+        return imported_query(stored_results(conn, experiment), numbers)
     spec = stored_spec(experiment)
     if spec is not None and spec.source is not None:
         raise TargetingError(f"{experiment.name!r} reads a warehouse [source]; targeting reads Recall Lab's "
@@ -140,20 +134,14 @@ def audience_query(customer_ids: Select, as_of: datetime) -> Select:
     return _with_rfm(query, as_of, c.c.customer_id).order_by(c.c.customer_id)
 
 
-def _segment_names(conn: Connection, experiment: Experiment) -> list[str]:
-    """Every segment column of an imported experiment, in the order its results table stores them."""
-    return list(stored_results(conn, experiment).segments)
-
-
-def imported_query(experiment: Experiment, numbers: Sequence[str], segments: Sequence[str]) -> Select:
+def imported_query(stored: StoredResults, numbers: Sequence[str]) -> Select:
     """Imported results, one row per customer from the experiment's results table
-    (:mod:`experiments.result_tables`); ``segments`` are all its segment columns, in stored order."""
-    positions = {m.name: m.position for m in experiment.metrics if m.role in (MetricRole.METRIC, MetricRole.COVARIATE)}
-    table = results_table(table_name(experiment.id), sorted(positions.values()), len(segments))
-    variant_id = case(*[(table.c.variant == v.name, v.id) for v in experiment.variants])
+    (:mod:`experiments.result_tables`), with ``numbers`` and every segment column in stored order."""
+    table = stored.table
+    variant_id = case(*[(table.c.variant == name, id_) for name, id_ in stored.variant_ids.items()])
     return (select(table.c.customer_id, variant_id.label("variant"),
-                   *[table.c[value_column(positions[m])].label(m) for m in numbers],
-                   *[table.c[segment_column(i)].label(s) for i, s in enumerate(segments)])
+                   *[stored.value(m).label(m) for m in numbers],
+                   *[table.c[column].label(s) for s, column in stored.segments.items()])
             .order_by(table.c.customer_id))
 
 
@@ -168,7 +156,7 @@ def load(conn: Connection, experiment: Experiment, *, metric: str = "returned",
                                                              if m.role == MetricRole.METRIC}
     if metric not in known_metrics:
         raise TargetingError(f"--metric {metric!r}: choose one of {', '.join(sorted(known_metrics))}")
-    segments = [] if designed else _segment_names(conn, experiment)
+    segments = [] if designed else list(stored_results(conn, experiment).segments)
     available = list(DESIGNED_FEATURES) if designed else [
         m.name for m in experiment.metrics if m.role == MetricRole.COVARIATE] + segments
     chosen = list(features) if features else available
@@ -177,7 +165,7 @@ def load(conn: Connection, experiment: Experiment, *, metric: str = "returned",
         raise TargetingError(f"--features: unknown {', '.join(unknown)}; {experiment.name!r} has "
                              f"{', '.join(available) or 'none'}")
     numbers = [metric, returned, *([revenue] if revenue else []), *[f for f in chosen if f not in segments]]
-    frame = pd.DataFrame(conn.execute(feature_query(experiment, list(dict.fromkeys(numbers)), segments)
+    frame = pd.DataFrame(conn.execute(feature_query(conn, experiment, list(dict.fromkeys(numbers)))
                                       ).mappings().all())
     if frame.empty:
         raise TargetingError(f"{experiment.name!r} has no assigned customers")
