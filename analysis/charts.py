@@ -221,17 +221,24 @@ def main_effects_frame(report: Report, metric: str) -> pd.DataFrame:
 
 
 def main_effects(report: Report, metric: str, *, label: str = "", natural_label: str = "natural",
-                 factor_label: str = "factor") -> alt.FacetChart:
+                 factor_label: str = "factor", effect_label: str = "effect", points: str = "pt",
+                 level_label: str = "level", p_label: str = "p_adj") -> alt.FacetChart:
     """One panel per factor: the mean at each of its levels (a line from the reference level), and the
-    natural rate of the holdout as a dashed rule."""
+    natural rate of the holdout as a dashed rule. The means of a rate are percentages; the effect (a
+    difference of rates, in the tooltip) is in percentage points (``points``: "pt", "个百分点")."""
     frame = main_effects_frame(report, metric)
     frame["natural_label"] = natural_label
-    axis_format = ".1%" if _is_binary(report, metric) else ",.2f"
+    binary = _is_binary(report, metric)
+    axis_format = ".1%" if binary else ",.2f"
+    frame["effect_shown"] = frame["effect"] * (100 if binary else 1)
+    effect_title = f"{effect_label} ({points})" if binary else effect_label
     base = alt.Chart().encode(x=alt.X("level:N", sort=None, title=None, axis=alt.Axis(labelAngle=0)))
     line = base.mark_line(point=alt.OverlayMarkDef(filled=True, size=80), color=NEUTRAL_COLOUR).encode(
         y=alt.Y("mean:Q", title=label or metric, axis=alt.Axis(format=axis_format), scale=alt.Scale(zero=False)),
-        tooltip=[alt.Tooltip("factor:N", title=factor_label), "level:N", alt.Tooltip("mean:Q", format=axis_format),
-                 alt.Tooltip("effect:Q", format="+" + axis_format.lstrip(",")), alt.Tooltip("p_adj:Q", format=".4f")])
+        tooltip=[alt.Tooltip("factor:N", title=factor_label), alt.Tooltip("level:N", title=level_label),
+                 alt.Tooltip("mean:Q", title=label or metric, format=axis_format),
+                 alt.Tooltip("effect_shown:Q", title=effect_title, format="+.2f" if binary else "+,.2f"),
+                 alt.Tooltip("p_adj:Q", title=p_label, format=".4f")])
     rule = alt.Chart().mark_rule(strokeDash=[6, 4], color=CONTROL_COLOUR).encode(
         y="natural:Q", tooltip=["natural_label:N", alt.Tooltip("natural:Q", format=axis_format)])
     return alt.layer(line, rule, data=frame).properties(width=180, height=240).facet(

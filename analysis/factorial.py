@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,8 +36,8 @@ import numpy as np
 from analysis.corrections import adjust_p_values, interval_alpha
 from analysis.distributions import norm_isf, norm_sf
 from analysis.sufficient import SampleStats
-from experiments.factorial import Design, design_of
-from experiments.models import Experiment
+from experiments.factorial import Design, design_from_json, design_of
+from experiments.models import Experiment, ExperimentSource
 from experiments.store import stored_spec
 
 METHOD = ("equal-weight contrasts of cell means (effect coding); variance Σ w²·s²/n per cell "
@@ -151,8 +152,11 @@ class FactorialResult:
 
 def design_for(experiment: Experiment) -> Design | None:
     """The factorial design of an experiment: from its stored spec's ``[factors]`` (designed
-    experiments). Imported results can feed :func:`experiments.factorial.design_from_levels` with
-    each cell's levels once the importer records them."""
+    experiments), or the cells' levels the importer checked and stored (``recall import results
+    --factors``: spec_json's ``factorial`` key, see :func:`experiments.factorial.checked_design`)."""
+    if experiment.source == ExperimentSource.IMPORTED:
+        stored = json.loads(experiment.spec_json or "{}").get("factorial")
+        return design_from_json(stored) if stored else None
     spec = stored_spec(experiment)
     return design_of(spec) if spec is not None else None
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from analysis.quality import verdict
 from analysis.report import Report
 from analysis.targeting_gain import TargetingGain
-from analysis.verdict import Reason, Verdict
+from analysis.verdict import Reason, Verdict, factorial_reasons
 from experiments.catalog import BUILTIN_METRICS, RATIO_METRICS
 from experiments.models import MetricKind
 
@@ -170,6 +170,15 @@ REASONS = {
         "window_open": "最后一批客户的归因窗口还剩 {days} 天",
         "underpowered": "以 80% 把握度检测 {mde} 的提升，还需要 {customers} 名客户",
         "powered": "样本量足以检测 {mde} 的提升，但没有发现效果",
+        "factorial_cell_rate_clear": "回流率最高的组合：**{variant}**，比自然回流率高 {value} {value_ci}{value_reading}，领先第二名 {runner_up} {lead} {lead_ci}（校正后区间不含 0）",
+        "factorial_cell_rate_leading": "回流率最高的组合是 **{variant}**（比自然回流率高 {value} {value_ci}{value_reading}），但领先第二名 {runner_up} 仅 {lead} {lead_ci}，校正后区间包含 0：未经证实，尚无明确赢家",
+        "factorial_cell_roi_clear": "ROI 最高的组合：**{variant}**，ROI {value} {value_ci}{value_reading}，领先 {runner_up} {lead} {lead_ci}（校正后区间不含 0）",
+        "factorial_cell_roi_leading": "ROI 最高的组合是 **{variant}**（ROI {value} {value_ci}{value_reading}），但领先 {runner_up} 仅 {lead} {lead_ci}，区间包含 0：未经证实，尚无明确赢家",
+        "factorial_level_rate_clear": "{factor}：**{level}** 的回流率比 {runner_up} 高 {lead} {lead_ci}（校正后区间不含 0），无论其他因子取何水平",
+        "factorial_level_rate_leading": "{factor}：{level} 领先 {runner_up} {lead} {lead_ci}，校正后区间包含 0：未经证实，尚不能判定哪个水平更好",
+        "factorial_level_roi_clear": "{factor}（按 ROI）：**{level}**，ROI {value} {value_ci}{value_reading}，比 {runner_up} 高 {lead} {lead_ci}（校正后区间不含 0）",
+        "factorial_level_roi_leading": "{factor}（按 ROI）：{level}（ROI {value} {value_ci}{value_reading}）领先 {runner_up} {lead} {lead_ci}，区间包含 0：未经证实",
+        "factorial_depends": "{factor}：最佳水平取决于 {others}（交互作用不可忽略），请按组合选择",
     },
     "en": {
         "no_customers": "No data yet: no customer has been assigned",
@@ -197,7 +206,35 @@ REASONS = {
         "window_open": "the last customers' attribution window has {days} days left",
         "underpowered": "{customers} more customers are needed to detect a {mde} uplift with 80% power",
         "powered": "enough customers to detect a {mde} uplift, and none was found",
+        "factorial_cell_rate_clear": "Best cell by return rate: **{variant}**, {value} over the natural rate {value_ci}"
+                                     "{value_reading}, ahead of the runner-up {runner_up} by {lead} {lead_ci} "
+                                     "(adjusted interval above 0)",
+        "factorial_cell_rate_leading": "**{variant}** has the highest return rate ({value} over the natural rate "
+                                       "{value_ci}{value_reading}) but leads the runner-up {runner_up} by only {lead} "
+                                       "{lead_ci}; the adjusted interval includes 0: unproven, no clear winner yet",
+        "factorial_cell_roi_clear": "Best cell by ROI: **{variant}**, ROI {value} {value_ci}{value_reading}, ahead of "
+                                    "{runner_up} by {lead} {lead_ci} (adjusted interval above 0)",
+        "factorial_cell_roi_leading": "**{variant}** has the highest ROI ({value} {value_ci}{value_reading}) but leads "
+                                      "{runner_up} by only {lead} {lead_ci}; the interval includes 0: unproven, no "
+                                      "clear winner yet",
+        "factorial_level_rate_clear": "{factor}: **{level}** returns {lead} more than {runner_up} {lead_ci} (adjusted "
+                                      "interval above 0), whatever the other factors",
+        "factorial_level_rate_leading": "{factor}: {level} leads {runner_up} by {lead} {lead_ci}; the adjusted interval "
+                                        "includes 0: unproven, no level is clearly better yet",
+        "factorial_level_roi_clear": "{factor} by ROI: **{level}**, ROI {value} {value_ci}{value_reading}, above "
+                                     "{runner_up} by {lead} {lead_ci} (adjusted interval above 0)",
+        "factorial_level_roi_leading": "{factor} by ROI: {level} (ROI {value} {value_ci}{value_reading}) leads "
+                                       "{runner_up} by {lead} {lead_ci}; the interval includes 0: unproven",
+        "factorial_depends": "{factor}: the best level depends on {others} (interactions not negligible): choose by cell",
     },
+}
+# How an uplift over the holdout (rate) or an ROI reads against 0 / break-even, after its interval.
+READINGS = {
+    "zh": {"rate_above": "", "rate_unproven": "，未经证实（区间包含 0）", "rate_below": "，低于自然回流率",
+           "roi_above": "，高于盈亏平衡", "roi_unproven": "，未经证实（区间包含盈亏平衡点）", "roi_below": "，低于盈亏平衡：亏钱"},
+    "en": {"rate_above": "", "rate_unproven": ", unproven (the interval includes 0)",
+           "rate_below": ", below the natural rate", "roi_above": ", above break-even",
+           "roi_unproven": ", unproven (the interval includes break-even)", "roi_below": ", below break-even: loses money"},
 }
 
 
@@ -205,8 +242,10 @@ def _ratio(x: float) -> str:
     return f"{x:.2f}×"
 
 
-def reason_text(reason: Reason, lang: str = "zh") -> str:
+def reason_text(reason: Reason, lang: str = "zh", currency: str = "¥") -> str:
     """One reason of a verdict in words, its numbers formatted ("–" when missing)."""
+    if reason.code.startswith("factorial_"):
+        return _factorial_reason_text(reason, lang, currency)
     v = reason.values
     kind = v.get("kind") or "binary"  # uplifts without a kind are rates (retention)
     fields: dict[str, str] = {"variant": reason.variant or ""}
@@ -234,7 +273,45 @@ def reason_text(reason: Reason, lang: str = "zh") -> str:
     return REASONS[lang][reason.code].format(**fields)
 
 
+def _factorial_reason_text(reason: Reason, lang: str, currency: str) -> str:
+    """A factorial pick (analysis.verdict.factorial_reasons): rates in percentage points, ROI in ×."""
+    v = reason.values
+    factor = str(v.get("factor") or "")
+    roi = "_roi_" in reason.code
+    kind = v.get("kind") or "binary"
+    if roi:
+        signed = lambda x: f"{x:+.2f}×"  # noqa: E731
+        lead, lead_ci = show(v.get("lead"), signed), _ratio_ci(v.get("lead_lo"), v.get("lead_hi"), signed)
+        value, value_ci = show(v.get("value"), _ratio), _ratio_ci(v.get("value_lo"), v.get("value_hi"))
+    else:
+        lead, lead_ci = _difference(v.get("lead"), kind, lang), _difference_ci(v.get("lead_lo"), v.get("lead_hi"), kind)
+        value = _difference(v.get("value"), kind, lang)
+        value_ci = _difference_ci(v.get("value_lo"), v.get("value_hi"), kind)
+    lo, hi = v.get("value_lo"), v.get("value_hi")
+    reading = ("" if not (finite(lo) and finite(hi)) else
+               READINGS[lang][f"{'roi' if roi else 'rate'}_{'above' if lo > 0 else 'below' if hi < 0 else 'unproven'}"])
+    name = lambda x: level_label(factor, str(x), currency) if factor and x else (x or DASH)  # noqa: E731
+    return REASONS[lang][reason.code].format(
+        variant=reason.variant or DASH, factor=factor or DASH, level=name(v.get("level")),
+        runner_up=name(v.get("runner_up")), lead=lead, lead_ci=lead_ci, value=value, value_ci=value_ci,
+        value_reading=reading, others=v.get("others") or DASH)
+
+
+def _ratio_ci(lo: float | None, hi: float | None, fmt: Callable[[float], str] = _ratio) -> str:
+    return f"[{show(lo, fmt)}, {show(hi, fmt)}]" if finite(lo) or finite(hi) else DASH
+
+
 POINTS = {"zh": "个百分点", "en": "pt"}
+
+
+def fmt_difference(x: float | None, kind: str, lang: str = "zh") -> str:
+    """A difference of rates in percentage points (pt, 个百分点), of amounts as they are."""
+    return _difference(x, kind, lang)
+
+
+def fmt_difference_ci(ci: tuple[float, float] | None, kind: str) -> str:
+    """Its interval, the unit given once by the estimate before it: [+0.12, +1.34]."""
+    return "" if ci is None else _difference_ci(ci[0], ci[1], kind)
 
 
 def _difference(x: float | None, kind: str, lang: str) -> str:
@@ -490,15 +567,6 @@ FACTORIAL_LABELS = {
         "effect": "效应 (95% CI)", "pair": "因子对", "levels": "水平", "roi": "各水平的成本与 ROI（相对自然回流）",
         "inc_rate": "增量回流率 (95% CI)", "cost_pc": "每客户成本", "extra": "相对参照的额外回流率 (95% CI)",
         "per_extra": "每多回流一位客户的额外成本", "recommendation": "建议", "family": "主效应与交互作用单独构成一个多重检验族（{correction}）",
-        "cell_rate_clear": "回流率最高的组合：**{choice}**，比自然回流率高 {value} {value_ci}，领先第二名 {runner_up} {lead} {lead_ci}（校正后区间不含 0）。",
-        "cell_rate_leading": "回流率最高的组合是 **{choice}**（比自然回流率高 {value} {value_ci}），但领先第二名 {runner_up} 仅 {lead} {lead_ci}，校正后区间包含 0：尚无明确赢家。",
-        "cell_roi_clear": "ROI 最高的组合：**{choice}**，ROI {value} {value_ci}，领先 {runner_up} {lead} {lead_ci}（校正后区间不含 0）。",
-        "cell_roi_leading": "ROI 最高的组合是 **{choice}**（ROI {value} {value_ci}），但领先 {runner_up} 仅 {lead} {lead_ci}，区间包含 0：尚无明确赢家。",
-        "level_rate_clear": "{factor}：**{choice}** 的回流率比 {runner_up} 高 {lead} {lead_ci}（校正后区间不含 0），无论其他因子取何水平。",
-        "level_rate_leading": "{factor}：{choice} 领先 {runner_up} {lead} {lead_ci}，校正后区间包含 0：尚不能判定哪个水平更好。",
-        "level_roi_clear": "{factor}（按 ROI）：**{choice}** 的 ROI 比 {runner_up} 高 {lead} {lead_ci}（校正后区间不含 0）。",
-        "level_roi_leading": "{factor}（按 ROI）：{choice} 的 ROI 领先 {runner_up} {lead} {lead_ci}，区间包含 0：尚无定论。",
-        "depends": "{factor}：最佳水平取决于 {others}（交互作用不可忽略），请按组合选择。",
         "per_extra_sentence": "{factor} {level} 相对 {reference}：每位客户{more_less} {extra_cost}，每多回流一位客户的成本为 {per_extra}{ci}。",
         "per_extra_none": "{factor} {level} 相对 {reference}：每位客户{more_less} {extra_cost}，但额外回流 {extra} {extra_ci} 不显著，无法给出每位额外回流客户的成本。",
         "per_extra_cheaper": "{factor} {level} 相对 {reference}：每位客户{more_less} {extra_cost}，且额外回流 {extra} {extra_ci}：更便宜也更有效。",
@@ -514,15 +582,6 @@ FACTORIAL_LABELS = {
         "inc_rate": "Incremental return rate (95% CI)", "cost_pc": "Cost per customer",
         "extra": "Extra return rate over the reference (95% CI)", "per_extra": "Cost per extra returned customer",
         "recommendation": "Recommendation", "family": "Main effects and interactions form their own multiple-testing family ({correction})",
-        "cell_rate_clear": "Best cell by return rate: **{choice}**, {value} over the natural rate {value_ci}, ahead of the runner-up {runner_up} by {lead} {lead_ci} (adjusted interval above 0).",
-        "cell_rate_leading": "**{choice}** has the highest return rate ({value} over the natural rate {value_ci}) but leads the runner-up {runner_up} by only {lead} {lead_ci}; the adjusted interval includes 0: no clear winner yet.",
-        "cell_roi_clear": "Best cell by ROI: **{choice}**, ROI {value} {value_ci}, ahead of {runner_up} by {lead} {lead_ci} (adjusted interval above 0).",
-        "cell_roi_leading": "**{choice}** has the highest ROI ({value} {value_ci}) but leads {runner_up} by only {lead} {lead_ci}; the interval includes 0: no clear winner yet.",
-        "level_rate_clear": "{factor}: **{choice}** returns {lead} more than {runner_up} {lead_ci} (adjusted interval above 0), whatever the other factors.",
-        "level_rate_leading": "{factor}: {choice} leads {runner_up} by {lead} {lead_ci}; the adjusted interval includes 0: no level is clearly better yet.",
-        "level_roi_clear": "{factor} by ROI: **{choice}** has an ROI {lead} above {runner_up} {lead_ci} (adjusted interval above 0).",
-        "level_roi_leading": "{factor} by ROI: {choice} leads {runner_up} by {lead} {lead_ci}; the interval includes 0: undecided.",
-        "depends": "{factor}: the best level depends on {others} (interactions not negligible): choose by cell.",
         "per_extra_sentence": "{factor} {level} over {reference} costs {extra_cost} {more_less} per customer: {per_extra} per extra returned customer{ci}.",
         "per_extra_none": "{factor} {level} over {reference} costs {extra_cost} {more_less} per customer, but its extra returns {extra} {extra_ci} are not significant: no cost per extra returned customer yet.",
         "per_extra_cheaper": "{factor} {level} over {reference} costs {extra_cost} {more_less} per customer and returns {extra} more {extra_ci}: cheaper and better.",
@@ -547,22 +606,9 @@ def level_label(factor: str, level: str, currency: str = "¥") -> str:
 def recommendation_lines(report: Report, lang: str = "zh", currency: str = "¥") -> list[str]:
     """The recommendation in sentences, each with its uncertainty (see analysis.factorial.Pick)."""
     F = FACTORIAL_LABELS[lang]
-    kind = report.metric_kind(report.recommendation[0].metric) if report.recommendation else "binary"
-    out = []
-    for p in report.recommendation:
-        if p.verdict == "depends":
-            line = F["depends"].format(factor=p.subject, others=", ".join(p.depends_on))
-            out += [] if line in out else [line]  # the same for rate and ROI: said once
-            continue
-        roi = p.basis == "roi"
-        show = (lambda x: f"{x:+.2f}×") if roi else (lambda x: fmt_value(x, kind, signed=True))  # noqa: E731
-        ci = lambda c: f"[{show(c[0])}, {show(c[1])}]"  # noqa: E731
-        label = (lambda x: x) if p.subject == "cell" else (lambda x: level_label(p.subject, x, currency))  # noqa: E731
-        key = f"{'cell' if p.subject == 'cell' else 'level'}_{p.basis}_{'clear' if p.verdict == 'clear' else 'leading'}"
-        out.append(F[key].format(choice=label(p.choice), runner_up=label(p.runner_up or "–"), lead=show(p.lead),
-                                 lead_ci=ci(p.lead_ci), value=_fmt_roi(p.value) if roi else show(p.value),
-                                 value_ci=f"[{_fmt_roi(p.value_ci[0])}, {_fmt_roi(p.value_ci[1])}]" if roi
-                                 else ci(p.value_ci), factor=p.subject))
+    # The same words as the verdict's reasons (analysis.verdict.factorial_reasons), so the report, its
+    # JSON's verdict and the app say one thing.
+    out = [reason_text(r, lang, currency) + ("。" if lang == "zh" else ".") for r in factorial_reasons(report)]
     for r in report.factor_roi:
         if r.level == r.reference:
             continue
@@ -571,8 +617,9 @@ def recommendation_lines(report: Report, lang: str = "zh", currency: str = "¥")
                      extra_cost=fmt_money(abs(r.extra_cost_per_customer), currency),
                      more_less=F["more" if r.extra_cost_per_customer > 0 else "less"])
         if r.extra_cost_per_customer <= 0 and r.extra_return_rate_ci[0] > 0:
-            out.append(F["per_extra_cheaper"].format(extra=fmt_value(r.extra_return_rate, "binary", signed=True),
-                                                     extra_ci=fmt_ci(r.extra_return_rate_ci, "binary"), **names))
+            out.append(F["per_extra_cheaper"].format(extra=_difference(r.extra_return_rate, "binary", lang),
+                                                     extra_ci=fmt_difference_ci(r.extra_return_rate_ci, "binary"),
+                                                     **names))
         elif r.cost_per_extra_return is not None and r.extra_return_rate_ci[0] > 0:
             interval = r.cost_per_extra_return_ci
             bounds = (f" [{fmt_money(interval[0], currency)}, {fmt_money(interval[1], currency)}]"
@@ -580,8 +627,9 @@ def recommendation_lines(report: Report, lang: str = "zh", currency: str = "¥")
             out.append(F["per_extra_sentence"].format(per_extra=fmt_money(r.cost_per_extra_return, currency),
                                                       ci=bounds, **names))
         else:
-            out.append(F["per_extra_none"].format(extra=fmt_value(r.extra_return_rate, "binary", signed=True),
-                                                  extra_ci=fmt_ci(r.extra_return_rate_ci, "binary"), **names))
+            out.append(F["per_extra_none"].format(extra=_difference(r.extra_return_rate, "binary", lang),
+                                                  extra_ci=fmt_difference_ci(r.extra_return_rate_ci, "binary"),
+                                                  **names))
     return out
 
 

@@ -18,6 +18,12 @@ and the Overview say the same thing. The rules, in order:
 6. **no effect** otherwise: the test had its customers and its time and no variant is better
    (imported results without enough customers say so among the reasons).
 
+A factorial design's verdict (designed with ``[factors]`` or imported with ``--factors``) adds the
+recommendation of :func:`analysis.factorial.recommend` to its reasons (unless the test is not
+analysable): the best cell, and the best level of each factor whose interactions are negligible (or
+that its best level depends on another factor), by return rate and by ROI, each with its interval and
+"unproven" when the lead's interval includes 0 or the ROI's includes break-even.
+
 Each verdict carries its reasons (SRM, adjusted significance, guardrails, sequential boundary, ROI
 interval, recall quality, power) as codes with values; :mod:`analysis.render` words them in zh or en.
 """
@@ -25,7 +31,7 @@ interval, recall quality, power) as codes with values; :mod:`analysis.render` wo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from analysis import power as planning
@@ -86,6 +92,34 @@ def _primary(report: Report) -> list[Comparison]:
 
 def decide(report: Report, horizon: Horizon | None = None) -> Verdict:
     """The verdict of ``report`` (see the module docstring for the rules)."""
+    verdict = _decide(report, horizon)
+    if verdict.decision == NOT_ANALYSABLE or not report.recommendation:
+        return verdict
+    return replace(verdict, reasons=[*verdict.reasons, *factorial_reasons(report)])
+
+
+def factorial_reasons(report: Report) -> list[Reason]:
+    """A factorial's recommendation as reasons (one per pick; "depends" once per factor): the choice,
+    its lead over the runner-up with the adjusted interval, and its uplift over the holdout (rate) or
+    its ROI with their intervals."""
+    out: list[Reason] = []
+    for p in report.recommendation:
+        level = p.subject != "cell"
+        if p.verdict == "depends":
+            reason = Reason("factorial_depends", values={"factor": p.subject, "others": ", ".join(p.depends_on)})
+            out += [] if reason in out else [reason]  # the same for rate and ROI: said once
+            continue
+        code = f"factorial_{'level' if level else 'cell'}_{p.basis}_{'clear' if p.verdict == 'clear' else 'leading'}"
+        values = {"kind": report.metric_kind(p.metric), "metric": p.metric, "runner_up": p.runner_up or "",
+                  "lead": p.lead, "lead_lo": p.lead_ci[0], "lead_hi": p.lead_ci[1],
+                  "value": p.value, "value_lo": p.value_ci[0], "value_hi": p.value_ci[1]}
+        if level:
+            values |= {"factor": p.subject, "level": p.choice}
+        out.append(Reason(code, None if level else p.choice, values))
+    return out
+
+
+def _decide(report: Report, horizon: Horizon | None) -> Verdict:
     horizon = horizon or Horizon()
     primary = _primary(report)
     assigned = sum(v.n for v in report.variants)

@@ -56,6 +56,9 @@ def import_results(
     shares: Annotated[str | None, typer.Option(help="Designed shares, e.g. 'A=0.45,B=0.45,Control=0.1' "
                                                     "(default: equal).")] = None,
     channel: Annotated[str | None, typer.Option(help="Channel the contacted variants used, for costs.")] = None,
+    factors: Annotated[str | None, typer.Option(help="Comma-separated factor columns of a factorial test, each "
+                                                     "holding the row's level (empty for the control), e.g. "
+                                                     "coupon,wording,send_hour.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar (on stderr).")] = True,
     db: DbOption = None,
 ) -> None:
@@ -75,7 +78,8 @@ def import_results(
             engine_for(db), file, actor=cli_actor(), experiment=experiment, variant_column=variant_column,
             control=control,
             metrics=split_list(metrics), id_column=id_column, covariates=split_list(covariates),
-            segments=split_list(segments), shares=parsed_shares, channel=channel, progress=progress,
+            segments=split_list(segments), shares=parsed_shares, channel=channel, factors=split_list(factors),
+            progress=progress,
         )
     except ImportFailed as exc:
         fail(str(exc))

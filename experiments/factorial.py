@@ -304,10 +304,15 @@ def design_of(spec: Any) -> Design | None:  # noqa: ANN401 - an ExperimentSpec (
     factors = {f: tuple(level_name(v) for v in levels) for f, levels in spec.factors.items()}
     cells = {v.name: dict(v.levels) for v in spec.variants if not v.control}
     fraction, generators = _fraction(factors, spec.factorial)
+    return _with_relation(factors, cells, fraction, generators)
+
+
+def _with_relation(factors: Mapping[str, tuple[str, ...]], cells: Mapping[str, Mapping[str, str]], fraction: str,
+                   generators: Sequence[tuple[str, int, list[str]]]) -> Design:
     relation = defining_relation(generators)
     order = list(factors).index
-    return Design(factors, cells, fraction, tuple("I = " + "×".join(sorted(w, key=order)) for w in relation),
-                  aliases(list(factors), relation))
+    return Design(dict(factors), {c: dict(v) for c, v in cells.items()}, fraction,
+                  tuple("I = " + "×".join(sorted(w, key=order)) for w in relation), aliases(list(factors), relation))
 
 
 def design_from_levels(cells: Mapping[str, Mapping[str, str]]) -> Design:
@@ -320,6 +325,110 @@ def design_from_levels(cells: Mapping[str, Mapping[str, str]]) -> Design:
             if level not in factors[f]:
                 factors[f].append(level)
     return Design({f: tuple(v) for f, v in factors.items()}, {c: dict(v) for c, v in cells.items()})
+
+
+class DesignProblem(ValueError):
+    """Cells whose levels are not a design the analysis can read; ``factor`` and ``level``: the one at
+    fault, if one (for the importer to name the line it first appears on)."""
+
+    def __init__(self, message: str, factor: str | None = None, level: str | None = None) -> None:
+        super().__init__(message)
+        self.factor, self.level = factor, level
+
+
+def _level_order(levels: Sequence[str]) -> tuple[str, ...]:
+    """Numbers by value (5 before 10), anything else alphabetically: the first is the reference."""
+    try:
+        return tuple(sorted(levels, key=lambda lv: (Decimal(lv), lv)))
+    except ArithmeticError:  # decimal.InvalidOperation: a level that is no number
+        return tuple(sorted(levels))
+
+
+def checked_design(cells: Mapping[str, Mapping[str, str]], factors: Sequence[str]) -> Design:
+    """The design of cells known only by their levels (imported results with a column per factor),
+    checked as a spec's ``[factors]`` are: every factor has two levels or more, at most MAX_CELLS cells,
+    no two cells alike, and the cells are the full factorial or a regular 2^(k−p) fraction of
+    two-level factors (its generators found from the cells, so the aliases are stated). Levels are
+    ordered by :func:`_level_order` (not by the file's row order); raises :class:`DesignProblem`."""
+    levels = {f: _level_order({lv[f] for lv in cells.values()}) for f in factors}
+    for f, names in levels.items():
+        if len(names) < 2:
+            raise DesignProblem(f"factor {f} has only one level ({', '.join(names) or '-'}); a factor needs "
+                                "two levels or more", f, names[0] if names else None)
+        bad = [n for n in names if not LEVEL_NAME.match(n)]
+        if bad:
+            raise DesignProblem(f"level names are letters, digits, _ . - ; got {', '.join(map(repr, bad))}", f, bad[0])
+    if len(cells) > MAX_CELLS:
+        raise DesignProblem(f"{len(cells)} cells is more than {MAX_CELLS}")
+    seen: dict[tuple[str, ...], str] = {}
+    for cell, lv in cells.items():
+        key = tuple(lv[f] for f in factors)
+        if key in seen:
+            raise DesignProblem(f"cells {seen[key]!r} and {cell!r} have the same levels "
+                                f"({', '.join(f'{f}={x}' for f, x in zip(factors, key, strict=True))})")
+        seen[key] = cell
+    ordered = {c: {f: lv[f] for f in factors} for c, lv in cells.items()}
+    full = list(itertools.product(*levels.values()))
+    if len(seen) == len(full):
+        return Design(levels, ordered)
+    generators = _find_generators(levels, list(seen))
+    if generators is None:
+        missing = [k for k in full if k not in seen][:3]
+        describe = "; ".join(", ".join(f"{f}={x}" for f, x in zip(factors, k, strict=True)) for k in missing)
+        more = " …" if len(full) - len(seen) > len(missing) else ""
+        raise DesignProblem(f"the cells are neither the full factorial ({len(full)} cells, {len(seen)} found; "
+                            f"missing {describe}{more}) nor a regular fraction of two-level factors")
+    fraction = f"1/{2 ** len(generators)}"
+    return _with_relation(levels, ordered, fraction, generators)
+
+
+def _find_generators(levels: Mapping[str, tuple[str, ...]], combos: Sequence[tuple[str, ...]]
+                     ) -> list[tuple[str, int, list[str]]] | None:
+    """The generators of a regular 2^(k−p) fraction whose cells are ``combos``, or None if it is not one:
+    base factors whose levels form a full factorial, and every other factor's code ± a product of theirs."""
+    names = list(levels)
+    if any(len(v) != 2 for v in levels.values()):
+        return None
+    p = len(names) - (len(combos).bit_length() - 1)
+    if p < 1 or len(combos) != 2 ** (len(names) - p):
+        return None
+    codes = {f: [_code(levels[f], c[i]) for c in combos] for i, f in enumerate(names)}
+    for base in itertools.combinations(names, len(names) - p):
+        if len({tuple(codes[f][r] for f in base) for r in range(len(combos))}) != len(combos):
+            continue
+        generators = []
+        for target in (f for f in names if f not in base):
+            found = None
+            for size in range(2, len(base) + 1):
+                for subset in itertools.combinations(base, size):
+                    product = [math.prod(codes[f][r] for f in subset) for r in range(len(combos))]
+                    for sign in (1, -1):
+                        if all(sign * x == y for x, y in zip(product, codes[target], strict=True)):
+                            found = (target, sign, list(subset))
+                            break
+                    if found:
+                        break
+                if found:
+                    break
+            if found is None:
+                break
+            generators.append(found)
+        else:
+            return generators
+    return None
+
+
+def design_to_json(design: Design) -> dict[str, Any]:
+    """The design as stored with an imported experiment (its spec_json's ``factorial`` key)."""
+    return {"factors": {f: list(v) for f, v in design.factors.items()}, "cells": design.cells,
+            "fraction": design.fraction, "defining_relation": list(design.defining_relation),
+            "aliases": {k: list(v) for k, v in design.aliases.items()}}
+
+
+def design_from_json(data: Mapping[str, Any]) -> Design:
+    return Design({f: tuple(v) for f, v in data["factors"].items()}, {c: dict(v) for c, v in data["cells"].items()},
+                  data.get("fraction", "1"), tuple(data.get("defining_relation", ())),
+                  {k: tuple(v) for k, v in data.get("aliases", {}).items()})
 
 
 def defining_relation(generators: Sequence[tuple[str, int, list[str]]]) -> list[tuple[str, ...]]:

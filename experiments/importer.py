@@ -68,6 +68,7 @@ from experiments.audit import Action, record
 from experiments.catalog import Channel
 from experiments.config import settings, to_stored_utc
 from experiments.db import bulk_insert, bulk_loader, insert_skipping_repeats, run_in_transaction
+from experiments.factorial import MAX_CELLS, DesignProblem, checked_design, design_to_json
 from experiments.identifiers import MAX_ID_LENGTH, InvalidIdentifier, check_name, normalise_customer_id
 from experiments.models import (
     Event,
@@ -679,6 +680,7 @@ class _Columns:
     covariates: tuple[str, ...]
     segments: tuple[str, ...]
     customer_id: str | None  # None: the data row number (1, 2, …) is the customer id
+    factors: tuple[str, ...] = ()  # a factorial's factor columns: each row's level (empty for the control)
 
     @property
     def numeric(self) -> tuple[str, ...]:
@@ -686,7 +688,8 @@ class _Columns:
 
     @property
     def read(self) -> list[str]:
-        return list(dict.fromkeys(c for c in (self.customer_id, self.variant, *self.numeric, *self.segments) if c))
+        return list(dict.fromkeys(c for c in (self.customer_id, self.variant, *self.numeric, *self.segments,
+                                              *self.factors) if c))
 
 
 @dataclass(frozen=True)
@@ -710,6 +713,7 @@ class _Loaded:
     rows: int = 0
     labels: dict[str, int] = field(default_factory=dict)
     binary: dict[str, bool] = field(default_factory=dict)
+    levels: set[tuple[str, ...]] = field(default_factory=set)  # distinct (label, level of each factor)
 
     @classmethod
     def of(cls, columns: _Columns) -> _Loaded:
@@ -717,7 +721,10 @@ class _Loaded:
         segments = {result_tables.segment_column(i): s for i, s in enumerate(columns.segments)}
         return cls(result_tables.CellSums(values, segments))
 
-    def add(self, labels: pa.Array, numbers: dict[str, pa.Array], segments: dict[str, pa.Array]) -> None:
+    def add(self, labels: pa.Array, numbers: dict[str, pa.Array], segments: dict[str, pa.Array],
+            levels: dict[str, pa.Array] | None = None) -> None:
+        if levels:
+            self.levels |= _distinct_levels(labels, levels)
         self.sums.add(labels, {result_tables.value_column(i): v for i, v in enumerate(numbers.values())},
                       {result_tables.segment_column(i): v for i, v in enumerate(segments.values())})
         self.rows += len(labels)
@@ -742,6 +749,7 @@ def import_results(
     segments: Sequence[str] = (),
     shares: dict[str, float] | None = None,
     channel: str | None = None,
+    factors: Sequence[str] = (),
     chunk: int = CHUNK,
     progress: bool = False,
 ) -> ImportResult:
@@ -752,14 +760,17 @@ def import_results(
     The rows go to a table of the experiment's own (:mod:`experiments.result_tables`), created, filled
     and published with the experiment in one transaction: no lock on a table anyone else reads.
     ``chunk``: rows at a time when the file is read row by row; ``progress`` shows a progress bar.
+    ``factors``: a factorial's factor columns, each holding the row's level (empty for the control):
+    the cells' levels are checked (:func:`_factorial_design`) and stored with the experiment.
     """
     require(actor, Permission.IMPORT)
-    columns = _results_columns(experiment, variant_column, metrics, id_column, covariates, segments, channel)
+    columns = _results_columns(experiment, variant_column, metrics, id_column, covariates, segments, channel,
+                               factors)
     table = _Table(Path(path))
     scan = table.digest()
     key = _arguments_key(scan.sha256, experiment=experiment, variant_column=variant_column, control=control,
                          metrics=list(metrics), id_column=id_column, covariates=list(covariates),
-                         segments=list(segments), shares=shares, channel=channel)
+                         segments=list(segments), shares=shares, channel=channel, **({"factors": list(factors)} if factors else {}))
 
     def write(session: Session) -> ImportResult:
         if session.scalar(select(Experiment.id).where(Experiment.name == experiment)) is not None:
@@ -778,6 +789,9 @@ def import_results(
             raise ImportFailed(f"{table.name}: no data rows")
         labels = _labels(table, columns, loaded, control, shares)
         _store_variants(session, stored, labels, _shares(labels, shares), control, channel)
+        if columns.factors:
+            design = _factorial_design(table, columns, loaded, control)
+            stored.spec_json = json.dumps({"factorial": design_to_json(design)}, ensure_ascii=False)
         for metric in stored.metrics:
             metric.kind = MetricKind.BINARY if loaded.binary[metric.name] else MetricKind.CONTINUOUS
         session.add(ResultTable(experiment_id=stored.id, table_name=results.name,
@@ -816,6 +830,7 @@ class _Block:
     labels: pa.Array
     numbers: dict[str, pa.Array]
     segments: dict[str, pa.Array]
+    levels: dict[str, pa.Array] = field(default_factory=dict)  # factor → each row's level, trimmed
 
 
 def _checked_blocks(table: _Table, columns: _Columns) -> Iterator[_Block]:
@@ -827,7 +842,8 @@ def _checked_blocks(table: _Table, columns: _Columns) -> Iterator[_Block]:
         numbers |= {c: _fast_numbers(block[c], non_negative=False) for c in columns.covariates}
         rows += block.num_rows
         yield _Block(customer_ids, _fast_names(block[columns.variant]), numbers,
-                     {s: _fast_names(block[s]) for s in columns.segments})
+                     {s: _fast_names(block[s]) for s in columns.segments},
+                     {f: pc.utf8_trim(block[f], characters=_SPACE) for f in columns.factors})
 
 
 def _read_ahead(blocks: Iterator[T]) -> Iterator[T]:
@@ -850,7 +866,7 @@ def _load_fast(session: Session, table: _Table, columns: _Columns, results: SqlT
     with bulk_loader(session, results) as store:
         for block in _read_ahead(_checked_blocks(table, columns)):
             ids.append(block.customer_ids)
-            loaded.add(block.labels, block.numbers, block.segments)
+            loaded.add(block.labels, block.numbers, block.segments, block.levels)
             store(pa.RecordBatch.from_arrays([block.customer_ids, block.labels, *block.numbers.values(),
                                               *block.segments.values()], names=names))
             advance(len(block.labels))
@@ -929,7 +945,8 @@ def _load_exact(session: Session, table: _Table, columns: _Columns, results: Sql
             labels = pa.array([c.label for c in customers], pa.string())
             numbers = {n: pa.array([c.values[n] for c in customers], pa.float64()) for n in columns.numeric}
             segments = {s: pa.array([c.segments[s] for c in customers], pa.string()) for s in columns.segments}
-            loaded.add(labels, numbers, segments)
+            loaded.add(labels, numbers, segments, {f: pa.array([r.values[f] for r in rows], pa.string())
+                                                   for f in columns.factors})
             store(pa.RecordBatch.from_arrays([pa.array([c.customer_id for c in customers], pa.string()), labels,
                                               *numbers.values(), *segments.values()], names=names))
             advance(len(rows))
@@ -937,7 +954,8 @@ def _load_exact(session: Session, table: _Table, columns: _Columns, results: Sql
 
 
 def _results_columns(experiment: str, variant_column: str, metrics: Sequence[str], id_column: str | None,
-                     covariates: Sequence[str], segments: Sequence[str], channel: str | None) -> _Columns:
+                     covariates: Sequence[str], segments: Sequence[str], channel: str | None,
+                     factors: Sequence[str] = ()) -> _Columns:
     """The arguments, checked before the file is read: they are the user's, not the file's, mistakes."""
     if not EXPERIMENT_NAME.match(experiment):
         raise ImportFailed(f"--experiment: {experiment!r} is not a name: up to 64 letters, digits, '_', '.' or '-', "
@@ -960,7 +978,9 @@ def _results_columns(experiment: str, variant_column: str, metrics: Sequence[str
     if channel is not None and channel not in {c.value for c in Channel}:
         raise ImportFailed(f"--channel: unknown channel {channel!r}; "
                            f"choose one of {', '.join(c.value for c in Channel)}")
-    return _Columns(variant_column, tuple(metrics), tuple(covariates), tuple(dict.fromkeys(segments)), id_column)
+    _check_factor_names(factors, [variant_column, *numeric, *segments, *([id_column] if id_column else [])])
+    return _Columns(variant_column, tuple(metrics), tuple(covariates), tuple(dict.fromkeys(segments)), id_column,
+                    tuple(factors))
 
 
 def _arguments_key(sha256: str, **arguments: object) -> str:
@@ -1100,3 +1120,83 @@ def _create_results_table(session: Session, experiment: Experiment, columns: _Co
         results.drop(connection, checkfirst=True)
     results.create(connection)
     return results
+
+
+# Factorial results (--factors) --------------------------------------------------------------------
+#
+# Each load collects the distinct (label, level of each factor) combinations, a block at a time and
+# vectorized (few: one per cell when the file is right). A combination that breaks a rule sends us
+# through the file once more, row by row, only to name the first line that breaks it.
+
+
+def _check_factor_names(factors: Sequence[str], others: Sequence[str]) -> None:
+    repeated = sorted({f for f in factors if factors.count(f) > 1})
+    if repeated:
+        raise ImportFailed(f"--factors: {', '.join(repeated)} named more than once")
+    taken = [f for f in factors if f in others]
+    if taken:
+        raise ImportFailed(f"--factors: {', '.join(taken)} is already the variant, id, a metric, covariate or "
+                           "segment column")
+    for name in factors:
+        try:
+            check_name(name, "factor column name")
+        except InvalidIdentifier as error:
+            raise ImportFailed(f"--factors: {error}") from None
+
+
+def _distinct_levels(labels: pa.Array, levels: dict[str, pa.Array]) -> set[tuple[str, ...]]:
+    """The distinct (label, level, …) rows of a block, grouped by pyarrow (no Python per row)."""
+    names = ["__label", *levels]
+    grouped = pa.table([labels, *levels.values()], names=names).group_by(names).aggregate([])
+    return set(zip(*(grouped[n].to_pylist() for n in names), strict=True))
+
+
+def _factorial_design(table: _Table, columns: _Columns, loaded: _Loaded, control: str):  # noqa: ANN202 - a Design
+    """The cells' levels, checked: the control has none, every contacted row its cell's one level of
+    each factor, at most MAX_CELLS cells, and the cells a full factorial or a regular fraction
+    (:func:`experiments.factorial.checked_design`). Errors name the file, line and field."""
+    cells: dict[str, set[tuple[str, ...]]] = {}
+    for label, *levels in loaded.levels:
+        cells.setdefault(label, set()).add(tuple(levels))
+    contacted = {label: found for label, found in cells.items() if label != control}
+    if (any(level for levels in cells.get(control, set()) for level in levels)
+            or any(len(found) > 1 or not all(next(iter(found))) for found in contacted.values())
+            or len(contacted) > MAX_CELLS):
+        _first_bad_level(table, columns, control)
+        raise ImportFailed(f"{table.name}, fields {', '.join(columns.factors)}: the cells' levels are inconsistent")
+    try:
+        return checked_design({label: dict(zip(columns.factors, next(iter(found)), strict=True))
+                               for label, found in sorted(contacted.items())}, columns.factors)
+    except DesignProblem as problem:
+        line = table.first_line(problem.factor, problem.level) if problem.factor and problem.level else 0
+        where = f", line {line}" if line else ""
+        field = problem.factor or ", ".join(columns.factors)
+        raise ImportFailed(f"{table.name}{where}, field{'' if problem.factor else 's'} {field}: {problem}") from None
+
+
+def _first_bad_level(table: _Table, columns: _Columns, control: str) -> None:
+    """Read the file row by row and raise at the first row whose levels break a rule."""
+    first: dict[str, tuple[int, tuple[str, ...]]] = {}  # cell → its first line and levels
+    for rows in table.chunks(CHUNK):
+        for row in rows:
+            label = _name(table, row.line, columns.variant, row.values[columns.variant], "variant label")
+            levels = tuple(row.values[f] for f in columns.factors)
+            for f, level in zip(columns.factors, levels, strict=True):
+                if label == control and level:
+                    raise table.error(row.line, f, f"the control {control!r} has no level of {f}; got {level!r} "
+                                                   "(leave it empty)")
+                if label != control and not level:
+                    raise table.error(row.line, f, f"empty level: every contacted row names its cell's level of {f}")
+            if label == control:
+                continue
+            if label not in first:
+                if len(first) == MAX_CELLS:
+                    raise table.error(row.line, columns.variant, f"cell {label!r} is one more than {MAX_CELLS} "
+                                                                 "cells: fewer factors or levels")
+                first[label] = (row.line, levels)
+                continue
+            line, expected = first[label]
+            for f, level, was in zip(columns.factors, levels, expected, strict=True):
+                if level != was:
+                    raise table.error(row.line, f, f"cell {label!r} has {f} = {level!r} here but {was!r} on line "
+                                                   f"{line}: a cell has one level of each factor")

@@ -39,9 +39,11 @@ from experiments.demo import MAIN, build_demo
 from experiments.store import create_experiment
 from tests.conftest import fresh_database
 from tests.helpers import example_spec
+from tests.test_factorial_import import factorial_rows, import_factorial, write_factorial
 
 TODAY = datetime(2026, 11, 23, 4, 0)
 EMPTY = "winback-coupon-2026-12"
+IMPORTED_FACTORIAL = "imported-factorial"
 NOT_A_NUMBER = re.compile(r"\b(nan|inf|infinity)\b", re.IGNORECASE)
 runner = CliRunner()
 
@@ -62,8 +64,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Rendered]:
     summary = build_demo(engine, customers=4_000, today=TODAY)
     with session_scope(engine) as session:
         create_experiment(session, example_spec())
+    rows = factorial_rows()  # factorial results run elsewhere, imported with --factors
+    import_factorial(engine, write_factorial(tmp_path_factory.mktemp("imported") / "factorial.csv", rows), rows,
+                     name=IMPORTED_FACTORIAL)
     out = {}
-    for name in [*summary.experiments, EMPTY]:
+    for name in [*summary.experiments, EMPTY, IMPORTED_FACTORIAL]:
         sequential = name == MAIN
         flags = ["--sequential"] if sequential else []
 
@@ -144,6 +149,20 @@ def test_the_cli_markdown_and_json_give_the_report_s_verdict(demo: dict[str, Ren
             assert reason_text(reason, "en") in rendered.markdown["en"], (name, reason.code)
 
 
+def test_factorial_verdicts_name_the_best_cell_and_levels_in_every_format(demo: dict[str, Rendered]) -> None:
+    """The designed demo campaign and the imported factorial alike: the verdict's reasons carry the
+    recommendation, and the JSON and the Markdown (zh and en) say the same."""
+    for name in (MAIN, IMPORTED_FACTORIAL):
+        rendered = demo[name]
+        reasons = [r for r in rendered.report.verdict.reasons if r.code.startswith("factorial_")]
+        assert any(r.code.startswith("factorial_cell_rate_") for r in reasons), name
+        from_json = [r for r in Report.from_dict(rendered.json).verdict.reasons if r.code.startswith("factorial_")]
+        assert from_json == reasons, name
+        for lang in ("zh", "en"):
+            for reason in reasons:
+                assert reason_text(reason, lang) in rendered.markdown[lang], (name, lang, reason.code)
+
+
 def test_json_puts_the_adjusted_interval_beside_the_adjusted_p(demo: dict[str, Rendered]) -> None:
     keys = list(demo[MAIN].json["comparisons"][0])
     assert keys[keys.index("p_value_adjusted") + 1] == "abs_ci_adjusted"
@@ -202,7 +221,7 @@ def test_the_sequential_boundary_holds_a_ship_back(main: Report) -> None:
     waiting = dataclasses.replace(main, sequential=[dataclasses.replace(s, may_act=False) for s in main.sequential])
     verdict = decide(waiting, Horizon(days_left=3))
     assert (verdict.decision, verdict.days_needed) == (KEEP_RUNNING, 3)
-    assert [r.code for r in verdict.reasons][-1] == "sequential_not_crossed"
+    assert [r.code for r in verdict.reasons if not r.code.startswith("factorial_")][-1] == "sequential_not_crossed"
 
 
 def test_a_variant_that_provably_loses_money_is_not_shipped(main: Report) -> None:

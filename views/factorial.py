@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.charts import interaction_lines, main_effects
-from analysis.render import fmt_ci, fmt_p, fmt_value, level_label, recommendation_lines
+from analysis.render import POINTS, fmt_difference, fmt_difference_ci, fmt_p, level_label, recommendation_lines
 from analysis.report import Report
 from views.common import currency, metric_name, money, roi_text
 from views.i18n import lang, t
@@ -36,7 +36,8 @@ def show_factorial(report: Report, *, metric: str) -> None:
     label = metric_name(metric)
     st.markdown(f"**{t('factorial_main_chart')}**")
     st.altair_chart(main_effects(report, metric, label=label, natural_label=t("natural_rate"),
-                                 factor_label=t("factorial_factor")))
+                                 factor_label=t("factorial_factor"), effect_label=t("factorial_effect_vs_reference"),
+                                 points=POINTS[lang()], level_label=t("factorial_level"), p_label=t("p_adj")))
     pairs = [f"{a} × {b}" for a, b in itertools.permutations(design.factors, 2)]
     if pairs:
         choice = st.selectbox(t("factorial_pair"), pairs, key="factorial_pair")
@@ -45,10 +46,14 @@ def show_factorial(report: Report, *, metric: str) -> None:
         st.caption(t("factorial_interaction_help"))
 
     kind = report.metric_kind(metric)
+
+    def effect(x: float, ci: tuple[float, float]) -> str:  # a difference: rates in pt / 个百分点, never %
+        return f"{fmt_difference(x, kind, lang())} {fmt_difference_ci(ci, kind)}"
+
     st.markdown(f"**{t('factorial_mains')}**")
     st.dataframe(pd.DataFrame([
         {t("factorial_factor"): e.factor, t("factorial_level"): f"{e.level} vs {e.reference}",
-         t("factorial_effect"): f"{fmt_value(e.abs_effect, kind, signed=True)} {fmt_ci(e.abs_ci, kind)}",
+         t("factorial_effect"): effect(e.abs_effect, e.abs_ci),
          t("p"): fmt_p(e.p_value), t("p_adj"): fmt_p(e.p_value_adjusted), t("significant"): "✓" if e.significant else "",
          **({t("factorial_aliases"): ", ".join(e.aliases)} if design.aliases else {})}
         for e in report.factors if e.metric == metric
@@ -59,7 +64,7 @@ def show_factorial(report: Report, *, metric: str) -> None:
         st.dataframe(pd.DataFrame([
             {t("factorial_factor"): " × ".join(i.factors),
              t("factorial_level"): f"{i.levels[0]} vs {i.references[0]} × {i.levels[1]} vs {i.references[1]}",
-             t("factorial_effect"): f"{fmt_value(i.abs_effect, kind, signed=True)} {fmt_ci(i.abs_ci, kind)}",
+             t("factorial_effect"): effect(i.abs_effect, i.abs_ci),
              t("p"): fmt_p(i.p_value), t("p_adj"): fmt_p(i.p_value_adjusted), t("significant"): "✓" if i.significant else ""}
             for i in rows
         ]), hide_index=True, width="stretch")
@@ -67,8 +72,8 @@ def show_factorial(report: Report, *, metric: str) -> None:
         st.markdown(f"**{t('factorial_roi')}**")
         st.dataframe(pd.DataFrame([
             {t("factorial_factor"): r.factor, t("factorial_level"): level_label(r.factor, r.level, currency()),
-             t("factorial_inc_rate"): f"{fmt_value(r.incremental_return_rate, 'binary', signed=True)} "
-                                       f"{fmt_ci(r.incremental_return_rate_ci, 'binary')}",
+             t("factorial_inc_rate"): f"{fmt_difference(r.incremental_return_rate, 'binary', lang())} "
+                                       f"{fmt_difference_ci(r.incremental_return_rate_ci, 'binary')}",
              t("factorial_cost_pc"): money(r.cost_per_customer), t("roi"): roi_text(r.roi),
              t("factorial_per_extra"): "–" if r.level == r.reference else money(r.cost_per_extra_return)}
             for r in report.factor_roi

@@ -168,6 +168,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "factorial_aliases": {"zh": "混杂", "en": "Aliased with"},
     "factorial_cost_pc": {"zh": "每客户成本", "en": "Cost per customer"},
     "factorial_effect": {"zh": "效应 [95% CI]", "en": "Effect [95% CI]"},
+    "factorial_effect_vs_reference": {"zh": "相对参照水平的效应", "en": "Effect over the reference level"},
     "factorial_inc_rate": {"zh": "增量回流率（相对自然回流）[95% CI]", "en": "Incremental return rate (over the natural rate) [95% CI]"},
     "factorial_per_extra": {"zh": "相对参照每多回流一位客户的成本", "en": "Cost per extra returned customer over the reference"},
     # experiment lifecycle (issue 12, h8): the status a rolled-out experiment shows
