@@ -142,21 +142,31 @@ def _add_customers(engine: Engine, rng: np.random.Generator, n: int, launch: dat
     phones = rng.integers(0, 10**8, size=n)
     prefixes = rng.choice(["138", "139", "158", "186", "177"], size=n)
     cities = rng.choice(CITIES, size=n)
-    rows = []
+    last_active = _minus_days(np.datetime64(launch, "us"), inactive_days)
+    signup = _minus_days(last_active, tenure_days)
+    first_order = np.where(never_ordered, None, (signup + np.timedelta64(1, "D")).astype(object))
+    columns = dict(
+        customer_id=[f"D{i:07d}" for i in range(n)],
+        phone=np.char.add(prefixes, np.char.zfill(phones.astype(str), 8)).tolist(),
+        city=cities.tolist(), signup_at=signup.astype(object).tolist(), first_order_at=first_order.tolist(),
+        last_active_at=last_active.astype(object).tolist(), orders_before=orders.tolist(),
+        spend_before=[Decimal(f"{x:.2f}") for x in spend.tolist()],
+    )
+    rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
     with session_scope(engine) as session:
         existing = session.scalar(select(func.count()).select_from(Customer).where(Customer.customer_id.like("D%")))
         if existing:
             raise RuntimeError("this database already holds demo customers from an interrupted build; "
                                "use a fresh database for the demo")
-        for i in range(n):
-            last_active = launch - timedelta(days=float(inactive_days[i]))
-            signup = last_active - timedelta(days=float(tenure_days[i]))
-            rows.append(dict(
-                customer_id=f"D{i:07d}", phone=f"{prefixes[i]}{phones[i]:08d}", city=str(cities[i]),
-                signup_at=signup, first_order_at=None if never_ordered[i] else signup + timedelta(days=1),
-                last_active_at=last_active, orders_before=int(orders[i]), spend_before=Decimal(f"{spend[i]:.2f}"),
-            ))
         bulk_insert(session, Customer, rows)
+
+
+def _minus_days(at: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """``at - timedelta(days=d)`` for each ``d``, to the microsecond as datetime rounds it: the whole days
+    exactly, the fraction's microseconds rounded half to even (what the Python loop computed before)."""
+    whole = np.trunc(days)
+    micros = whole.astype(np.int64) * 86_400_000_000 + np.rint((days - whole) * 86_400_000_000.0).astype(np.int64)
+    return at - micros.astype("timedelta64[us]")
 
 
 def _main_campaign(launch: datetime) -> Campaign:
