@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
 from experiments.access import cli_actor
 from experiments.assignment import assign
@@ -100,8 +100,11 @@ def build_demo(engine: Engine, *, customers: int = 100_000, seed: int = 20261123
 
     ``progress(done, total)`` is called after the customers and after each campaign (each committed:
     a reader sees every finished campaign while the next one builds)."""
-    if _main_exists(engine):
+    state = demo_state(engine)
+    if state == COMPLETE:
         return _summary(engine, already_built=True)
+    if state == PARTIAL:  # a build stopped half-way (recall app interrupted): start again from scratch
+        _remove_partial(engine)
     today = today or utcnow()
     rng = np.random.default_rng(seed)
     launch = local_midnight_utc(_local_day(today) - timedelta(days=10))
@@ -119,12 +122,39 @@ def _local_day(at: datetime):  # noqa: ANN202 - a datetime.date
     return at.replace(tzinfo=UTC).astimezone(settings().timezone).date()
 
 
-def _main_exists(engine: Engine) -> bool:
+ABSENT, PARTIAL, COMPLETE = "absent", "partial", "complete"
+DEMO_NAMES = (MAIN, TARGETING, "demo-dormant-push-vs-sms", "demo-welcome-coupon")
+DEMO_CUSTOMER = "D_______"  # D and 7 digits (LIKE pattern)
+
+
+def demo_state(engine: Engine) -> str:
+    """Whether the demo is absent, complete, or partial: a build was stopped half-way.
+
+    Campaigns are built in order and the last one (demo-repeat-buyers) leaves its running state only in
+    the transaction that adds its outcomes, so it is complete once that campaign is no longer a draft
+    or running. A partial build is demo campaigns without it (or a demo built before it existed), or
+    demo customers alone in a database that holds nothing else."""
     with session_scope(engine) as session:
-        return bool(session.scalar(
-            select(func.count()).select_from(Assignment).join(Experiment, Experiment.id == Assignment.experiment_id)
-            .where(Experiment.name == MAIN)
-        ))
+        statuses = dict(session.execute(select(Experiment.name, Experiment.status)
+                                        .where(Experiment.name.in_(DEMO_NAMES))).all())
+        if statuses:
+            done = statuses.get(TARGETING) not in (None, ExperimentStatus.DRAFT, ExperimentStatus.RUNNING)
+            return COMPLETE if done else PARTIAL
+        count = lambda *where: session.scalar(select(func.count()).select_from(Customer).where(*where))  # noqa: E731
+        demo_customers = count(Customer.customer_id.like(DEMO_CUSTOMER))
+        alone = (demo_customers and demo_customers == count()
+                 and not session.scalar(select(func.count()).select_from(Experiment))
+                 and not session.scalar(select(func.count()).select_from(Event)))
+        return PARTIAL if alone else ABSENT
+
+
+def _remove_partial(engine: Engine) -> None:
+    """Everything a stopped build wrote, in one transaction: the demo campaigns (their variants,
+    assignments, sends, holds and runs go with them), the demo customers' events and the customers."""
+    with session_scope(engine) as session:
+        session.execute(delete(Experiment).where(Experiment.name.in_(DEMO_NAMES)))
+        session.execute(delete(Event).where(Event.customer_id.like(DEMO_CUSTOMER)))
+        session.execute(delete(Customer).where(Customer.customer_id.like(DEMO_CUSTOMER)))
 
 
 def _add_customers(engine: Engine, rng: np.random.Generator, n: int, launch: datetime) -> None:
