@@ -213,16 +213,24 @@ def bulk_insert(session: Session, model: type, rows: list[dict[str, Any]], chunk
 def _sqlite_executemany(session: Session, table: Table, keys: list[str], rows: list[dict[str, Any]],
                         chunk: int) -> None:
     """Rows of one shape straight to the driver's executemany, each column converted by its type's own
-    bind processor (the values SQLAlchemy itself would bind), one column at a time: Core's
+    bind processor (the values SQLAlchemy itself would bind, scalar column defaults included), one
+    column at a time: Core's
     per-row parameter handling costs more than SQLite's insert (half of the demo's build)."""
     connection = session.connection()
+    missing = [c for c in table.columns if c.name not in keys and c.default is not None]
+    defaults = {c.name: c.default.arg for c in missing}
+    if not all(c.default.is_scalar for c in missing):  # computed defaults: Core computes them per row
+        for start in range(0, len(rows), chunk):
+            session.execute(table.insert(), rows[start:start + chunk])
+        return
+    keys = keys + list(defaults)
     processors = [_fast_datetime(p) if isinstance(table.c[k].type, DateTime) else p
                   for k in keys for p in [table.c[k].type._cached_bind_processor(connection.dialect)]]
     sql = (f"INSERT INTO {table.name} ({', '.join(keys)}) "  # noqa: S608 - names from the mapped table
            f"VALUES ({', '.join('?' for _ in keys)})")
     for start in range(0, len(rows), chunk):
         part = rows[start:start + chunk]
-        columns = [[row[k] for row in part] for k in keys]
+        columns = [[row[k] for row in part] if k not in defaults else [defaults[k]] * len(part) for k in keys]
         columns = [list(map(p, c)) if p else c for p, c in zip(processors, columns, strict=True)]
         connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
