@@ -24,7 +24,7 @@ from analysis.runs import data_version, lookup
 from experiments.cohorts import COHORTS, cohort_filter
 from experiments.config import database_url, settings
 from experiments.db import open_engine, session_scope
-from experiments.models import Customer
+from experiments.models import Assignment, Customer, Experiment
 from experiments.notes import Note, notes
 from experiments.store import get_experiment, list_experiments, utcnow
 from views.i18n import STRINGS, lang, t
@@ -83,6 +83,14 @@ def experiment_rows(url: str) -> list[ExperimentRow]:
             )
             for e in list_experiments(session)
         ]
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def assigned_customers(url: str) -> dict[str, int]:
+    """Customers assigned per experiment (imported experiments have none here)."""
+    with engine_for(url).connect() as connection:
+        return dict(connection.execute(select(Experiment.name, func.count()).join(
+            Assignment, Assignment.experiment_id == Experiment.id).group_by(Experiment.name)).all())
 
 
 @st.cache_data(ttl=10, show_spinner=False)

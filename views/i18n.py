@@ -49,6 +49,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "「{variant}」比自然回流多带回 {returns} 位客户",
         "en": "“{variant}” brought back {returns} more customers than would have returned anyway"},
     "headline_none": {"zh": "尚无分组显著优于自然回流", "en": "No variant beats the natural return yet"},
+    "headline_harm_wins": {"zh": "{variant} 显著提升了回流，但触犯了护栏指标，不能上线",
+                           "en": "{variant} brings significantly more customers back but breaches a guardrail: do not ship it"},
+    "headline_harm": {"zh": "{variant} 触犯了护栏指标", "en": "{variant} breaches a guardrail"},
     "kind": {"zh": "类别", "en": "Series"},
     # experiments
     "experiments_title": {"zh": "实验列表", "en": "Experiments"},
