@@ -131,8 +131,8 @@ def test_demo_customers_alone_are_a_partial_demo_but_other_customers_are_not(eng
     from experiments.models import Customer
 
     with session_scope(engine) as session:
-        bulk_insert(session, Customer, [dict(customer_id=f"D{i:07d}") for i in range(3)])
+        bulk_insert(session, Customer, [dict(customer_id=f"D{i:07d}", orders_before=0, spend_before=0) for i in range(3)])
     assert demo_state(engine) == PARTIAL  # stopped right after the customers were committed
     with session_scope(engine) as session:
-        bulk_insert(session, Customer, [dict(customer_id="C0001")])
+        bulk_insert(session, Customer, [dict(customer_id="C0001", orders_before=0, spend_before=0)])
     assert demo_state(engine) == ABSENT  # someone's own customers: never removed

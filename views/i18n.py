@@ -14,7 +14,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "nav_design": {"zh": "设计实验", "en": "Design"},
     "nav_results": {"zh": "实验结果", "en": "Results"},
     "nav_settings": {"zh": "设置", "en": "Settings"},
-    "building_demo": {"zh": "首次启动：正在生成演示数据（约半分钟）…", "en": "First start: building the demo campaign (about half a minute)…"},
+    "building_demo": {"zh": "首次启动：正在生成演示数据…", "en": "First start: building the demo campaign…"},
     "no_experiments": {"zh": "还没有实验。", "en": "No experiments yet."},
     "no_experiments_help": {
         "zh": "生成演示数据：`recall demo`；或导入公开的 Hillstrom 测试：`recall import results experiments/data/hillstrom.csv.gz --experiment hillstrom --variant-column segment --control \"No E-Mail\" --metrics visit,conversion,spend`；或在「设计实验」页创建草稿。",
