@@ -57,8 +57,11 @@ def report(
     db: DbOption = None,
 ) -> None:
     """Significance report of NAME: uplift over the natural return rate, CIs, p-values, SRM, ROI."""
+    import inspect
+
     from analysis.render import render_markdown
     from analysis.report import build_report
+    from analysis.runs import stored_report
     from analysis.tables import SourceOutOfMemory
     from experiments.store import NotFound
 
@@ -70,12 +73,15 @@ def report(
                 margins[metric.strip()] = float(value)
             except ValueError:
                 fail(f"--guardrail-margin: expected METRIC=RATE such as unsubscribed=0.005, got {item!r}")
-        result = build_report(engine_for(db), name, alpha=alpha, correction=correction.value,
-                              guardrail_margins=margins, sequential=sequential,
-                              cuped=cuped, bayesian=bayesian, relative_ci=relative_ci.value,
-                              segments=None if segments is None else
-                              [d.strip() for d in segments.split(",") if d.strip() and d.strip() != "none"],
-                              cap=cap)
+        options = dict(alpha=alpha, correction=correction.value, guardrail_margins=margins or None,
+                       sequential=sequential, cuped=cuped, bayesian=bayesian, relative_ci=relative_ci.value,
+                       segments=None if segments is None else
+                       [d.strip() for d in segments.split(",") if d.strip() and d.strip() != "none"],
+                       cap=cap)
+        defaults = {k: p.default for k, p in inspect.signature(build_report).parameters.items()
+                    if p.kind == p.KEYWORD_ONLY}
+        # stored for this data version (the app reads the run of the default options instead of recomputing)
+        result = stored_report(engine_for(db), name, **{k: v for k, v in options.items() if v != defaults[k]})
     except (NotFound, ValueError, SourceOutOfMemory) as exc:
         fail(str(exc))
     text = result.to_json() if format == ReportFormat.json else render_markdown(result, lang=lang.value)

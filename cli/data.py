@@ -16,10 +16,14 @@ def demo(
     db: DbOption = None,
 ) -> None:
     """Build a realistic simulated recall campaign (idempotent)."""
+    from analysis.runs import stored_reports
     from experiments.demo import build_demo
 
+    engine = engine_for(db)
     with out.status("building the demo campaign…"):
-        summary = build_demo(engine_for(db), customers=customers, seed=seed)
+        summary = build_demo(engine, customers=customers, seed=seed)
+    with out.status("storing the demo's analysis runs (the app reads them instead of computing)…"):
+        stored_reports(engine, summary.experiments)
     out.print(f"demo experiment [bold]{summary.experiment}[/]: {summary.customers:,} customers, "
               f"{summary.sends:,} sends, {summary.events:,} events")
 

@@ -3,8 +3,9 @@
 Before the server starts (never while a page is drawn): the database is migrated, and a fresh install
 asks for the first admin at the terminal, or, without a terminal, says the one command that creates
 it. An empty database gets the demo campaign (unless ``RECALL_NO_DEMO=1``), built by a child process
-while the server starts, one committed campaign at a time, so the first pages show data within
-seconds and a progress bar until it is complete. The server listens on
+while the server starts, one committed campaign at a time with its analysis run stored, so the first
+pages show data within seconds and a progress bar until it is complete; a demo whose build was
+stopped half-way is made again at the next start. The server listens on
 127.0.0.1 unless ``--host`` says otherwise, and stops when ``recall app`` is stopped.
 """
 
@@ -62,6 +63,31 @@ def database_is_empty(engine) -> bool:  # noqa: ANN001 - an Engine
         return not connection.scalar(select(func.count()).select_from(Experiment))
 
 
+def demo_wanted(engine) -> bool:  # noqa: ANN001 - an Engine
+    """Build the demo at this start: the database is empty, or holds a demo whose build was stopped
+    half-way (a first start interrupted), which the build then removes and makes again."""
+    from experiments.demo import PARTIAL, demo_state
+
+    return database_is_empty(engine) or demo_state(engine) == PARTIAL
+
+
+def store_demo_runs(engine, done: int, total: int) -> None:  # noqa: ANN001 - an Engine
+    """The demo builder's stored runs, written before its progress says a campaign is ready, so the app
+    reads them instead of computing: the newest campaign's after each one, every campaign's at the end
+    (the data version moves with each campaign, and a later campaign's outcomes change earlier reports)."""
+    from sqlalchemy import select
+
+    from analysis.runs import stored_reports
+    from experiments.demo import DEMO_NAMES
+    from experiments.models import Experiment
+
+    with engine.connect() as connection:
+        names = list(connection.scalars(select(Experiment.name).where(Experiment.name.in_(DEMO_NAMES))
+                                        .order_by(Experiment.id)))
+    if names:
+        stored_reports(engine, names if done == total else names[-1:])
+
+
 def write_progress(path: Path, **state: object) -> None:
     """The build's state for the app (JSON, replaced atomically: a reader never sees half a file)."""
     draft = path.with_suffix(".tmp")
@@ -77,8 +103,11 @@ def build_demo_in_background() -> None:
     path = Path(os.environ["RECALL_DEMO_PROGRESS"])
     engine = open_engine(database_url())
     try:
-        build_demo(engine, customers=demo_customers(),
-                   progress=lambda done, total: write_progress(path, done=done, total=total))
+        def progress(done: int, total: int) -> None:
+            store_demo_runs(engine, done, total)
+            write_progress(path, done=done, total=total)
+
+        build_demo(engine, customers=demo_customers(), progress=progress)
     except Exception as exc:  # the app shows it; the server keeps running on what was built
         write_progress(path, done=0, total=0, error=f"{type(exc).__name__}: {exc}")
         raise
@@ -157,7 +186,7 @@ def run_app(
     url = database_url(db)
     engine = open_engine(url)
     first_admin(engine)  # first: a question at the terminal should not wait behind the demo
-    build_demo = os.environ.get("RECALL_NO_DEMO") != "1" and database_is_empty(engine)
+    build_demo = os.environ.get("RECALL_NO_DEMO") != "1" and demo_wanted(engine)
     if warning := exposure_warning(host, count_users(engine), sso_configured()):
         err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     engine.dispose()

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
 from experiments.access import cli_actor
 from experiments.assignment import assign
@@ -100,8 +100,11 @@ def build_demo(engine: Engine, *, customers: int = 100_000, seed: int = 20261123
 
     ``progress(done, total)`` is called after the customers and after each campaign (each committed:
     a reader sees every finished campaign while the next one builds)."""
-    if _main_exists(engine):
+    state = demo_state(engine)
+    if state == COMPLETE:
         return _summary(engine, already_built=True)
+    if state == PARTIAL:  # a build stopped half-way (recall app interrupted): start again from scratch
+        _remove_partial(engine)
     today = today or utcnow()
     rng = np.random.default_rng(seed)
     launch = local_midnight_utc(_local_day(today) - timedelta(days=10))
@@ -119,12 +122,39 @@ def _local_day(at: datetime):  # noqa: ANN202 - a datetime.date
     return at.replace(tzinfo=UTC).astimezone(settings().timezone).date()
 
 
-def _main_exists(engine: Engine) -> bool:
+ABSENT, PARTIAL, COMPLETE = "absent", "partial", "complete"
+DEMO_NAMES = (MAIN, TARGETING, "demo-dormant-push-vs-sms", "demo-welcome-coupon")
+DEMO_CUSTOMER = "D_______"  # D and 7 digits (LIKE pattern)
+
+
+def demo_state(engine: Engine) -> str:
+    """Whether the demo is absent, complete, or partial: a build was stopped half-way.
+
+    Campaigns are built in order and the last one (demo-repeat-buyers) leaves its running state only in
+    the transaction that adds its outcomes, so it is complete once that campaign is no longer a draft
+    or running. A partial build is demo campaigns without it (or a demo built before it existed), or
+    demo customers alone in a database that holds nothing else."""
     with session_scope(engine) as session:
-        return bool(session.scalar(
-            select(func.count()).select_from(Assignment).join(Experiment, Experiment.id == Assignment.experiment_id)
-            .where(Experiment.name == MAIN)
-        ))
+        statuses = dict(session.execute(select(Experiment.name, Experiment.status)
+                                        .where(Experiment.name.in_(DEMO_NAMES))).all())
+        if statuses:
+            done = statuses.get(TARGETING) not in (None, ExperimentStatus.DRAFT, ExperimentStatus.RUNNING)
+            return COMPLETE if done else PARTIAL
+        count = lambda *where: session.scalar(select(func.count()).select_from(Customer).where(*where))  # noqa: E731
+        demo_customers = count(Customer.customer_id.like(DEMO_CUSTOMER))
+        alone = (demo_customers and demo_customers == count()
+                 and not session.scalar(select(func.count()).select_from(Experiment))
+                 and not session.scalar(select(func.count()).select_from(Event)))
+        return PARTIAL if alone else ABSENT
+
+
+def _remove_partial(engine: Engine) -> None:
+    """Everything a stopped build wrote, in one transaction: the demo campaigns (their variants,
+    assignments, sends, holds and runs go with them), the demo customers' events and the customers."""
+    with session_scope(engine) as session:
+        session.execute(delete(Experiment).where(Experiment.name.in_(DEMO_NAMES)))
+        session.execute(delete(Event).where(Event.customer_id.like(DEMO_CUSTOMER)))
+        session.execute(delete(Customer).where(Customer.customer_id.like(DEMO_CUSTOMER)))
 
 
 def _add_customers(engine: Engine, rng: np.random.Generator, n: int, launch: datetime) -> None:
@@ -142,21 +172,31 @@ def _add_customers(engine: Engine, rng: np.random.Generator, n: int, launch: dat
     phones = rng.integers(0, 10**8, size=n)
     prefixes = rng.choice(["138", "139", "158", "186", "177"], size=n)
     cities = rng.choice(CITIES, size=n)
-    rows = []
+    last_active = _minus_days(np.datetime64(launch, "us"), inactive_days)
+    signup = _minus_days(last_active, tenure_days)
+    first_order = np.where(never_ordered, None, (signup + np.timedelta64(1, "D")).astype(object))
+    columns = dict(
+        customer_id=[f"D{i:07d}" for i in range(n)],
+        phone=np.char.add(prefixes, np.char.zfill(phones.astype(str), 8)).tolist(),
+        city=cities.tolist(), signup_at=signup.astype(object).tolist(), first_order_at=first_order.tolist(),
+        last_active_at=last_active.astype(object).tolist(), orders_before=orders.tolist(),
+        spend_before=[Decimal(f"{x:.2f}") for x in spend.tolist()],
+    )
+    rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
     with session_scope(engine) as session:
         existing = session.scalar(select(func.count()).select_from(Customer).where(Customer.customer_id.like("D%")))
         if existing:
             raise RuntimeError("this database already holds demo customers from an interrupted build; "
                                "use a fresh database for the demo")
-        for i in range(n):
-            last_active = launch - timedelta(days=float(inactive_days[i]))
-            signup = last_active - timedelta(days=float(tenure_days[i]))
-            rows.append(dict(
-                customer_id=f"D{i:07d}", phone=f"{prefixes[i]}{phones[i]:08d}", city=str(cities[i]),
-                signup_at=signup, first_order_at=None if never_ordered[i] else signup + timedelta(days=1),
-                last_active_at=last_active, orders_before=int(orders[i]), spend_before=Decimal(f"{spend[i]:.2f}"),
-            ))
         bulk_insert(session, Customer, rows)
+
+
+def _minus_days(at: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """``at - timedelta(days=d)`` for each ``d``, to the microsecond as datetime rounds it: the whole days
+    exactly, the fraction's microseconds rounded half to even (what the Python loop computed before)."""
+    whole = np.trunc(days)
+    micros = whole.astype(np.int64) * 86_400_000_000 + np.rint((days - whole) * 86_400_000_000.0).astype(np.int64)
+    return at - micros.astype("timedelta64[us]")
 
 
 def _main_campaign(launch: datetime) -> Campaign:

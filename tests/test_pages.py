@@ -335,3 +335,50 @@ def test_operators_stop_decide_and_roll_out_after_a_confirmation(demo: Engine) -
 def lifecycle_status(engine: Engine, name: str) -> str:
     with session_scope(engine) as session:
         return get_experiment(session, name).status.value
+
+
+def test_results_opens_on_the_running_experiment_not_the_newest(demo: Engine) -> None:
+    at = open_page("results", "en", role="analyst")
+    box = at.selectbox(key="results_exp")
+    assert box.options[0] != MAIN  # the newest experiment is listed first…
+    assert box.value == MAIN  # …but the page opens on the running one, whose decision is still to be made
+    assert at.query_params["experiment"] == [MAIN] or at.query_params["experiment"] == MAIN
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_overview_says_the_winning_arm_breaches_a_guardrail(demo: Engine, lang: str) -> None:
+    """A stop-for-harm verdict on the arm that brings most customers back: the card says that arm wins on
+    returns and breaches a guardrail, never "no variant beats the natural return". The verdict comes from
+    a stored run (how the app reads recall report's runs) of the real report with that verdict."""
+    from dataclasses import replace
+
+    from analysis.runs import data_version, options_key
+    from analysis.verdict import STOP_FOR_HARM, Verdict
+    from experiments.models import AnalysisRun
+    from experiments.store import utcnow
+
+    report = build_report(demo, MAIN)
+    winner = report.verdict.variant
+    assert any(c.variant == winner and c.metric == "returned" and c.significant and c.abs_uplift > 0
+               for c in report.comparisons)
+    harmful = replace(report, verdict=Verdict(STOP_FOR_HARM, winner, list(report.verdict.reasons)))
+    with session_scope(demo) as session:
+        version = data_version(session.connection())
+        run = AnalysisRun(experiment_id=get_experiment(session, MAIN).id, created_at=utcnow(), data_version=version,
+                          options=options_key({}), report_json=harmful.to_json(indent=None))
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    try:
+        st.cache_data.clear()
+        at = open_page("overview", lang, role="analyst")
+        card = next(m.value for m in at.markdown if m.value.startswith(f"**{MAIN}**"))
+        assert decision_text(harmful.verdict, lang) in card
+        wins = ("显著提升了回流，但触犯了护栏指标" if lang == "zh"
+                else "brings significantly more customers back but breaches a guardrail")
+        assert f"{winner} {wins}" in card
+        assert ("尚无分组显著优于自然回流" if lang == "zh" else "No variant beats the natural return yet") not in card
+    finally:
+        with session_scope(demo) as session:
+            session.delete(session.get(AnalysisRun, run_id))
+        st.cache_data.clear()

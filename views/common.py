@@ -20,11 +20,11 @@ from sqlalchemy.engine import make_url
 from analysis.monitoring import Look, daily_looks
 from analysis.render import fmt_money, metric_label
 from analysis.report import Report, build_report
-from analysis.runs import data_version
+from analysis.runs import data_version, lookup
 from experiments.cohorts import COHORTS, cohort_filter
 from experiments.config import database_url, settings
 from experiments.db import open_engine, session_scope
-from experiments.models import Customer
+from experiments.models import Assignment, Customer, Experiment
 from experiments.notes import Note, notes
 from experiments.store import get_experiment, list_experiments, utcnow
 from views.i18n import STRINGS, lang, t
@@ -85,6 +85,14 @@ def experiment_rows(url: str) -> list[ExperimentRow]:
         ]
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def assigned_customers(url: str) -> dict[str, int]:
+    """Customers assigned per experiment (imported experiments have none here)."""
+    with engine_for(url).connect() as connection:
+        return dict(connection.execute(select(Experiment.name, func.count()).join(
+            Assignment, Assignment.experiment_id == Experiment.id).group_by(Experiment.name)).all())
+
+
 @st.cache_data(ttl=10, show_spinner=False)
 def data_version_for(url: str) -> str:
     with session_scope(engine_for(url)) as session:
@@ -93,23 +101,37 @@ def data_version_for(url: str) -> str:
 
 def report_for(url: str, name: str, correction: str = "holm", sequential: bool = False, *, cuped: bool = False,
                bayesian: bool = False) -> Report:
-    """The report for the current data with the CLI's options, cached in memory per data version.
-    Computed, never stored: drawing a page writes nothing (``recall report`` stores runs)."""
+    """The report for the current data with the CLI's options, cached in memory per data version: the
+    stored run of this data version when there is one (``recall report``, ``recall demo`` and the demo
+    builder write them), else computed, never stored: drawing a page writes nothing."""
     return _report_for(url, name, data_version_for(url), correction, sequential, cuped, bayesian)
+
+
+def _options(correction: str, sequential: bool, cuped: bool, bayesian: bool) -> dict[str, object]:
+    return (({"correction": correction} if correction != "holm" else {}) | ({"sequential": True} if sequential else {})
+            | ({"cuped": True} if cuped else {}) | ({"bayesian": True} if bayesian else {}))
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def _report_for(url: str, name: str, version: str, correction: str, sequential: bool, cuped: bool = False,
                 bayesian: bool = False) -> Report:
-    options = (({"correction": correction} if correction != "holm" else {}) | ({"sequential": True} if sequential else {})
-               | ({"cuped": True} if cuped else {}) | ({"bayesian": True} if bayesian else {}))
-    return build_report(engine_for(url), name, **options)
+    options = _options(correction, sequential, cuped, bayesian)
+    stored = lookup(engine_for(url), [name], version, options)
+    return stored[name] if name in stored else build_report(engine_for(url), name, **options)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _stored_reports(url: str, names: tuple[str, ...], version: str) -> dict[str, Report]:
+    return lookup(engine_for(url), names, version)
 
 
 def reports_for(url: str, names: list[str]) -> dict[str, Report]:
-    """Default reports of many experiments (each cached like :func:`report_for`)."""
+    """Default reports of many experiments: the stored runs of this data version read in one query,
+    the others computed like :func:`report_for`."""
     version = data_version_for(url)
-    return {name: _report_for(url, name, version, "holm", False) for name in names}
+    stored = _stored_reports(url, tuple(names), version)
+    return {name: stored[name] if name in stored else _report_for(url, name, version, "holm", False)
+            for name in names}
 
 
 @st.cache_data(ttl=300, show_spinner=False)

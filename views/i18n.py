@@ -14,7 +14,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "nav_design": {"zh": "设计实验", "en": "Design"},
     "nav_results": {"zh": "实验结果", "en": "Results"},
     "nav_settings": {"zh": "设置", "en": "Settings"},
-    "building_demo": {"zh": "首次启动：正在生成演示数据（约半分钟）…", "en": "First start: building the demo campaign (about half a minute)…"},
+    "building_demo": {"zh": "首次启动：正在生成演示数据…", "en": "First start: building the demo campaign…"},
     "no_experiments": {"zh": "还没有实验。", "en": "No experiments yet."},
     "no_experiments_help": {
         "zh": "生成演示数据：`recall demo`；或导入公开的 Hillstrom 测试：`recall import results experiments/data/hillstrom.csv.gz --experiment hillstrom --variant-column segment --control \"No E-Mail\" --metrics visit,conversion,spend`；或在「设计实验」页创建草稿。",
@@ -49,6 +49,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "「{variant}」比自然回流多带回 {returns} 位客户",
         "en": "“{variant}” brought back {returns} more customers than would have returned anyway"},
     "headline_none": {"zh": "尚无分组显著优于自然回流", "en": "No variant beats the natural return yet"},
+    "headline_harm_wins": {"zh": "{variant} 显著提升了回流，但触犯了护栏指标，不能上线",
+                           "en": "{variant} brings significantly more customers back but breaches a guardrail: do not ship it"},
+    "headline_harm": {"zh": "{variant} 触犯了护栏指标", "en": "{variant} breaches a guardrail"},
     "kind": {"zh": "类别", "en": "Series"},
     # experiments
     "experiments_title": {"zh": "实验列表", "en": "Experiments"},

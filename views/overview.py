@@ -19,7 +19,7 @@ import streamlit as st
 from analysis.charts import monthly_trend, recall_vs_natural, to_png
 from analysis.render import decision_text, show
 from analysis.report import Comparison, Report
-from analysis.verdict import SHIP
+from analysis.verdict import SHIP, STOP_FOR_HARM
 from experiments.access import Forbidden, Permission
 from experiments.config import settings
 from experiments.store import utcnow
@@ -156,6 +156,11 @@ def roi_reading(c: Campaign) -> str:
 def headline(report: Report, c: Campaign) -> str:
     """The verdict in words and, when a variant ships, the same numbers as the card."""
     verdict = decision_text(report.verdict, lang()) if report.verdict else ""
+    if report.verdict and report.verdict.decision == STOP_FOR_HARM and report.verdict.variant:
+        # the harmful arm may be the one that brings most customers back: say so, not "no variant beats it"
+        harmful = report.verdict.variant
+        wins = any(x.variant == harmful and x.significant and x.abs_uplift > 0 for x in _rows(report))
+        return f"{verdict} · {t('headline_harm_wins' if wins else 'headline_harm', variant=harmful)}"
     if not c.headline_variant or not c.counted:
         return f"{verdict} · {t('headline_none')}"
     text = t("headline_no_roi", variant=c.headline_variant, returns=count_text(c.returns))

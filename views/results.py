@@ -33,6 +33,7 @@ from experiments.notes import add_note
 from views.actions import record_download
 from views.auth import acting, page_actor
 from views.common import (
+    assigned_customers,
     currency,
     current_url,
     daily_looks_for,
@@ -386,6 +387,14 @@ def decide_section(report: Report, url: str, name: str, actor) -> None:
         st.caption(t("lifecycle_nothing"))
 
 
+def main_experiment(status: dict[str, str], customers: dict[str, int]) -> str:
+    """The experiment Results opens on: a running one (its decision is still to be made) before the
+    others, the one with the most assigned customers first, then the newest (``status`` lists them
+    newest first): the main campaign, not merely the last one created."""
+    order = {name: i for i, name in enumerate(status)}
+    return min(status, key=lambda name: (status[name] != "running", -customers.get(name, 0), order[name]))
+
+
 # --------------------------------------------------------------------------- the page
 
 actor = page_actor(Permission.VIEW)
@@ -399,7 +408,9 @@ if not names:
     st.stop()
 wanted = st.query_params.get("experiment")
 default = wanted if wanted in names else st.session_state.get("experiment")
-name = st.selectbox(t("experiment"), names, index=names.index(default) if default in names else 0, key="results_exp")
+if default not in names:  # no choice yet: the experiment most worth a look, not merely the newest
+    default = main_experiment(status, assigned_customers(url))
+name = st.selectbox(t("experiment"), names, index=names.index(default), key="results_exp")
 st.session_state["experiment"] = name
 st.query_params["experiment"] = name  # a permalink: ?experiment=NAME&lang=… (app.py keeps lang)
 with st.expander(t("options")):
