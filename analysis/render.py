@@ -179,6 +179,7 @@ REASONS = {
         "factorial_level_roi_clear": "{factor}（按 ROI）：**{level}**，ROI {value} {value_ci}{value_reading}，比 {runner_up} 高 {lead} {lead_ci}（校正后区间不含 0）",
         "factorial_level_roi_leading": "{factor}（按 ROI）：{level}（ROI {value} {value_ci}{value_reading}）领先 {runner_up} {lead} {lead_ci}，区间包含 0：未经证实",
         "factorial_depends": "{factor}：最佳水平取决于 {others}（交互作用不可忽略），请按组合选择",
+        "factorial_cell_guardrail": "但 {variant} 越过护栏「{metric}」：不能按原样上线，请选择未越过护栏的组合",
     },
     "en": {
         "no_customers": "No data yet: no customer has been assigned",
@@ -226,6 +227,8 @@ REASONS = {
         "factorial_level_roi_leading": "{factor} by ROI: {level} (ROI {value} {value_ci}{value_reading}) leads "
                                        "{runner_up} by {lead} {lead_ci}; the interval includes 0: unproven",
         "factorial_depends": "{factor}: the best level depends on {others} (interactions not negligible): choose by cell",
+        "factorial_cell_guardrail": "but {variant} breaches the {metric} guardrail: not to ship as it is; choose a "
+                                    "cell that breaches none",
     },
 }
 # How an uplift over the holdout (rate) or an ROI reads against 0 / break-even, after its interval.
@@ -291,7 +294,10 @@ def _factorial_reason_text(reason: Reason, lang: str, currency: str) -> str:
     reading = ("" if not (finite(lo) and finite(hi)) else
                READINGS[lang][f"{'roi' if roi else 'rate'}_{'above' if lo > 0 else 'below' if hi < 0 else 'unproven'}"])
     name = lambda x: level_label(factor, str(x), currency) if factor and x else (x or DASH)  # noqa: E731
+    metric = str(v.get("metric") or "")
+    guardrail = (LABELS[lang].get(metric) or metric_label(metric, lang)) if metric else DASH
     return REASONS[lang][reason.code].format(
+        metric=guardrail,
         variant=reason.variant or DASH, factor=factor or DASH, level=name(v.get("level")),
         runner_up=name(v.get("runner_up")), lead=lead, lead_ci=lead_ci, value=value, value_ci=value_ci,
         value_reading=reading, others=v.get("others") or DASH)

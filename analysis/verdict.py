@@ -101,8 +101,10 @@ def decide(report: Report, horizon: Horizon | None = None) -> Verdict:
 def factorial_reasons(report: Report) -> list[Reason]:
     """A factorial's recommendation as reasons (one per pick; "depends" once per factor): the choice,
     its lead over the runner-up with the adjusted interval, and its uplift over the holdout (rate) or
-    its ROI with their intervals."""
+    its ROI with their intervals. A best cell that breaches a guardrail says so right after it: the
+    recommendation ranks by rate or ROI alone, the guardrail decides whether it may ship."""
     out: list[Reason] = []
+    breached = {g.variant: g for g in report.guardrails if g.breached}
     for p in report.recommendation:
         level = p.subject != "cell"
         if p.verdict == "depends":
@@ -116,6 +118,9 @@ def factorial_reasons(report: Report) -> list[Reason]:
         if level:
             values |= {"factor": p.subject, "level": p.choice}
         out.append(Reason(code, None if level else p.choice, values))
+        if not level and p.choice in breached:
+            g = breached[p.choice]
+            out.append(Reason("factorial_cell_guardrail", p.choice, {"metric": g.metric, "basis": p.basis}))
     return out
 
 

@@ -163,6 +163,27 @@ def test_factorial_verdicts_name_the_best_cell_and_levels_in_every_format(demo: 
                 assert reason_text(reason, lang) in rendered.markdown[lang], (name, lang, reason.code)
 
 
+def test_a_best_cell_that_breaches_a_guardrail_is_not_recommended_as_it_is(demo: dict[str, Rendered]) -> None:
+    """The recommendation ranks cells by rate or ROI alone; a best cell that breaches a guardrail is
+    flagged right after its pick (the main campaign's best cell by ROI made to breach one)."""
+    report = demo[MAIN].report
+    assert not any(r.code == "factorial_cell_guardrail" for r in report.verdict.reasons)  # none breaches
+    best_roi = next(p.choice for p in report.recommendation if p.subject == "cell" and p.basis == "roi")
+    breached = dataclasses.replace(report, verdict=None, guardrails=[
+        dataclasses.replace(g, breached=True) if g.variant == best_roi else g for g in report.guardrails])
+    reasons = decide(breached).reasons
+    picks = [(i, r) for i, r in enumerate(reasons) if r.code.startswith(("factorial_cell_rate_", "factorial_cell_roi_"))]
+    assert {r.variant for _, r in picks} >= {best_roi}
+    for i, pick in picks:
+        follows = reasons[i + 1]
+        flagged = follows.code == "factorial_cell_guardrail" and follows.variant == pick.variant
+        assert flagged == (pick.variant == best_roi), pick
+    warned = next(r for r in reasons if r.code == "factorial_cell_guardrail")
+    for lang, words in (("zh", "越过护栏"), ("en", "not to ship as it is")):
+        text = reason_text(warned, lang)
+        assert words in text and best_roi in text and "{" not in text
+
+
 def test_json_puts_the_adjusted_interval_beside_the_adjusted_p(demo: dict[str, Rendered]) -> None:
     keys = list(demo[MAIN].json["comparisons"][0])
     assert keys[keys.index("p_value_adjusted") + 1] == "abs_ci_adjusted"
