@@ -67,6 +67,7 @@ from experiments.assignment import progress_bar
 from experiments.audit import Action, record
 from experiments.catalog import Channel
 from experiments.config import settings, to_stored_utc
+from experiments.bulk_load import Prepared, loader_kind, prepare
 from experiments.db import bulk_insert, bulk_loader, insert_skipping_repeats, run_in_transaction
 from experiments.identifiers import MAX_ID_LENGTH, InvalidIdentifier, check_name, normalise_customer_id
 from experiments.models import (
@@ -515,11 +516,12 @@ def _load_events_fast(session: Session, table: _Table, latest: datetime,
     staging.create(connection)
     rows = 0
     before = table.stat()
+    kind = loader_kind(session)
     with bulk_loader(session, staging) as store:
-        for batch in _read_ahead(_checked_events(table, latest)):
+        for batch in _read_ahead(prepare(kind, block) for block in _checked_events(table, latest)):
             store(batch)
-            rows += batch.num_rows
-            advance(batch.num_rows)
+            rows += batch.rows
+            advance(batch.rows)
     if table.stat() != before:
         raise ImportFailed(f"{table.name}: the file changed while it was being imported; import it again")
     staged = staging.c
@@ -847,13 +849,21 @@ def _load_fast(session: Session, table: _Table, columns: _Columns, results: SqlT
     ids: list[pa.Array] = []
     before = table.stat()
     names = [c.name for c in results.columns]
-    with bulk_loader(session, results) as store:
-        for block in _read_ahead(_checked_blocks(table, columns)):
+    kind = loader_kind(session)
+
+    def prepared() -> Iterator[Prepared]:
+        """Runs on the reading thread: parse, check, sum and convert while the session's thread writes."""
+        for block in _checked_blocks(table, columns):
             ids.append(block.customer_ids)
             loaded.add(block.labels, block.numbers, block.segments)
-            store(pa.RecordBatch.from_arrays([block.customer_ids, block.labels, *block.numbers.values(),
-                                              *block.segments.values()], names=names))
-            advance(len(block.labels))
+            yield prepare(kind, pa.RecordBatch.from_arrays([block.customer_ids, block.labels,
+                                                            *block.numbers.values(), *block.segments.values()],
+                                                           names=names))
+
+    with bulk_loader(session, results) as store:
+        for batch in _read_ahead(prepared()):
+            store(batch)
+            advance(batch.rows)
     if loaded.rows and _repeats(pa.chunked_array(ids)):
         raise _Recheck  # a customer appears twice
     if table.stat() != before:
