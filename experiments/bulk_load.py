@@ -68,11 +68,11 @@ def prepare(kind: str, batch: pa.RecordBatch) -> Prepared:
                         [dict(zip(names, row, strict=True)) for row in zip(*columns)])
     width = len(columns)
     per_statement = max(1, min(SQLITE_ROWS_PER_STATEMENT, SQLITE_PARAMETERS // max(width, 1)))
-    flat = list(itertools.chain.from_iterable(zip(*columns)))
-    step = per_statement * width
-    whole = batch.num_rows // per_statement * step
-    return Prepared(kind, batch.num_rows, names, [flat[i:i + step] for i in range(0, whole, step)],
-                    per_statement, flat[whole:])
+    rows = zip(*columns)  # each statement's parameters made straight from the rows: no copy of the batch
+    statements = [list(itertools.chain.from_iterable(itertools.islice(rows, per_statement)))
+                  for _ in range(batch.num_rows // per_statement)]
+    return Prepared(kind, batch.num_rows, names, statements, per_statement,
+                    list(itertools.chain.from_iterable(rows)))
 
 
 def _python_values(array: pa.Array) -> list:
