@@ -68,7 +68,7 @@ for name, arm in data[data.variant != "control"].groupby("variant"):
 RECALL_TIMED = ("import sys, time\nfrom cli import app\nimport {modules}\n"
                 "started = time.perf_counter()\napp(sys.argv[1:], standalone_mode=False)" + TIMED)
 RECALL_IMPORT = RECALL_TIMED.replace("{modules}", "experiments.importer")
-RECALL_REPORT = RECALL_TIMED.replace("{modules}", "analysis.report, analysis.render")
+RECALL_REPORT = RECALL_TIMED.replace("{modules}", "experiments.importer, analysis.report, analysis.render")
 
 
 Sample = tuple[float, float, float, float]  # whole process s, the work's s, peak RSS MB, CPU s (user + system)
@@ -196,9 +196,9 @@ def main() -> None:
           "during the run. Seconds: median (min–max) over the runs; command = the whole process, work = timed "
           "inside it after its imports; CPU = the command's user + system seconds (a database server's are not "
           "counted); ratio = each run's figure over the same run's baseline")
-    print("| step | backend | command s | work s | CPU s | peak MB | baseline | command s | work s "
-          "| ratio: command | ratio: work |")
-    print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    print("| step | backend | command s | work s | CPU s | peak MB | baseline | command s | work s | CPU s "
+          "| ratio: command | ratio: work | ratio: CPU |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     steps = [("import", "read", "`pandas.read_csv`"), ("report", "report", "pandas + statsmodels"),
              *([("events", "events", "`pandas.read_csv`")] if args.events else [])]
     for step, baseline, name in steps:
@@ -209,9 +209,10 @@ def main() -> None:
                        "events": f"import events ({args.events:,})"}[step]
             print(f"| `recall {command}` | {backend} | {spread([s[0] for s in mine])} | {spread([s[1] for s in mine])} | "
                   f"{spread([s[3] for s in mine])} | {max(s[2] for s in mine):.0f} | {name} | "
-                  f"{spread([s[0] for s in base])} | {spread([s[1] for s in base])} | "
+                  f"{spread([s[0] for s in base])} | {spread([s[1] for s in base])} | {spread([s[3] for s in base])} | "
                   f"{spread([m[0] / b[0] for m, b in zip(mine, base)], '×')} | "
-                  f"{spread([m[1] / b[1] for m, b in zip(mine, base)], '×')} |")
+                  f"{spread([m[1] / b[1] for m, b in zip(mine, base)], '×')} | "
+                  f"{spread([m[3] / b[3] for m, b in zip(mine, base)], '×')} |")
 
 
 if __name__ == "__main__":
