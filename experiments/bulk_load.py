@@ -85,7 +85,8 @@ def _python_values(array: pa.Array) -> list:
         array = array.combine_chunks()
     if array.null_count == 0 and (pa.types.is_floating(array.type) or pa.types.is_integer(array.type)):
         return array.to_numpy().tolist()
-    if pa.types.is_string(array.type) and len(array) > FEW_DISTINCT:
+    if (pa.types.is_string(array.type) and len(array) > FEW_DISTINCT  # customer ids: told by their first values
+            and pc.count_distinct(array.slice(0, 2 * FEW_DISTINCT)).as_py() <= FEW_DISTINCT):
         encoded = pc.dictionary_encode(array)
         if len(encoded.dictionary) <= FEW_DISTINCT and encoded.indices.null_count == 0:
             return np.array(encoded.dictionary.to_pylist(), dtype=object)[encoded.indices.to_numpy()].tolist()
