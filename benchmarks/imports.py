@@ -2,19 +2,23 @@
 
 Writes a per-customer results file of N customers (default 2M: customer id, variant, a 0/1 outcome,
 revenue, a pre-period covariate, a cohort), then, ``--runs`` times, each step in a child process of its
-own (wall seconds and peak RSS from ``os.wait4``, and the seconds of the work itself, timed inside the
-process after its imports: Python, pandas, scipy and SQLAlchemy take a second or two to load):
+own (wall seconds, CPU seconds (user + system) and peak RSS from ``os.wait4``, and the seconds of the
+work itself, timed inside the process after its imports: Python, pandas, scipy and SQLAlchemy take a
+second or two to load):
 
 - baseline ``pandas.read_csv`` of the file, and ``recall import results`` of it into a fresh SQLite
   database and (with ``--pg``) a fresh PostgreSQL one;
-- baseline ``pandas.read_csv`` of an events file of ``--events`` rows (customer id, type, local time,
-  amount), and ``recall import events`` of it (``--events 0``: skipped);
+- baseline ``pandas.read_csv`` of an events file of ``--events`` rows (default 10M: customer id, type,
+  local time, amount), and ``recall import events`` of it into the same database (``--events 0``:
+  skipped);
 - baseline pandas + statsmodels computing the report's comparisons from the CSV (read included: per
   contacted variant a z-test of the outcome and a Welch t-test of revenue, the same per cohort for the
   outcome, and the χ² sample-ratio check), and ``recall report`` of the imported experiment.
 
-It prints one table: each step's median (min–max) beside its baseline's, their ratios, and peak memory.
-Not a test: it prints figures (README, "Importing results").
+It prints one table: each step's median (min–max) beside its baseline's, the ratio of each run's step to
+the same run's baseline (median and range over the runs), its CPU seconds and peak memory, and the load
+average over the run. The machine may be shared: the ratios, each taken within one run, are the figures
+to compare. Not a test: it prints figures (README, "What a results file may hold, and how it is stored").
 
     .venv/bin/python benchmarks/imports.py
     .venv/bin/python benchmarks/imports.py --customers 2000000 --runs 3 \\
@@ -61,11 +65,13 @@ for name, arm in data[data.variant != "control"].groupby("variant"):
         proportions_ztest([cell.converted.sum(), base.converted.sum()], [len(cell), len(base)])
 """ + TIMED
 # The modules the commands load lazily are imported before the clock starts, as pandas is for the baseline.
-RECALL_TIMED = ("import sys, time\nfrom cli import app\nimport experiments.importer, analysis.report, analysis.render\n"
+RECALL_TIMED = ("import sys, time\nfrom cli import app\nimport {modules}\n"
                 "started = time.perf_counter()\napp(sys.argv[1:], standalone_mode=False)" + TIMED)
+RECALL_IMPORT = RECALL_TIMED.replace("{modules}", "experiments.importer")
+RECALL_REPORT = RECALL_TIMED.replace("{modules}", "experiments.importer, analysis.report, analysis.render")
 
 
-Sample = tuple[float, float, float]  # whole process s, the work's s, peak RSS MB
+Sample = tuple[float, float, float, float]  # whole process s, the work's s, peak RSS MB, CPU s (user + system)
 
 
 def measured(command: list[str]) -> Sample:
@@ -82,7 +88,7 @@ def measured(command: list[str]) -> Sample:
             raise RuntimeError(f"{' '.join(command)} failed:\n{err.read().decode()[-3000:]}")
         out.seek(0)
         work = float(out.read().decode().rstrip().rsplit("@@", 1)[1])
-    return seconds, work, usage.ru_maxrss / 1024
+    return seconds, work, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def write_results(path: Path, customers: int, seed: int = 1) -> None:
@@ -143,20 +149,15 @@ upgrade(engine)
     return url
 
 
-def summary(samples: list[Sample]) -> tuple[str, str, float, float, float]:
-    """"median (min–max)" of the whole process and of the work, their medians, and the peak memory."""
-    def spread(values: list[float]) -> str:
-        return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
-
-    whole, work = [s[0] for s in samples], [s[1] for s in samples]
-    return spread(whole), spread(work), statistics.median(whole), statistics.median(work), max(s[2] for s in samples)
+def spread(values: list[float], unit: str = "") -> str:
+    return f"{statistics.median(values):.2f}{unit} ({min(values):.2f}–{max(values):.2f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=2_000_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--events", type=int, default=1_000_000, help="rows of the events file (0: none)")
+    parser.add_argument("--events", type=int, default=10_000_000, help="rows of the events file (0: none)")
     parser.add_argument("--pg", help="a PostgreSQL database URL the benchmark may wipe")
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "recall-bench-imports")
     args = parser.parse_args()
@@ -168,38 +169,50 @@ def main() -> None:
     if args.events and not events.exists():
         write_events(events, args.events)
     backends = {"SQLite": f"sqlite:///{args.folder / 'bench.db'}", **({"PostgreSQL": args.pg} if args.pg else {})}
-    samples: dict[tuple[str, str], list[Sample]] = {}
-    recall = [sys.executable, "-c", RECALL_TIMED]
+    # Each run: a list of (step, backend) → sample; a step's ratio is to its baseline of the same run.
+    runs: list[dict[tuple[str, str], Sample]] = []
+    loads = [os.getloadavg()[0]]
     for _ in range(args.runs):  # interleaved: the machine's load falls on every figure alike
-        samples.setdefault(("read", "pandas"), []).append(measured([sys.executable, "-c", PANDAS_READ, str(path)]))
-        samples.setdefault(("report", "pandas"), []).append(measured([sys.executable, "-c", PANDAS_REPORT, str(path)]))
+        run: dict[tuple[str, str], Sample] = {}
+        run[("read", "pandas")] = measured([sys.executable, "-c", PANDAS_READ, str(path)])
+        run[("report", "pandas")] = measured([sys.executable, "-c", PANDAS_REPORT, str(path)])
+        if args.events:
+            run[("events", "pandas")] = measured([sys.executable, "-c", PANDAS_READ, str(events)])
         for backend, url in backends.items():
             fresh(url)
-            samples.setdefault(("import", backend), []).append(
-                measured([*recall, "import", "results", str(path), *IMPORT, "--db", url]))
-            samples.setdefault(("report", backend), []).append(measured([*recall, "report", "bench", "--db", url]))
+            run[("import", backend)] = measured([sys.executable, "-c", RECALL_IMPORT, "import", "results", str(path),
+                                                 *IMPORT, "--db", url])
+            run[("report", backend)] = measured([sys.executable, "-c", RECALL_REPORT, "report", "bench", "--db", url])
             if args.events:
-                samples.setdefault(("events", backend), []).append(
-                    measured([*recall, "import", "events", str(events), "--no-progress", "--db", url]))
-        if args.events:
-            samples.setdefault(("events", "pandas"), []).append(
-                measured([sys.executable, "-c", PANDAS_READ, str(events)]))
+                run[("events", backend)] = measured([sys.executable, "-c", RECALL_IMPORT, "import", "events",
+                                                     str(events), "--no-progress", "--db", url])
+        runs.append(run)
+        loads.append(os.getloadavg()[0])
 
     size = path.stat().st_size / 1e6
-    print(f"{args.customers:,} customers, {size:.0f} MB CSV, {args.runs} runs, {os.cpu_count()} cores; seconds: "
-          "median (min–max); command = the whole process, work = timed inside it after its imports")
-    print("| step | backend | command s | work s | baseline | command s | work s | ratio: command | work | peak MB |")
-    print("|---|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    print(f"{args.customers:,} customers ({size:.0f} MB CSV)"
+          + (f", {args.events:,} events ({events.stat().st_size / 1e6:.0f} MB)" if args.events else "")
+          + f"; {args.runs} runs, {os.cpu_count()} cores, load average (1 min) {min(loads):.1f}–{max(loads):.1f} "
+          "during the run. Seconds: median (min–max) over the runs; command = the whole process, work = timed "
+          "inside it after its imports; CPU = the command's user + system seconds (a database server's are not "
+          "counted); ratio = each run's figure over the same run's baseline")
+    print("| step | backend | command s | work s | CPU s | peak MB | baseline | command s | work s | CPU s "
+          "| ratio: command | ratio: work | ratio: CPU |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     steps = [("import", "read", "`pandas.read_csv`"), ("report", "report", "pandas + statsmodels"),
              *([("events", "events", "`pandas.read_csv`")] if args.events else [])]
     for step, baseline, name in steps:
-        base_whole, base_work, base_whole_median, base_work_median, _ = summary(samples[(baseline, "pandas")])
+        base = [run[(baseline, "pandas")] for run in runs]
         for backend in backends:
-            whole, work, whole_median, work_median, memory = summary(samples[(step, backend)])
+            mine = [run[(step, backend)] for run in runs]
             command = {"import": "import results", "report": "report",
                        "events": f"import events ({args.events:,})"}[step]
-            print(f"| `recall {command}` | {backend} | {whole} | {work} | {name} | {base_whole} | {base_work} | "
-                  f"{whole_median / base_whole_median:.2f}× | {work_median / base_work_median:.2f}× | {memory:.0f} |")
+            print(f"| `recall {command}` | {backend} | {spread([s[0] for s in mine])} | {spread([s[1] for s in mine])} | "
+                  f"{spread([s[3] for s in mine])} | {max(s[2] for s in mine):.0f} | {name} | "
+                  f"{spread([s[0] for s in base])} | {spread([s[1] for s in base])} | {spread([s[3] for s in base])} | "
+                  f"{spread([m[0] / b[0] for m, b in zip(mine, base)], '×')} | "
+                  f"{spread([m[1] / b[1] for m, b in zip(mine, base)], '×')} | "
+                  f"{spread([m[3] / b[3] for m, b in zip(mine, base)], '×')} |")
 
 
 if __name__ == "__main__":

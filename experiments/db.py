@@ -2,15 +2,13 @@
 
 Transactions: :func:`session_scope`, and :func:`run_in_transaction`, which runs one again after a
 deadlock. Also the bulk-load write paths, the only dialect-specific writes: COPY (:func:`bulk_insert`,
-and of Arrow batches, :func:`bulk_loader`) and foreign keys checked once per load
+and of Arrow batches, :func:`bulk_loader`, in :mod:`experiments.bulk_load`) and foreign keys checked once per load
 (:func:`foreign_keys_checked_once`) on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import enum
-import io
-import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,11 +20,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from experiments.config import PROJECT_ROOT, database_url
+from experiments.bulk_load import bulk_loader  # noqa: F401 - imported from here by the importer
 from experiments.dialects import register_sqlite_functions
 from experiments.faults import is_transient
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from alembic.config import Config
 
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
@@ -301,61 +299,6 @@ def foreign_keys_checked_once(session: Session, model: type, rows: int) -> Itera
         connection.execute(text(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}"))
 
 
-@contextmanager
-def bulk_loader(session: Session, table: Table) -> Iterator[Callable[[pa.RecordBatch], None]]:
-    """A function that appends Arrow batches (columns named and ordered as ``table``'s) in the session's
-    transaction, for as long as the context lasts.
-
-    PostgreSQL: one COPY for the whole load, each batch written as CSV by pyarrow (C++ at both ends);
-    the server parses one batch while the next is prepared. SQLite: executemany of multi-row INSERTs
-    (about twice as fast as one row per statement: the per-statement cost, not the binding, dominates).
-    Elsewhere: SQLAlchemy's executemany.
-    """
-    names = [column.name for column in table.columns]
-    if not _copies(session):
-        yield lambda batch: _insert_batch(session, table, batch)
-        return
-    import pyarrow.csv as pacsv
-
-    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-    cursor_of = session.connection().connection.driver_connection.cursor
-    with cursor_of() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN (FORMAT csv)") as copy:
-        def write(batch: pa.RecordBatch) -> None:
-            buffer = io.BytesIO()
-            pacsv.write_csv(batch, buffer, options)
-            copy.write(buffer.getbuffer())
-
-        yield write
-
-
-def _insert_batch(session: Session, table: Table, batch: pa.RecordBatch) -> None:
-    if not batch.num_rows:
-        return
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        batch = _as_sqlite_stores(batch)
-    columns = [array.to_pylist() for array in batch.columns]
-    names = ", ".join(batch.schema.names)
-    if connection.dialect.name != "sqlite":
-        session.execute(insert(table), [dict(zip(batch.schema.names, row, strict=True)) for row in zip(*columns)])
-        return
-    width = len(columns)
-    per_statement = max(1, min(100, SQLITE_PARAMETERS // width))
-    one = "(" + ", ".join("?" * width) + ")"
-    flat = list(itertools.chain.from_iterable(zip(*columns)))
-    whole = batch.num_rows // per_statement * per_statement * width
-    step = per_statement * width
-    cursor = connection.connection.driver_connection.cursor()
-    try:
-        cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES {', '.join([one] * per_statement)}",
-                           (flat[i:i + step] for i in range(0, whole, step)))
-        rest = flat[whole:]
-        if rest:
-            cursor.execute(f"INSERT INTO {table.name} ({names}) VALUES {', '.join([one] * (len(rest) // width))}", rest)
-    finally:
-        cursor.close()
-
-
 def insert_skipping_repeats(session: Session, model: type, columns: list[str], rows: Select) -> None:
     """INSERT … SELECT ``rows`` into ``model``'s table, leaving out rows whose unique key is already there
     (or earlier in ``rows``): ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
@@ -369,20 +312,3 @@ def insert_skipping_repeats(session: Session, model: type, columns: list[str], r
     session.execute(dialect_insert(model).from_select(columns, rows).on_conflict_do_nothing())
 
 
-def _as_sqlite_stores(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Times and amounts as SQLAlchemy stores them in SQLite (text 'YYYY-MM-DD HH:MM:SS.ffffff', REAL), so
-    rows written here compare equal to rows written through the ORM (events' natural key)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arrays = []
-    for array in batch.columns:
-        if pa.types.is_timestamp(array.type):
-            array = pc.strftime(pc.cast(array, pa.timestamp("us")), "%Y-%m-%d %H:%M:%S")
-        elif pa.types.is_decimal(array.type):
-            array = pc.cast(array, pa.float64())
-        arrays.append(array)
-    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
-
-
-SQLITE_PARAMETERS = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32

@@ -343,6 +343,21 @@ def test_an_error_after_the_first_chunk_rolls_back_every_chunk(engine: Engine, t
     assert count(engine, Event) == 0 and count(engine, ImportRecord) == 0
 
 
+def test_a_failure_after_the_fast_load_leaves_no_events(engine: Engine, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path's savepoint sits inside the import's transaction: its release commits nothing (on
+    SQLite a savepoint opened outside a transaction is one, and its release committed the events)."""
+    path = write(tmp_path, "ok.csv", HEADER + "".join(f"C{i},visit,2026-12-01 10:{i % 60:02d},\n" for i in range(25)))
+
+    def broken(*_: object) -> int:
+        raise RuntimeError("after the load")
+
+    monkeypatch.setattr(importer, "_late_unsubscribes", broken)
+    with pytest.raises(RuntimeError, match="after the load"):
+        import_events(engine, path)
+    assert count(engine, Event) == 0 and count(engine, ImportRecord) == 0
+
+
 def test_a_results_error_after_the_first_chunk_rolls_back_every_chunk(engine: Engine, tmp_path: Path) -> None:
     rows = "".join(f"u{i},{'holdout' if i % 2 else 'sms'},0,0,1,a\n" for i in range(10))
     with pytest.raises(ImportFailed, match=r"ext.csv, line 12, field user: customer 'u3' appears twice \(first on line 5\)"):
