@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from experiments.catalog import BUILTIN_METRICS
@@ -98,7 +98,8 @@ def new_experiment(spec: ExperimentSpec) -> Experiment:
 
 
 def _has_assignments(session: Session, experiment: Experiment) -> bool:
-    return bool(session.scalar(select(func.count()).select_from(Assignment).where(Assignment.experiment_id == experiment.id)))
+    """Whether any customer is assigned (one key probe, not a count of a million assignments)."""
+    return bool(session.scalar(select(exists().where(Assignment.experiment_id == experiment.id))))
 
 
 def get_experiment(session: Session, name: str) -> Experiment:
