@@ -31,6 +31,20 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["overview", "experiments", "design", "results", "settings"]
 
 
+ADMIN = "bench-admin"
+
+
+def signed_in_admin(url: str) -> None:
+    """The admin the pages are rendered for (the app shows nobody anything before signing in)."""
+    from experiments.access import Role, cli_actor
+    from experiments.db import open_engine
+    from experiments.users import add_user, get_user
+
+    engine = open_engine(url)
+    if get_user(engine, ADMIN) is None:
+        add_user(engine, ADMIN, "bench-password-1234", Role.ADMIN, actor=cli_actor())
+
+
 def build(url: str, experiments: int) -> None:
     from experiments.db import open_engine
     from experiments.demo import build_demo
@@ -86,7 +100,11 @@ def render(page: str, *, cold: bool = False, experiment: str | None = None) -> f
     if cold:
         st.cache_data.clear()
         st.cache_resource.clear()
+    from experiments.access import Actor, Role
+    from views.auth import SESSION, session_record
+
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    at.session_state[SESSION] = session_record(Actor(ADMIN, Role.ADMIN, "app"))  # signed in, as the form does
     if experiment:
         at.query_params["experiment"] = experiment
     if page != "overview":
@@ -95,7 +113,9 @@ def render(page: str, *, cold: bool = False, experiment: str | None = None) -> f
     at.run()
     elapsed = time.perf_counter() - start
     assert not at.exception, [e.value for e in at.exception]
-    assert at.title, f"{page} did not render"
+    assert at.title and "登录" not in at.title[0].value, f"{page} did not render"
+    if experiment:
+        assert experiment in at.title[0].value + "".join(s.value for s in at.subheader), f"{experiment} not shown"
     return elapsed
 
 
@@ -116,6 +136,7 @@ def main() -> None:
             build_large(url, args.designed, args.imported)
         else:
             build(url, args.experiments)
+    signed_in_admin(url)
     what = f"{args.designed:,} designed + {args.imported:,} imported customers" if args.large else \
         f"{args.experiments} experiments"
     print(f"built {what} in {time.perf_counter() - started:.1f} s ({url}); load average {os.getloadavg()[0]:.1f}")
