@@ -77,7 +77,7 @@ from experiments.audit import Action, record, record_now
 from experiments.catalog import in_quiet_hours
 from experiments.config import settings
 from experiments.db import foreign_keys_checked_once, session_scope
-from experiments.dialects import stream_rows, without_jit
+from experiments.dialects import analyze_table, stream_rows, with_sort_memory, without_jit
 from experiments.identifiers import check_name
 from experiments.messages import MessageContext, Template
 from experiments.models import (
@@ -286,6 +286,7 @@ def _classify(session: Session, experiment: Experiment, due_steps: list[tuple[Va
     if due_steps:
         session.connection().execute(insert(_DUE).from_select(
             ["variant_id", "step", "customer_id", "reason"], _classified(experiment, due_steps, due, policy)))
+        analyze_table(session.connection(), _DUE.name)
 
 
 def _record(session: Session, experiment: Experiment, due_steps: list[tuple[Variant, _DueStep]],
@@ -360,11 +361,13 @@ _DUE = Table("recall_due_touches", _TEMPORARY, Column("customer_id", String(64),
 def _export_tables(session: Session) -> Iterator[None]:
     connection = session.connection()
     without_jit(connection)
+    with_sort_memory(connection)
     _TEMPORARY.drop_all(connection, checkfirst=True)
     _TEMPORARY.create_all(connection)
     connection.execute(insert(_OPTED_OUT).from_select(["customer_id", "unsubscribed"], select(
         Event.customer_id, func.max(case((Event.event_type == EventType.UNSUBSCRIBE, 1), else_=0)))
         .where(Event.event_type.in_(OPT_OUTS)).group_by(Event.customer_id)))
+    analyze_table(connection, _OPTED_OUT.name)
     yield
     _TEMPORARY.drop_all(connection)
 
