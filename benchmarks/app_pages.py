@@ -140,7 +140,7 @@ def main() -> None:
     what = f"{args.designed:,} designed + {args.imported:,} imported customers" if args.large else \
         f"{args.experiments} experiments"
     print(f"built {what} in {time.perf_counter() - started:.1f} s ({url}); load average {os.getloadavg()[0]:.1f}")
-    print(f"first visit ever (computes and stores the reports): {render('overview', cold=True):.1f} s")
+    print(f"first visit ever (computes the reports): {render('overview', cold=True):.1f} s")
     views = [(page, None) for page in PAGES]
     if args.large:  # each experiment's own Results page (its first visit computes its report)
         views += [("results", name) for name in (LARGE_DESIGNED, LARGE_IMPORTED)]
