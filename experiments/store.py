@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from datetime import UTC, datetime, time
 
 from sqlalchemy import exists, func, select
@@ -20,7 +21,10 @@ from experiments.models import (
     TargetingModel,
     Variant,
 )
-from experiments.spec import ExperimentSpec, SpecError
+
+if TYPE_CHECKING:  # the spec's pydantic models load when a spec is read or stored: `recall report` of
+    # imported results reads none, and building those models is a tenth of its start-up
+    from experiments.spec import ExperimentSpec
 
 
 class NotFound(LookupError):
@@ -42,6 +46,8 @@ def local_midnight_utc(day) -> datetime:  # noqa: ANN001 - a datetime.date
 
 def create_experiment(session: Session, spec: ExperimentSpec) -> Experiment:
     """Store a spec as a draft experiment. The same spec stored twice is a no-op."""
+    from experiments.spec import SpecError
+
     spec_json = spec.model_dump_json()
     if spec.target is not None and session.scalar(
             select(TargetingModel.id).where(TargetingModel.name == spec.target)) is None:
@@ -129,6 +135,8 @@ def stored_spec(experiment: Experiment) -> ExperimentSpec | None:
     """The spec a designed experiment was created from (None for imported results)."""
     if experiment.source != ExperimentSource.DESIGNED:
         return None
+    from experiments.spec import ExperimentSpec
+
     return ExperimentSpec.model_validate_json(experiment.spec_json)
 
 
