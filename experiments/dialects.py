@@ -273,3 +273,20 @@ def without_jit(connection) -> None:  # noqa: ANN001 - a Connection
     the statements of a million customers ran 2-3 times slower with it."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("SET LOCAL jit = off")
+
+
+SORT_MEMORY = "256MB"
+
+
+def with_sort_memory(connection) -> None:  # noqa: ANN001 - a Connection
+    """PostgreSQL: ``work_mem`` of :data:`SORT_MEMORY` for the rest of the transaction, so that a
+    million keys are sorted in memory (the default 4 MB spills them to disk); one session's sorts."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL work_mem = '{SORT_MEMORY}'")
+
+
+def analyze_table(connection, name: str) -> None:  # noqa: ANN001 - a Connection
+    """PostgreSQL: statistics of a just-filled temporary table (autovacuum never sees one), so that the
+    planner knows it holds a million rows, not a few hundred. SQLite plans by its indexes."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"ANALYZE {name}")

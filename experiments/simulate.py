@@ -662,12 +662,11 @@ def _customer_rows(c: _Chunk, ids: list[str], part: slice) -> list[dict]:
 def _send_rows(plan: _Plan, experiment_id: int, variant_ids: list[int], ids: list[str], s: _Sends,
                part: slice) -> list[dict]:
     channels = _channels(plan)
-    messages = {(v, step): message for v, step, _, _, message in plan.steps}
     times = {(v, step): at for v, step, _, at, _ in plan.steps}
     at = {key: _datetimes(np.array([us], dtype=np.int64)).tolist()[0] for key, us in times.items()}
     return [
         {"experiment_id": experiment_id, "customer_id": ids[i], "step": step, "variant_id": variant_ids[v],
-         "channel": channels[ch], "scheduled_at": at[v, step], "message": messages[v, step]}
+         "channel": channels[ch], "scheduled_at": at[v, step]}
         for i, v, step, ch in zip(s.customer[part].tolist(), s.variant[part].tolist(), s.step[part].tolist(),
                                   s.channel[part].tolist())
     ]

@@ -106,3 +106,15 @@ def test_report_path_does_not_import_scipy_stats():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.stdout.strip() == "[]"
+
+
+def test_the_verdicts_sample_size_does_not_import_statsmodels():
+    """The report's verdict plans the customers still needed (analysis.power.sample_size_proportions):
+    solved without statsmodels, whose import (scipy.stats under it) cost a second of every report."""
+    heavy = ("statsmodels", "scipy.stats", "scipy.optimize")
+    code = ("import sys, analysis.report\nfrom analysis.power import sample_size_proportions\n"
+            "plan = sample_size_proportions(0.08, mde_abs=0.01, control_share=0.1, variants=3)\n"
+            f"print(plan.n_control > 0, [m for m in sys.modules if m.startswith({heavy!r})])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.strip() == "True []"

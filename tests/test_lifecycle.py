@@ -161,7 +161,7 @@ def test_the_audience_counts_holdout_unsubscribed_and_capped_customers(draft: En
                                              occurred_at=AS_OF - timedelta(days=1), value=0) for c in unsubscribed])
         # The dormant cap is 2 touches in 7 days: two touches this week reach it.
         session.execute(insert(Send), [dict(experiment_id=other.id, customer_id=c, step=step,
-                                            variant_id=variant_of[c], channel="sms", message="hi",
+                                            variant_id=variant_of[c], channel="sms",
                                             scheduled_at=AS_OF - timedelta(days=1 + step))
                                        for c in capped for step in (0, 1)])
     found = launch_audience(draft, NAME, AS_OF, policy)

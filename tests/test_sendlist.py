@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -314,8 +314,8 @@ def test_a_send_list_built_in_chunks_equals_one_built_at_once(tmp_path: Path) ->
         with session_scope(engine) as session:
             recorded = {
                 "sends": sorted(session.execute(select(
-                    Experiment.name, Send.customer_id, Send.step, Variant.name, Send.channel, Send.scheduled_at,
-                    Send.message).join(Experiment, Experiment.id == Send.experiment_id)
+                    Experiment.name, Send.customer_id, Send.step, Variant.name, Send.channel, Send.scheduled_at)
+                    .join(Experiment, Experiment.id == Send.experiment_id)
                     .join(Variant, Variant.id == Send.variant_id)).all()),
                 "holds": sorted(session.execute(select(
                     ContactHold.customer_id, ContactHold.step, ContactHold.reason)).all()),
@@ -390,7 +390,7 @@ def test_the_database_classifies_every_touch_as_the_policy_does(engine: Engine, 
         other = session.scalar(select(Experiment.id).where(Experiment.name == "other"))
         variant = session.scalar(select(Variant.id).where(Variant.experiment_id == other, Variant.is_control.is_(False)))
         session.add_all(Send(experiment_id=other, customer_id=c, step=k, variant_id=variant,
-                             channel=rng.choice(["sms", "sms", "push"]), message="",
+                             channel=rng.choice(["sms", "sms", "push"]),
                              scheduled_at=AS_OF + timedelta(hours=rng.uniform(-200, 250)))
                         for c in rng.sample(ids, 300) for k in range(rng.randint(1, 5)))
     opt_out(engine, rng.sample(ids, 25))
@@ -446,12 +446,14 @@ def test_the_database_classifies_every_touch_as_the_policy_does(engine: Engine, 
         with session_scope(engine) as session:
             held = {(c, s): r for c, s, r in session.execute(
                 select(ContactHold.customer_id, ContactHold.step, ContactHold.reason)) if (c, s) not in held_before}
-            recorded = {(c, s): [c, str(s), ch, m] for c, s, ch, m in session.execute(
-                select(Send.customer_id, Send.step, Send.channel, Send.message).join(
+            recorded = {(c, s): [c, str(s), ch, at] for c, s, ch, at in session.execute(
+                select(Send.customer_id, Send.step, Send.channel, Send.scheduled_at).join(
                     Experiment, Experiment.id == Send.experiment_id).where(
                     Experiment.name == NAME, Send.customer_id.in_([c for c, _ in got] or [""])))}
         assert got == want_listed and held == want_held, due
-        assert {k: v[:4] for k, v in got.items()} == {k: recorded[k] for k in got}
+        # Each send as listed: its channel, and its UTC time the file's local send_at.
+        assert {k: [*v[:3], datetime.fromisoformat(v[4]).astimezone(UTC).replace(tzinfo=None)]
+                for k, v in got.items()} == {k: recorded[k] for k in got}
         assert sum(f.rows for f in files.values()) == len(got)
         assert sum(f.suppressed_unsubscribed + f.held_by_caps for f in files.values()) == len(held)
         reasons |= set(held.values())

@@ -300,7 +300,7 @@ def _store_own(engine: Engine, experiment: Experiment, c: Campaign) -> None:
                  value=r.value) for r in c.events.itertuples()])
         session.execute(insert(Send), [
             dict(experiment_id=experiment.id, customer_id=r.customer_id, variant_id=ids[r.variant], step=0,
-                 channel=r.channel, scheduled_at=LAUNCH, message="") for r in c.sends.itertuples()])
+                 channel=r.channel, scheduled_at=LAUNCH) for r in c.sends.itertuples()])
 
 
 def test_own_tables_equal_per_customer_rows(engine: Engine, team_campaign: Campaign) -> None:

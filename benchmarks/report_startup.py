@@ -1,0 +1,88 @@
+"""`recall report` of imported per-customer results beside pandas + statsmodels doing the same comparisons.
+
+The issue's target (issue 15): the report of a 2M-customer imported experiment in at most 0.25x the
+time pandas + statsmodels take to compute its comparisons from the CSV (read and imports included).
+Both are whole processes, as a user runs them: the installed ``recall`` command (its own start-up:
+Python, SQLAlchemy, NumPy, SciPy's special functions), and ``python -c`` of the pandas script of
+benchmarks/imports.py. Runs alternate, so the shared machine's load falls on both alike; each
+figure is wall seconds and CPU seconds (user + system, ``os.wait4``), median (min-max).
+
+The results file and the database (SQLite, or ``--db``) are built once in ``--folder`` and reused.
+
+    .venv/bin/python benchmarks/report_startup.py [--customers 2000000] [--runs 5] [--db URL]
+
+Not a test: it prints figures (README, "Importing results").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from imports import IMPORT, PANDAS_REPORT, ROOT, fresh, write_results  # a sibling script: after the path
+
+RECALL = str(Path(sys.executable).with_name("recall"))
+
+
+def measured(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of a child process."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT,
+                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed:\n{err.read().decode()[-3000:]}")
+    return seconds, usage.ru_utime + usage.ru_stime
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=2_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--db", help="database URL (default: SQLite in --folder); built once")
+    parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "recall-bench-report")
+    args = parser.parse_args()
+    args.folder.mkdir(parents=True, exist_ok=True)
+    path = args.folder / f"results-{args.customers}.csv"
+    if not path.exists():
+        write_results(path, args.customers)
+    url = args.db or f"sqlite:///{args.folder / f'report-{args.customers}.db'}"
+    built = args.folder / f"report-{args.customers}.built"
+    if args.db or not built.exists():
+        fresh(url)
+        subprocess.run([RECALL, "import", "results", str(path), *IMPORT, "--db", url], check=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
+        built.touch()
+    load = os.getloadavg()[0]
+    pandas, recall = [], []
+    measured([RECALL, "report", "bench", "--db", url])  # not counted: warms the page cache
+    measured([sys.executable, "-c", PANDAS_REPORT, str(path)])
+    for _ in range(args.runs):
+        pandas.append(measured([sys.executable, "-c", PANDAS_REPORT, str(path)]))
+        recall.append(measured([RECALL, "report", "bench", "--db", url]))
+    print(f"{args.customers:,} customers ({path.stat().st_size / 1e6:.0f} MB CSV), {args.runs} runs alternating, "
+          f"{os.cpu_count()} cores, load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+    print("| | wall s | CPU s |")
+    print("|---|---:|---:|")
+    for name, samples in (("pandas + statsmodels (read + compute)", pandas), ("`recall report`", recall)):
+        print(f"| {name} | {spread([s[0] for s in samples])} | {spread([s[1] for s in samples])} |")
+    ratios = [(r[0] / p[0], r[1] / p[1]) for p, r in zip(pandas, recall, strict=True)]
+    print(f"| ratio, run by run | {spread([r[0] for r in ratios])} | {spread([r[1] for r in ratios])} |")
+
+
+if __name__ == "__main__":
+    main()
