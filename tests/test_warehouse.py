@@ -733,3 +733,30 @@ def test_the_report_is_the_same_on_duckdb_spark_and_clickhouse(tmp_path: Path, s
                 assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True), (kind, key)
             else:
                 assert got[key] == value, (kind, key)
+
+
+def test_a_simulated_spark_warehouse_copied_into_chdb_holds_the_rows_simulate_writes_there(tmp_path: Path) -> None:
+    """``parquet_to_chdb`` (the benchmark builds 30M customers once for Spark and chDB) equals
+    ``simulate`` writing to chDB itself, table by table and row by row."""
+    import clickhouse_connect
+
+    from experiments.simulate import WAREHOUSE_TABLES, parquet_to_chdb, simulate
+    from tests.conftest import fresh_database
+
+    spark_url = f"spark+local:///{tmp_path / 'spark'}"
+    copied, written = tmp_path / "copied", tmp_path / "written"
+    for folder in ("a", "b", "c"):
+        (tmp_path / folder).mkdir()
+    simulate(spark_url, 1_500, chunk=700, seed=11, recall_url=fresh_database(tmp_path / "a"))
+    parquet_to_chdb(spark_url, f"clickhousedb+chdb:///{copied}", recall_url=fresh_database(tmp_path / "b"))
+    simulate(f"clickhousedb+chdb:///{written}", 1_500, chunk=700, seed=11, recall_url=fresh_database(tmp_path / "c"))
+    tables = {}
+    for path in (copied, written):
+        client = clickhouse_connect.get_client(interface="chdb", path=str(path))
+        try:
+            tables[path] = {t: client.query_df(f"SELECT * FROM {t} ORDER BY ALL") for t in WAREHOUSE_TABLES}
+        finally:
+            client.close()
+    for table in WAREHOUSE_TABLES:
+        assert len(tables[written][table]) > 0, table
+        pd.testing.assert_frame_equal(tables[copied][table], tables[written][table], check_exact=True)
