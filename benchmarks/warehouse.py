@@ -427,8 +427,10 @@ def main() -> None:
         name = name_of(size)
         env = {**os.environ, "RECALL_DATABASE_URL": meta_url}
         command = [RECALL, "report", name, "--format", "json", "--cuped", "--segments", "cohort"]
-        if args.statement_times:
-            command[:1] = [sys.executable, "-c", TIMED_REPORT]
+        if args.statement_times:  # a script, not ``python -c``: DuckDB takes the latter for a REPL and draws a progress bar
+            script = DATA / "timed_report.py"
+            script.write_text(TIMED_REPORT)
+            command[:1] = [sys.executable, str(script)]
         runs, statements = [], []
         for _ in range(args.repeat):
             timings = DATA / f"statements-{backend}-{size}.jsonl"
