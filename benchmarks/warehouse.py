@@ -20,9 +20,15 @@ then measures, each in a fresh process:
     .venv/bin/python benchmarks/warehouse.py --sizes 1000000 --backends duckdb
     .venv/bin/python benchmarks/warehouse.py --pg-sizes 1000000 10000000   # PostgreSQL at 10M too (slow to build)
     .venv/bin/python benchmarks/warehouse.py --backends duckdb spark chdb --no-baseline   # the same warehouse on each
+    .venv/bin/python benchmarks/warehouse.py --backends spark chdb --sizes 30000000 --no-baseline --repeat 1 --statement-times
+
+``--statement-times`` times each statement a report sends to the warehouse (a SQLAlchemy event
+listener in the report's process) and prints them per run. Each row also gives the report's CPU
+time (user + system) and the load average when it ended: the machine is shared.
 
 Spark and chDB read the same simulated campaign as DuckDB (same seed, same rows: Parquet tables for
-Spark, a chDB directory for ClickHouse); the pandas baseline runs on DuckDB and PostgreSQL only, and
+Spark, a chDB directory for ClickHouse; when Spark's are built first, chDB's are loaded from its Parquet
+instead of being generated again); the pandas baseline runs on DuckDB and PostgreSQL only, and
 ``tests/test_warehouse.py`` checks the three engines' reports equal.
 
 Data go to benchmarks/.data/ (git-ignored; about 1.3 GB at 10M on DuckDB) and PostgreSQL databases
@@ -74,9 +80,10 @@ def _tree_rss_mb(root: int) -> float:
     return total / 2**20
 
 
-def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of a child process: its own max RSS, or its and its
-    children's summed RSS sampled every 0.2 s when that is larger (a JVM)."""
+def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str, float]:
+    """(wall seconds, peak RSS in MB, stdout, CPU seconds) of a child process: its own max RSS, or its
+    and its children's summed RSS sampled every 0.2 s when that is larger (a JVM); CPU is user + system
+    of the process and the children it waited for."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     peak = [0.0]
@@ -95,7 +102,7 @@ def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple
     sampler.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{stderr.decode()[-3000:]}")
-    return seconds, max(usage.ru_maxrss / 1024, peak[0]), stdout.decode()
+    return seconds, max(usage.ru_maxrss / 1024, peak[0]), stdout.decode(), usage.ru_utime + usage.ru_stime
 
 
 # --------------------------------------------------------------------------- data, built once
@@ -144,11 +151,22 @@ def build(backend: str, size: int, server: str, rebuild: bool) -> tuple[str, str
             path.unlink(missing_ok=True)
     if backend in WAREHOUSES:
         (DATA / f"meta-{size}-{backend}.db").unlink(missing_ok=True)
+    spark = DATA / f"spark-{size}.json"
+    if backend == "chdb" and spark.exists() and not rebuild:  # the same rows: Spark's Parquet, loaded once more
+        print(f"loading chdb {size:,} customers from Spark's Parquet tables (once) …", flush=True)
+        code = ("import sys; from experiments.simulate import parquet_to_chdb; "
+                "parquet_to_chdb(sys.argv[1], sys.argv[2], name=sys.argv[3], recall_url=sys.argv[4])")
+        spark_url = f"{WAREHOUSES['spark']}:///{DATA / f'sim-{size}-spark'}"
+        seconds, peak, _, _ = run_measured([sys.executable, "-c", code, spark_url, data_url, name_of(size), meta_url])
+        figures = {**json.loads(spark.read_text()), "build_seconds": seconds, "build_peak_mb": peak,
+                   "loaded_from": spark_url}
+        marker.write_text(json.dumps(figures))
+        return meta_url, data_url, figures
     print(f"building {backend} {size:,} customers (once) …", flush=True)
     code = ("import json, sys; from experiments.simulate import simulate; "
             "s = simulate(sys.argv[1], int(sys.argv[2]), name=sys.argv[3], recall_url=sys.argv[4]); "
             "print(json.dumps(dict(events=s.events, sends=s.sends, seconds=s.seconds)))")
-    seconds, peak, stdout = run_measured([sys.executable, "-c", code, data_url, str(size), name_of(size), meta_url])
+    seconds, peak, stdout, _ = run_measured([sys.executable, "-c", code, data_url, str(size), name_of(size), meta_url])
     figures = {**json.loads(stdout.strip().splitlines()[-1]), "build_seconds": seconds, "build_peak_mb": peak}
     marker.write_text(json.dumps(figures))
     return meta_url, data_url, figures
@@ -343,6 +361,40 @@ def differences(report: dict, baseline: list[dict]) -> tuple[float, int]:
 # --------------------------------------------------------------------------- the run
 
 
+# The report's process with a timer on every statement sent to the warehouse (Recall Lab's own SQLite
+# registry left out): each statement's seconds, appended as JSON lines to $RECALL_BENCH_STATEMENTS.
+# The listeners cost microseconds per statement, against the statements' seconds.
+TIMED_REPORT = """
+import json, os, re, time
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _start(conn, cursor, statement, parameters, context, executemany):
+    conn.info.setdefault("bench_started", []).append(time.perf_counter())
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _stop(conn, cursor, statement, parameters, context, executemany):
+    seconds = time.perf_counter() - conn.info["bench_started"].pop()
+    if conn.dialect.name != "sqlite":
+        with open(os.environ["RECALL_BENCH_STATEMENTS"], "a") as out:
+            out.write(json.dumps(dict(seconds=seconds, sql=re.sub(r"\\s+", " ", statement)[:160])) + "\\n")
+
+import cli
+cli.main()
+"""
+
+
+def statement_label(sql: str) -> str:
+    """A short name for one of the report's statements, from its text."""
+    lowered = sql.lower()
+    for needle, label in (("customer_metrics", "revenue cap"), ("ntile", "ranges (NTILE)"), ("min(", "bounds"),
+                          ("channel", "sends")):
+        if needle in lowered:
+            return label
+    return "aggregate"
+
+
 def machine() -> str:
     cpus = os.cpu_count()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -358,6 +410,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="report runs per case (the median is shown)")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--no-baseline", action="store_true", help="skip the pandas baseline")
+    parser.add_argument("--statement-times", action="store_true",
+                        help="time each statement the reports send (printed per run)")
     parser.add_argument("--baseline-child", nargs=2, metavar=("META_URL", "NAME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_child:
@@ -372,17 +426,30 @@ def main() -> None:
         meta_url, data_url, built = build(backend, size, args.pg, args.rebuild)
         name = name_of(size)
         env = {**os.environ, "RECALL_DATABASE_URL": meta_url}
-        runs = [run_measured([RECALL, "report", name, "--format", "json", "--cuped", "--segments", "cohort"], env)
-                for _ in range(args.repeat)]
-        seconds, peak, stdout = sorted(runs)[len(runs) // 2]  # the median run
+        command = [RECALL, "report", name, "--format", "json", "--cuped", "--segments", "cohort"]
+        if args.statement_times:  # a script, not ``python -c``: DuckDB takes the latter for a REPL and draws a progress bar
+            script = DATA / "timed_report.py"
+            script.write_text(TIMED_REPORT)
+            command[:1] = [sys.executable, str(script)]
+        runs, statements = [], []
+        for _ in range(args.repeat):
+            timings = DATA / f"statements-{backend}-{size}.jsonl"
+            timings.unlink(missing_ok=True)
+            runs.append(run_measured(command, {**env, "RECALL_BENCH_STATEMENTS": str(timings)}))
+            if args.statement_times:
+                lines = [json.loads(line) for line in timings.read_text().splitlines()]
+                statements.append([(statement_label(t["sql"]), round(t["seconds"], 2)) for t in lines])
+                print(f"{backend} {size:,}: statements (seconds, in order): {statements[-1]}", flush=True)
+        seconds, peak, stdout, _ = sorted(runs)[len(runs) // 2]  # the median run
         report = json.loads(stdout)
         row = dict(backend=backend, customers=size, events=built["events"], report_s=seconds, report_mb=peak,
                    report_runs=[round(r[0], 2) for r in runs], report_mb_runs=[round(r[1]) for r in runs],
                    assign_s=assignment_seconds(customers_only(size, args.pg), size) if backend == "postgresql" else None,
                    assign_again_s=assignment_seconds(meta_url, size) if backend == "postgresql" else None,
-                   build_s=built["build_seconds"])
+                   build_s=built["build_seconds"], load_average=os.getloadavg(),
+                   cpu_s=sum(r[3] for r in runs) / len(runs), statements=statements or None)
         if not args.no_baseline and backend not in WAREHOUSES:
-            b_seconds, b_peak, b_out = run_measured([sys.executable, __file__, "--baseline-child", meta_url, name], env)
+            b_seconds, b_peak, b_out, _ = run_measured([sys.executable, __file__, "--baseline-child", meta_url, name], env)
             worst, compared = differences(report, json.loads(b_out))
             row.update(pandas_s=b_seconds, pandas_mb=b_peak, speedup=b_seconds / seconds, max_rel_diff=worst,
                        compared=compared)

@@ -31,6 +31,7 @@ paramstyle = "pyformat"
 DEBIAN_JAVA_17 = Path("/usr/lib/jvm/java-17-openjdk-amd64")
 SPARK_LOCAL_MASTER = os.environ.get("RECALL_SPARK_MASTER", "local[2]")
 SPARK_CONNECT_RETRIES = int(os.environ.get("RECALL_SPARK_CONNECT_RETRIES", "4"))
+CHDB_ENGINE_OPTIONS = ("config-file",)  # URL query keys passed to chDB's engine, not to clickhouse-connect
 READS = re.compile(r"^\s*\(*\s*(SELECT|WITH|VALUES|SHOW|DESCRIBE)\b", re.IGNORECASE)
 
 
@@ -104,7 +105,11 @@ def register_parquet_tables(session, folder: Path) -> list[str]:  # noqa: ANN001
         name = entry.name.removesuffix(".parquet")
         if entry.name.startswith((".", "_")) or not (entry.is_dir() or entry.suffix == ".parquet"):
             continue
-        session.read.parquet(str(entry)).createOrReplaceTempView(name)
+        try:
+            session.read.parquet(str(entry)).createOrReplaceTempView(name)
+        except Exception as exc:  # noqa: BLE001 - py4j and pyspark raise several kinds
+            # Which table: an unreadable directory (file permissions) or a broken file is one of them.
+            raise ProgrammingError(f"cannot read table {name} at {entry}: {_first_line(exc)}") from exc
         names.append(name)
     return names
 
@@ -135,6 +140,8 @@ def connect(*, warehouse: str | None = None, remote: str | None = None) -> Conne
     session = local_spark().newSession()
     try:
         register_parquet_tables(session, folder)
+    except ProgrammingError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise ProgrammingError(f"cannot read the Parquet tables in {folder}: {_first_line(exc)}") from exc
     return Connection(session)
@@ -235,8 +242,12 @@ def _is_analysis_error(exc: BaseException) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0].strip()
+    """The first line that says something: py4j's first line only names the Java call that failed
+    (``An error occurred while calling o43.parquet.``), the Java exception is on the next."""
+    lines = [line.strip() for line in (str(exc).strip() or type(exc).__name__).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("An error occurred while calling"):
+        return lines[1].removeprefix(":").strip()
+    return lines[0]
 
 
 class ClickHouseSourceDialect(ClickHouseDialect):
@@ -257,4 +268,8 @@ class ChdbDialect(ClickHouseSourceDialect):
 
     def create_connect_args(self, url):  # noqa: ANN001, ANN201 - a SQLAlchemy URL
         kwargs = {str(k): v for k, v in url.query.items()}
-        return [], {"interface": "chdb", "path": url.database or ":memory:", **kwargs}
+        # chDB's own engine options (``?config-file=users.xml``: its users and their grants), the rest
+        # clickhouse-connect's arguments.
+        options = {k: kwargs.pop(k) for k in CHDB_ENGINE_OPTIONS if k in kwargs}
+        return [], {"interface": "chdb", "path": url.database or ":memory:", **kwargs,
+                    **({"chdb_options": options} if options else {})}

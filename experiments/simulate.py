@@ -441,7 +441,7 @@ class _ParquetWarehouse:
 
     def commit(self) -> None:
         if self.chdb:
-            self._load_chdb()
+            _load_chdb(self.staging, self.path)
             shutil.rmtree(self.staging)
             return
         old = self.path.parent / f".{self.path.name}.old"
@@ -451,27 +451,39 @@ class _ParquetWarehouse:
         self.staging.rename(self.path)
         shutil.rmtree(old, ignore_errors=True)
 
-    def _load_chdb(self) -> None:
-        import clickhouse_connect
-
-        client = clickhouse_connect.get_client(dsn=f"chdb://{self.path}")
-        try:
-            for table, columns in WAREHOUSE_TABLES.items():
-                typed = ", ".join(f"{name} {CLICKHOUSE_TYPES[kind]}"
-                                  for name, kind in (c.strip().split(" ", 1) for c in columns.split(",")))
-                client.command(f"DROP TABLE IF EXISTS {STAGING}{table}")
-                client.command(f"CREATE TABLE {STAGING}{table} ({typed}) ENGINE = MergeTree ORDER BY customer_id")
-                client.command(f"INSERT INTO {STAGING}{table} SELECT * FROM file('{self.staging / table}/*.parquet', "
-                               "Parquet)")
-            for table in WAREHOUSE_TABLES:  # swapped in last: a failure above leaves the former tables
-                client.command(f"DROP TABLE IF EXISTS {table}")
-                client.command(f"RENAME TABLE {STAGING}{table} TO {table}")
-        finally:
-            client.close()
-
     def close(self) -> None:
         self.con.close()
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _load_chdb(parquet: Path, path: Path) -> None:
+    """The Parquet tables at ``parquet/TABLE/*.parquet`` into chDB at ``path`` (typed MergeTree tables in
+    customer order), each swapped in only when all are loaded."""
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+    try:
+        for table, columns in WAREHOUSE_TABLES.items():
+            typed = ", ".join(f"{name} {CLICKHOUSE_TYPES[kind]}"
+                              for name, kind in (c.strip().split(" ", 1) for c in columns.split(",")))
+            client.command(f"DROP TABLE IF EXISTS {STAGING}{table}")
+            client.command(f"CREATE TABLE {STAGING}{table} ({typed}) ENGINE = MergeTree ORDER BY customer_id")
+            client.command(f"INSERT INTO {STAGING}{table} SELECT * FROM file('{parquet / table}/*.parquet', "
+                           "Parquet)")
+        for table in WAREHOUSE_TABLES:  # swapped in last: a failure above leaves the former tables
+            client.command(f"DROP TABLE IF EXISTS {table}")
+            client.command(f"RENAME TABLE {STAGING}{table} TO {table}")
+    finally:
+        client.close()
+
+
+def parquet_to_chdb(spark_url: str, url: str, *, name: str = "sim-campaign", recall_url: str | None = None) -> None:
+    """A simulated Spark warehouse (``spark+local:///PATH``, written by :func:`simulate` with ``name``)
+    copied into chDB at ``url`` and registered there: the rows :func:`simulate` would write with the same
+    seed and chunk size, without generating them again (the benchmark's 30M customers, built once)."""
+    path, source_url = _warehouse(url)
+    _load_chdb(_warehouse_path(spark_url), path)
+    register(recall_url, campaign_spec(name, source_url))
 
 
 def _warehouse(url: str) -> tuple[Path, str]:

@@ -167,6 +167,8 @@ class SourceError(ValueError):
 # What engines say about a missing grant or an unreachable server (PostgreSQL, Spark, ClickHouse).
 _NO_GRANT = re.compile(r"permission denied|not enough privileges|ACCESS_DENIED|INSUFFICIENT_PERMISSIONS"
                        r"|Code: 497", re.IGNORECASE)
+# Spark's local mode reads Parquet files: a refused read is the files' permissions, not a grant.
+_UNREADABLE_FILES = re.compile(r"cannot read table .*(AccessDenied|Permission denied)", re.IGNORECASE)
 _UNREACHABLE = re.compile(r"cannot reach|could not connect|connection refused|UNAVAILABLE|Name or service not known"
                           r"|timed out|did not start|needs Java|no warehouse directory|Failed to establish",
                           re.IGNORECASE)
@@ -184,8 +186,9 @@ def _mapped(source: SourceSpec) -> Iterator[tuple[str, str, dict[str, str]]]:
         yield section, mapped.table, columns
 
 
-def _missing(engine: Engine, source: SourceSpec) -> str | None:
-    """Which mapped table or column is missing: each probed with a query that reads no rows."""
+def _probe(engine: Engine, source: SourceSpec) -> str | None:
+    """What is wrong with the mapped tables: the first one the account may not read, or a missing
+    table or column; each probed with a query that reads no rows."""
     with engine.connect() as conn:
         for section, name, columns in _mapped(source):
             schema, _, bare = name.rpartition(".")
@@ -194,7 +197,8 @@ def _missing(engine: Engine, source: SourceSpec) -> str | None:
                 conn.execute(select(literal_column("1")).select_from(raw).where(false())).all()
             except DBAPIError as exc:
                 if _NO_GRANT.search(str(exc.orig)):
-                    return None
+                    return (f"the account may not read table {name} ([source.{section}] table); "
+                            f"grant it SELECT on {name}")
                 return f"table {name} does not exist there; fix [source.{section}] table or create it"
             for key, value in columns.items():
                 try:
@@ -221,11 +225,15 @@ def describe_source_error(engine: Engine, source: SourceSpec, url: str, experime
     first = _SECRET.sub(r"\1\2***", message.strip().splitlines()[0][:300]) if message.strip() else "unknown error"
     if _UNREACHABLE.search(message):
         return f"{where} cannot be reached; check url or url_env and that the server runs ({first})"
+    if _UNREADABLE_FILES.search(message):
+        return f"{where}: {first}; let the account that runs the report read that table's directory and files"
+    try:
+        found = _probe(engine, source)
+    except DBAPIError:
+        found = None
+    if found:
+        return f"{where}: {found} ({first})" if _NO_GRANT.search(message) else f"{where}: {found}"
     if _NO_GRANT.search(message):
         return (f"{where}: the account may not read a mapped table; grant it SELECT on the tables [source] maps "
                 f"(see README) ({first})")
-    try:
-        missing = _missing(engine, source)
-    except DBAPIError:
-        missing = None
-    return f"{where}: {missing}" if missing else f"{where} failed: {first}"
+    return f"{where} failed: {first}"

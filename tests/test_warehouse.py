@@ -10,6 +10,7 @@ run (about 12 s); the tests that need it skip, saying why, only where Java 17 ca
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -572,6 +573,119 @@ def test_an_unreachable_spark_cluster_is_one_line(engine: Engine) -> None:
     assert "s3cret" not in str(unreachable.value) and "\n" not in str(unreachable.value)
 
 
+
+def test_a_postgresql_user_without_select_is_one_line_naming_the_table(engine: Engine,
+                                                                      team_campaign: Campaign) -> None:
+    """A read-only role granted SELECT on three of the four mapped tables: the report names the
+    fourth and says to grant SELECT on it."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no users or grants (run with RECALL_TEST_DATABASE_URL=postgresql+psycopg://…)")
+    _write_team_tables(lambda name, frame: frame.to_sql(name, engine, if_exists="append", index=False),
+                       team_campaign)
+    role = f"recall_no_grant_{os.getpid()}"  # roles belong to the server: one per test process
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
+        conn.execute(text(f'GRANT SELECT ON crm_users, recall_assignments, touches TO "{role}"'))
+    try:
+        url = engine.url.set(username=role, password="not-shown").render_as_string(hide_password=False)
+        store_spec(engine, _spec(_mapping(url)))
+        _launch(engine)
+        with pytest.raises(SourceError) as denied:
+            build_report(engine, "wh-test")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))  # its grants in this database
+            conn.execute(text(f'DROP ROLE "{role}"'))
+    message = str(denied.value)
+    assert "\n" not in message and "not-shown" not in message
+    assert message.startswith(f"the source of 'wh-test' (postgresql+psycopg://{role}:***@")
+    assert ("the account may not read table app_events ([source.events] table); grant it SELECT on app_events "
+            "(permission denied for table app_events)") in message
+
+
+CHDB_USERS = """<clickhouse>
+  <users>
+    <default><password></password><access_management>1</access_management><profile>default</profile>
+      <quota>default</quota><networks><ip>::/0</ip></networks></default>
+    <reader><password></password><profile>default</profile><quota>default</quota><networks><ip>::/0</ip></networks>
+      <grants><query>GRANT SELECT ON default.crm_users</query><query>GRANT SELECT ON default.recall_assignments</query>
+        <query>GRANT SELECT ON default.touches</query></grants></reader>
+  </users>
+  <profiles><default/></profiles>
+  <quotas><default/></quotas>
+</clickhouse>
+"""
+
+
+def test_a_clickhouse_user_without_select_is_one_line_naming_the_table(engine: Engine, team_campaign: Campaign,
+                                                                      tmp_path: Path) -> None:
+    """chDB runs every query as its own ``default`` user (a user in the connection is not used), so the
+    refused grant is ClickHouse's own check of a view's definer: ``app_events`` is a view over the
+    events, ``SQL SECURITY DEFINER`` as ``reader``, who may read the other three tables only. The
+    users come from a chDB configuration file named in the URL (``?config-file=``)."""
+    import clickhouse_connect
+
+    url = warehouse_url("chdb", team_campaign, tmp_path)
+    (tmp_path / "users.xml").write_text(CHDB_USERS)
+    (tmp_path / "config.xml").write_text("<clickhouse><user_directories><users_xml><path>"
+                                         f"{tmp_path / 'users.xml'}</path></users_xml></user_directories></clickhouse>")
+    options = {"config-file": str(tmp_path / "config.xml")}
+    client = clickhouse_connect.get_client(interface="chdb", path=str(tmp_path / "chdb"), chdb_options=options)
+    try:
+        client.command("RENAME TABLE app_events TO app_events_data")
+        client.command("CREATE VIEW app_events DEFINER = reader SQL SECURITY DEFINER AS SELECT * FROM app_events_data")
+    finally:
+        client.close()
+    url = f"{url}?config-file={tmp_path / 'config.xml'}"
+    store_spec(engine, _spec(_mapping(url)))
+    _launch(engine)
+    with pytest.raises(SourceError) as denied:
+        build_report(engine, "wh-test")
+    message = str(denied.value)
+    assert "\n" not in message and message.startswith(f"the source of 'wh-test' (clickhousedb+chdb:///{tmp_path}")
+    assert "the account may not read table app_events ([source.events] table); grant it SELECT on app_events" in message
+    assert "Code: 497" in message and "reader: Not enough privileges" in message  # ClickHouse's own words
+
+
+def test_an_unreadable_parquet_table_on_spark_local_is_one_line(database_url: str, engine: Engine,
+                                                               team_campaign: Campaign, tmp_path: Path) -> None:
+    """Spark's local mode reads files: a table directory the process may not read. The tests run as
+    root, whom file permissions do not stop, so the report runs in a process without the capability
+    to override them (util-linux's setpriv); as any other user a chmod is enough."""
+    import shutil
+    import subprocess
+    import sys
+
+    from experiments import engines
+
+    if engines.java_home() is None:
+        pytest.skip("Spark needs Java 17 and none is installed")
+    command = [sys.executable, "-c", "import cli; cli.main()", "report", "wh-test"]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("as root, a refused read needs setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", *command]
+    url = warehouse_url("spark", team_campaign, tmp_path)
+    store_spec(engine, _spec(_mapping(url)))
+    _launch(engine)
+    table_dir = tmp_path / "parquet" / "app_events"
+    table_dir.chmod(0)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                                cwd=Path(__file__).resolve().parents[1],
+                                env={**os.environ, "RECALL_DATABASE_URL": database_url,
+                                     "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    finally:
+        table_dir.chmod(0o755)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if "the source of 'wh-test'" in line]
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert f"(spark+local:///{tmp_path / 'parquet'}): cannot read table app_events at {table_dir}" in lines[0]
+    assert "Permission denied" in lines[0]
+    assert lines[0].endswith("let the account that runs the report read that table's directory and files")
+
 # --- The same report on DuckDB, Spark and ClickHouse ------------------------------------------------------
 
 
@@ -619,3 +733,30 @@ def test_the_report_is_the_same_on_duckdb_spark_and_clickhouse(tmp_path: Path, s
                 assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True), (kind, key)
             else:
                 assert got[key] == value, (kind, key)
+
+
+def test_a_simulated_spark_warehouse_copied_into_chdb_holds_the_rows_simulate_writes_there(tmp_path: Path) -> None:
+    """``parquet_to_chdb`` (the benchmark builds 30M customers once for Spark and chDB) equals
+    ``simulate`` writing to chDB itself, table by table and row by row."""
+    import clickhouse_connect
+
+    from experiments.simulate import WAREHOUSE_TABLES, parquet_to_chdb, simulate
+    from tests.conftest import fresh_database
+
+    spark_url = f"spark+local:///{tmp_path / 'spark'}"
+    copied, written = tmp_path / "copied", tmp_path / "written"
+    for folder in ("a", "b", "c"):
+        (tmp_path / folder).mkdir()
+    simulate(spark_url, 1_500, chunk=700, seed=11, recall_url=fresh_database(tmp_path / "a"))
+    parquet_to_chdb(spark_url, f"clickhousedb+chdb:///{copied}", recall_url=fresh_database(tmp_path / "b"))
+    simulate(f"clickhousedb+chdb:///{written}", 1_500, chunk=700, seed=11, recall_url=fresh_database(tmp_path / "c"))
+    tables = {}
+    for path in (copied, written):
+        client = clickhouse_connect.get_client(interface="chdb", path=str(path))
+        try:
+            tables[path] = {t: client.query_df(f"SELECT * FROM {t} ORDER BY ALL") for t in WAREHOUSE_TABLES}
+        finally:
+            client.close()
+    for table in WAREHOUSE_TABLES:
+        assert len(tables[written][table]) > 0, table
+        pd.testing.assert_frame_equal(tables[copied][table], tables[written][table], check_exact=True)
