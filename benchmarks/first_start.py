@@ -90,8 +90,9 @@ def one_run(customers: int, timeout: float) -> tuple[float, float, float]:
                 "PYTHONPATH": str(ROOT)}
         command = [str(Path(sys.executable).with_name("recall")), "app", "--port", str(port)]
         start = time.monotonic()
+        log = Path(folder) / "server.log"
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                   stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         try:
             answered = wait_for_server(url, process, timeout) - start
@@ -107,6 +108,9 @@ def one_run(customers: int, timeout: float) -> tuple[float, float, float]:
                 shown = wait_for_text(page, SHOWS_DATA, start, timeout)
                 complete = wait_for_text(page, COMPLETE, start, timeout)
                 browser.close()
+        except RuntimeError:  # what the server and its demo builder said, to see why
+            print(log.read_text(errors="replace")[-4000:], file=sys.stderr)
+            raise
         finally:
             process.terminate()
             try:

@@ -39,8 +39,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API
     register_sqlite_functions(dbapi_connection)
 
 
+# How long a SQLite connection waits for another's write to finish before "database is locked": the app
+# and the demo builder, an import or a send list write the same file, and a campaign's transaction can
+# take several seconds on a loaded machine (sqlite3's default is 5 s).
+SQLITE_BUSY_SECONDS = 60
+
+
 def make_engine(url: str | None = None) -> Engine:
-    engine = create_engine(database_url(url))
+    url = database_url(url)
+    sqlite = url.startswith("sqlite")
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS} if sqlite and "timeout=" not in url else {})
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

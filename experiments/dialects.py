@@ -267,6 +267,20 @@ def stream_rows(connection, statement, rows_at_a_time: int) -> Iterator[list[tup
         cursor.close()
 
 
+def begin_writing(connection) -> None:  # noqa: ANN001 - a Connection
+    """SQLite: take the database's write lock now (BEGIN IMMEDIATE), for a transaction that reads the
+    main database (into temporary tables) before it writes to it. SQLite's driver begins a transaction
+    only at the first INSERT; one begun by a write to a temporary table holds a read snapshot of the
+    main database, and once another connection commits (the app signing someone in) its first write
+    there fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT), without waiting. Taken at
+    the start, the lock waits for other writers instead. No-op elsewhere, or inside a transaction."""
+    if connection.dialect.name != "sqlite":
+        return
+    driver = connection.connection.driver_connection
+    if not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def without_jit(connection) -> None:  # noqa: ANN001 - a Connection
     """PostgreSQL: no JIT compilation for the rest of the transaction. A send list's statements are
     costed in the millions, so JIT compiles each of them, for about 2 s, to save a fraction of that:

@@ -77,7 +77,7 @@ from experiments.audit import Action, record, record_now
 from experiments.catalog import in_quiet_hours
 from experiments.config import settings
 from experiments.db import foreign_keys_checked_once, session_scope
-from experiments.dialects import analyze_table, stream_rows, with_sort_memory, without_jit
+from experiments.dialects import analyze_table, begin_writing, stream_rows, with_sort_memory, without_jit
 from experiments.identifiers import check_name
 from experiments.messages import MessageContext, Template
 from experiments.models import (
@@ -360,6 +360,7 @@ _DUE = Table("recall_due_touches", _TEMPORARY, Column("customer_id", String(64),
 @contextmanager
 def _export_tables(session: Session) -> Iterator[None]:
     connection = session.connection()
+    begin_writing(connection)
     without_jit(connection)
     with_sort_memory(connection)
     _TEMPORARY.drop_all(connection, checkfirst=True)

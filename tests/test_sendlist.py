@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, event, func, select, update
 
 from experiments.access import Actor, Forbidden, Role, cli_actor
 from experiments.assignment import assign
@@ -489,3 +490,34 @@ def test_fields_that_need_quoting_are_written_as_the_csv_module_writes_them(engi
         assert f.path.read_bytes() == expected.getvalue().encode("utf-8")
     listed_ids = {line["customer_id"] for f in files.values() for line in read(f.path)}
     assert listed_ids == {c for c, v in by_variant.items() if v != "holdout"} and len(listed_ids & set(odd)) == 2
+
+
+def test_a_write_by_another_connection_mid_export_does_not_break_it(engine: Engine, tmp_path: Path) -> None:
+    """SQLite: the app signs someone in (a commit from another connection) while a send list is being
+    built. The export reads the main database into temporary tables before writing its sends; begun by
+    that temporary write, its snapshot could not be upgraded after the other commit ("database is
+    locked" at once). It now holds the write lock from the start, so the other writer waits instead."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL writers never fail on a stale snapshot here (READ COMMITTED)")
+    launched(engine)
+    other = sqlite3.connect(engine.url.database, timeout=0.1)
+    attempts: list[str] = []
+
+    def another_writer_commits(conn, cursor, statement: str, *_: object) -> None:  # noqa: ANN001
+        if statement.lstrip().upper().startswith("INSERT INTO SENDS") and not attempts:
+            try:
+                other.execute("CREATE TABLE signed_in_meanwhile (x INTEGER)")  # any write to the main database
+                other.commit()
+                attempts.append("committed")
+            except sqlite3.OperationalError as exc:  # the export holds the write lock: the other one waits
+                other.rollback()
+                attempts.append(str(exc))
+
+    event.listen(engine, "before_cursor_execute", another_writer_commits)
+    try:
+        files = send_lists(engine, tmp_path / "out")
+    finally:
+        event.remove(engine, "before_cursor_execute", another_writer_commits)
+        other.close()
+    assert attempts == ["database is locked"]
+    assert sum(f.rows for f in files.values()) == count(engine, Send) > 0
