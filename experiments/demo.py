@@ -24,12 +24,23 @@ from decimal import Decimal
 
 import numpy as np
 from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session
 
 from experiments.access import cli_actor
 from experiments.assignment import assign
 from experiments.config import settings
 from experiments.db import bulk_insert, session_scope
-from experiments.models import Assignment, Customer, Event, EventType, Experiment, ExperimentStatus, Send, Variant
+from experiments.models import (
+    Assignment,
+    Customer,
+    Event,
+    EventType,
+    Experiment,
+    ExperimentNote,
+    ExperimentStatus,
+    Send,
+    Variant,
+)
 from experiments.sendlist import write_send_lists
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store import create_experiment, get_experiment, local_midnight_utc, utcnow
@@ -139,13 +150,26 @@ def demo_state(engine: Engine) -> str:
                                         .where(Experiment.name.in_(DEMO_NAMES))).all())
         if statuses:
             done = statuses.get(TARGETING) not in (None, ExperimentStatus.DRAFT, ExperimentStatus.RUNNING)
-            return COMPLETE if done else PARTIAL
+            return COMPLETE if done or _worked_on(session, statuses) else PARTIAL
         count = lambda *where: session.scalar(select(func.count()).select_from(Customer).where(*where))  # noqa: E731
         demo_customers = count(Customer.customer_id.like(DEMO_CUSTOMER))
         alone = (demo_customers and demo_customers == count()
                  and not session.scalar(select(func.count()).select_from(Experiment))
                  and not session.scalar(select(func.count()).select_from(Event)))
         return PARTIAL if alone else ABSENT
+
+
+def _worked_on(session: Session, statuses: dict[str, ExperimentStatus]) -> bool:
+    """Whether people have worked with these demo campaigns (a demo built by an older release, before
+    its last campaign existed, looks like a stopped build): a note on one, or a status the builder never
+    leaves (it moves a campaign from draft to running to its final status). Such a demo is kept as it
+    is, never removed to be built again."""
+    built = {c.spec.name: c.status for c in _campaigns(utcnow())}
+    untouched = {name: {ExperimentStatus.DRAFT, ExperimentStatus.RUNNING, built[name]} for name in built}
+    if any(status not in untouched[name] for name, status in statuses.items()):
+        return True
+    return bool(session.scalar(select(func.count()).select_from(ExperimentNote).join(Experiment)
+                               .where(Experiment.name.in_(DEMO_NAMES))))
 
 
 def _remove_partial(engine: Engine) -> None:

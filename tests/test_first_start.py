@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
 from cli.server import build_demo_in_background, database_is_empty, start_demo_build
 from experiments.demo import MAIN, build_demo
@@ -136,3 +136,35 @@ def test_demo_customers_alone_are_a_partial_demo_but_other_customers_are_not(eng
     with session_scope(engine) as session:
         bulk_insert(session, Customer, [dict(customer_id="C0001", orders_before=0, spend_before=0)])
     assert demo_state(engine) == ABSENT  # someone's own customers: never removed
+
+
+def test_a_demo_people_have_worked_with_is_never_removed_to_be_built_again(engine: Engine) -> None:
+    """A demo built by a release before its last campaign existed looks like a stopped build; once
+    someone has left a note on it, or moved a campaign past where the builder leaves it, it is kept."""
+    import experiments.demo as demo
+    from cli.server import demo_wanted
+    from experiments.db import session_scope
+    from experiments.models import ExperimentNote, ExperimentStatus
+
+    today = datetime(2026, 11, 23, 4, 0)
+    build_demo(engine, customers=1_000, today=today)
+    with session_scope(engine) as session:  # the older release's demo: no targeting campaign
+        session.execute(delete(Experiment).where(Experiment.name == demo.TARGETING))
+    assert demo.demo_state(engine) == demo.PARTIAL and demo_wanted(engine)
+
+    with session_scope(engine) as session:
+        main = session.scalar(select(Experiment).where(Experiment.name == demo.MAIN))
+        session.add(ExperimentNote(experiment_id=main.id, author="analyst", created_at=today, text="ship ¥10"))
+    assert demo.demo_state(engine) == demo.COMPLETE and not demo_wanted(engine)
+    assert build_demo(engine, customers=1_000, today=today).already_built
+    with session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(ExperimentNote)) == 1
+        session.execute(delete(ExperimentNote))
+    assert demo.demo_state(engine) == demo.PARTIAL
+
+    with session_scope(engine) as session:  # a decision on the main campaign, which the builder leaves running
+        session.scalar(select(Experiment).where(Experiment.name == demo.MAIN)).status = ExperimentStatus.DECIDED
+    assert demo.demo_state(engine) == demo.COMPLETE
+    with session_scope(engine) as session:
+        assert {"demo-dormant-push-vs-sms", "demo-welcome-coupon", demo.MAIN} <= set(
+            session.scalars(select(Experiment.name)))
