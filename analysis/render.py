@@ -18,7 +18,7 @@ LABELS = {
         "title": "显著性报告", "hypothesis": "假设", "control": "无触达对照组", "primary": "主要指标",
         "variants": "分组", "variant": "分组", "n": "样本量", "designed": "设计占比", "observed": "实际占比",
         "srm": "样本比例检验 (SRM)", "srm_ok": "分组比例与设计一致", "srm_bad": "⚠️ 分组比例与设计不符：结果不可用于决策",
-        "metric": "指标", "natural": "对照组均值（自然回流率）", "mean": "实验组均值", "abs": "绝对提升 (95% CI)", "pt": "个百分点",
+        "metric": "指标", "natural": "对照组均值（自然回流率）", "mean": "实验组均值", "abs": "绝对提升 (95% CI)",
         "rel": "相对提升 (95% CI)", "p": "p 值", "p_adj": "校正后 p 值", "sig": "显著", "yes": "是", "no": "否",
         "method": "检验方法", "correction": "多重比较校正", "roi": "成本与 ROI", "contacted": "触达人数",
         "inc_returns": "增量回流人数", "inc_revenue": "增量收入", "cost": "成本", "cpir": "每个增量回流客户成本",
@@ -46,7 +46,7 @@ LABELS = {
         "srm_ok": "The observed split matches the design",
         "srm_bad": "⚠️ The observed split does not match the design: do not act on these results",
         "metric": "Metric", "natural": "Control mean (natural rate)", "mean": "Variant mean",
-        "abs": "Abs. uplift (95% CI)", "pt": "pt", "rel": "Rel. uplift (95% CI)", "p": "p-value", "p_adj": "Adj. p-value",
+        "abs": "Abs. uplift (95% CI)", "rel": "Rel. uplift (95% CI)", "p": "p-value", "p_adj": "Adj. p-value",
         "sig": "Significant", "yes": "yes", "no": "no", "method": "Method", "correction": "Multiple-testing correction",
         "roi": "Cost and ROI", "contacted": "Contacted", "inc_returns": "Incremental returns",
         "inc_revenue": "Incremental revenue", "cost": "Cost", "cpir": "Cost per incremental return",
@@ -124,21 +124,6 @@ def fmt_ci(ci: tuple[float, float] | None, kind: str) -> str:
     if ci is None or not any(x is not None and not math.isnan(x) for x in ci):
         return ""
     return f"[{fmt_value(ci[0], kind, signed=True)}, {fmt_value(ci[1], kind, signed=True)}]"
-
-
-def fmt_diff(x: float | None, kind: str, L: dict[str, str]) -> str:
-    """A difference: of two rates in percentage points ("+1.23 pt"), never "%"; else in the metric's unit."""
-    if kind != MetricKind.BINARY.value or x is None or not math.isfinite(x):
-        return fmt_value(x, kind, signed=True)
-    return f"{x * 100:+.2f} {L['pt']}"
-
-
-def fmt_diff_ci(ci: tuple[float, float] | None, kind: str, L: dict[str, str] | None = None) -> str:
-    """The interval of a difference: points without a unit after their estimate, with it (``L``) alone."""
-    if kind != MetricKind.BINARY.value or ci is None or not any(x is not None and not math.isnan(x) for x in ci):
-        return fmt_ci(ci, kind)
-    lo, hi = (fmt_value(x * 100 if x is not None else x, "count", signed=True) for x in ci)
-    return f"[{lo}, {hi}]" + (f" {L['pt']}" if L is not None else "")
 
 
 def fmt_money(x: float | None, currency: str = "¥") -> str:
@@ -350,6 +335,18 @@ def _difference_ci(lo: float | None, hi: float | None, kind: str) -> str:
     return f"[{show(lo, lambda d: f'{d * 100:+.2f}')}, {show(hi, lambda d: f'{d * 100:+.2f}')}]"  # after its uplift's unit
 
 
+def _beside(ci: tuple[float, float] | None, kind: str) -> str:
+    """A table cell's interval after its estimate: :func:`fmt_difference_ci`, or nothing when missing."""
+    present = ci is not None and any(x is not None and not math.isnan(x) for x in ci)
+    return fmt_difference_ci(ci, kind) if present else ""
+
+
+def _alone(ci: tuple[float, float] | None, kind: str, lang: str) -> str:
+    """An interval in a column of its own: with its unit (points), or nothing when missing."""
+    text = _beside(ci, kind)
+    return f"{text} {POINTS[lang]}" if text and kind == MetricKind.BINARY.value else text
+
+
 def _nan(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
@@ -427,9 +424,9 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
         for c in rows:
             out.append(
                 f"| {c.variant} | {c.n:,} | {fmt_value(c.control_mean, c.kind)} | {fmt_value(c.variant_mean, c.kind)} "
-                f"| {fmt_diff(c.abs_uplift, c.kind, L)} {fmt_diff_ci(c.abs_ci, c.kind)} "
+                f"| {fmt_difference(c.abs_uplift, c.kind, lang)} {_beside(c.abs_ci, c.kind)} "
                 f"| {fmt_value(c.rel_uplift, 'binary', signed=True)} {fmt_ci(c.rel_ci, 'binary')} "
-                f"| {fmt_p(c.p_value)} | {fmt_p(c.p_value_adjusted)} | {fmt_diff_ci(c.abs_ci_adjusted, c.kind, L) or DASH} "
+                f"| {fmt_p(c.p_value)} | {fmt_p(c.p_value_adjusted)} | {_alone(c.abs_ci_adjusted, c.kind, lang) or DASH} "
                 f"| {L['yes'] if c.significant else L['no']} |"
             )
         out += ["", f"{L['method']}: {rows[0].method}", ""]
@@ -459,8 +456,8 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
                 "|---|---|---|---:|---:|"]
         for a in report.cuped:
             kind = report.metric_kind(a.metric)
-            out.append(f"| {a.variant} | {metric_label(a.metric, lang)} | {fmt_diff(a.abs_uplift, kind, L)} "
-                       f"{fmt_diff_ci(a.abs_ci, kind)} | {fmt_p(a.p_value)} | {show(a.variance_reduction, _pct)} |")
+            out.append(f"| {a.variant} | {metric_label(a.metric, lang)} | {fmt_difference(a.abs_uplift, kind, lang)} "
+                       f"{_beside(a.abs_ci, kind)} | {fmt_p(a.p_value)} | {show(a.variance_reduction, _pct)} |")
         out.append("")
     if report.bayesian:
         out += [f"## {L['bayesian']}", "",
@@ -469,7 +466,7 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
         for b in report.bayesian:
             kind = report.metric_kind(b.metric)
             out.append(f"| {b.variant} | {metric_label(b.metric, lang)} | {show(b.chance_to_beat_control, _pct)} "
-                       f"| {fmt_diff(b.expected_loss, kind, L)} | {fmt_diff_ci(b.uplift_ci, kind, L)} |")
+                       f"| {fmt_difference(b.expected_loss, kind, lang)} | {_alone(b.uplift_ci, kind, lang)} |")
         out.append("")
     if report.sequential:
         out += [f"## {L['sequential']}", "",
@@ -477,16 +474,16 @@ def render_markdown(report: Report, lang: str = "zh", currency: str = "¥") -> s
                 "|---|---:|---|---:|:---:|"]
         for q in report.sequential:
             kind = report.metric_kind(q.metric)
-            out.append(f"| {q.variant} | {fmt_diff(q.abs_uplift, kind, L)} | {fmt_diff_ci(q.ci, kind, L)} "
+            out.append(f"| {q.variant} | {fmt_difference(q.abs_uplift, kind, lang)} | {_alone(q.ci, kind, lang)} "
                        f"| {fmt_p(q.p_value_always_valid)} "
                        f"| {L['yes'] if q.may_act else L['guardrail_blocked'] if q.guardrail_breached else L['no']} |")
         out.append("")
     if report.guardrails:
-        out += _guardrail_section(report, L)
+        out += _guardrail_section(report, L, lang)
     if report.segments:
-        out += _segment_section(report, L)
+        out += _segment_section(report, L, lang)
     if report.quality:
-        out += _quality_section(report, L, currency)
+        out += _quality_section(report, L, lang, currency)
     if report.factorial is not None:
         out += factorial_section(report, lang, currency)
     if report.targeting_gain is not None:
@@ -527,26 +524,26 @@ def targeting_gain_section(gain: TargetingGain, lang: str = "zh", currency: str 
         if p.roi_ci is not None and all(finite(x) for x in p.roi_ci):
             roi += f" [{_fmt_roi(p.roi_ci[0])}, {_fmt_roi(p.roi_ci[1])}]"
         out.append(f"| {label} | {p.customers:,} | {show(p.contacted_share, _pct)} "
-                   f"| {fmt_diff(p.incremental_returns, binary, LABELS[lang])} {fmt_diff_ci(p.returns_ci, binary)} "
+                   f"| {fmt_difference(p.incremental_returns, binary, lang)} {_beside(p.returns_ci, binary)} "
                    f"| {fmt_money(p.incremental_revenue, currency)} {_money_ci(p.revenue_ci, currency)} "
                    f"| {fmt_money(p.cost, currency)} | {fmt_money(p.net_value, currency)} "
                    f"{_money_ci(p.net_value_ci, currency)} | {roi} |")
-    out.append(f"| **{G['difference']}** | | | {fmt_diff(gain.returns_difference, binary, LABELS[lang])} "
-               f"{fmt_diff_ci(gain.returns_difference_ci, binary)}, p = {fmt_p(gain.returns_p_value)} | | "
+    out.append(f"| **{G['difference']}** | | | {fmt_difference(gain.returns_difference, binary, lang)} "
+               f"{_beside(gain.returns_difference_ci, binary)}, p = {fmt_p(gain.returns_p_value)} | | "
                f"| {fmt_money(gain.net_value_difference, currency)} {_money_ci(gain.net_value_difference_ci, currency)}, "
                f"p = {fmt_p(gain.net_value_p_value)} | |")
     return out + [""]
 
 
-def _quality_section(report: Report, L: dict[str, str], currency: str) -> list[str]:
+def _quality_section(report: Report, L: dict[str, str], lang: str, currency: str) -> list[str]:
     out = [f"## {L['quality']}", "", L["quality_note"], "",
            f"| {L['variant']} | {L['measure']} | {L['returned']} | {L['natural_returners']} | {L['variant_returners']} "
            f"| {L['abs']} | {L['p']} |",
            "|---|---|---:|---:|---:|---|---:|"]
     for q in report.quality:
         out.append(f"| {q.variant} | {L[q.measure]} | {q.returned:,} | {fmt_value(q.control_mean, q.kind)} "
-                   f"| {fmt_value(q.variant_mean, q.kind)} | {fmt_diff(q.abs_uplift, q.kind, L)} "
-                   f"{fmt_diff_ci(q.abs_ci, q.kind)} | {fmt_p(q.p_value)} |")
+                   f"| {fmt_value(q.variant_mean, q.kind)} | {fmt_difference(q.abs_uplift, q.kind, lang)} "
+                   f"{_beside(q.abs_ci, q.kind)} | {fmt_p(q.p_value)} |")
     out += ["", f"| {L['variant']} | {L['verdict']} |", "|---|---|"]
     for variant in dict.fromkeys(q.variant for q in report.quality):
         out.append(f"| {variant} | {L[verdict(report.quality, variant)]} |")
@@ -554,28 +551,28 @@ def _quality_section(report: Report, L: dict[str, str], currency: str) -> list[s
     return out
 
 
-def _guardrail_section(report: Report, L: dict[str, str]) -> list[str]:
+def _guardrail_section(report: Report, L: dict[str, str], lang: str) -> list[str]:
     out = [f"## {L['guardrails']}", "",
            f"| {L['variant']} | {L['metric']} | {L['natural']} | {L['mean']} | {L['upper']} | {L['margin']} "
            f"| {L['p']} | {L['breached']} |",
            "|---|---|---:|---:|---:|---:|---:|:---:|"]
     for g in report.guardrails:
         out.append(f"| {g.variant} | {L[g.metric]} | {fmt_value(g.control_rate, 'binary')} "
-                   f"| {fmt_value(g.variant_rate, 'binary')} | {fmt_diff(g.upper_bound, 'binary', L)} "
-                   f"| {fmt_diff(g.margin, 'binary', L)} | {fmt_p(g.p_value)} "
+                   f"| {fmt_value(g.variant_rate, 'binary')} | {fmt_difference(g.upper_bound, 'binary', lang)} "
+                   f"| {fmt_difference(g.margin, 'binary', lang)} | {fmt_p(g.p_value)} "
                    f"| {'⚠️ ' + L['yes'] if g.breached else L['no']} |")
     return out + [""]
 
 
-def _segment_section(report: Report, L: dict[str, str]) -> list[str]:
+def _segment_section(report: Report, L: dict[str, str], lang: str) -> list[str]:
     out = [f"## {L['segments']}", "",
            f"| {L['segment']} | {L['variant']} | {L['n']} | {L['natural']} | {L['mean']} | {L['abs']} "
            f"| {L['p_adj']} | {L['sig']} |",
            "|---|---|---:|---:|---:|---|---:|:---:|"]
     for c in report.segments:
         out.append(f"| {c.segment} | {c.variant} | {c.n:,} | {fmt_value(c.control_mean, c.kind)} "
-                   f"| {fmt_value(c.variant_mean, c.kind)} | {fmt_diff(c.abs_uplift, c.kind, L)} "
-                   f"{fmt_diff_ci(c.abs_ci, c.kind)} | {fmt_p(c.p_value_adjusted)} | {L['yes'] if c.significant else L['no']} |")
+                   f"| {fmt_value(c.variant_mean, c.kind)} | {fmt_difference(c.abs_uplift, c.kind, lang)} "
+                   f"{_beside(c.abs_ci, c.kind)} | {fmt_p(c.p_value_adjusted)} | {L['yes'] if c.significant else L['no']} |")
     return out + [""]
 
 
@@ -672,7 +669,7 @@ def factorial_section(report: Report, lang: str = "zh", currency: str = "¥") ->
             "|---|---|---|---|---|---:|---:|:---:|"]
     for e in report.factors:
         out.append(f"| {metric_label(e.metric, lang)} | {e.factor} | {e.level} | {e.reference} "
-                   f"| {fmt_diff(e.abs_effect, e.kind, L)} {fmt_diff_ci(e.abs_ci, e.kind)} | {fmt_p(e.p_value)} "
+                   f"| {fmt_difference(e.abs_effect, e.kind, lang)} {_beside(e.abs_ci, e.kind)} | {fmt_p(e.p_value)} "
                    f"| {fmt_p(e.p_value_adjusted)} | {L['yes'] if e.significant else L['no']} |")
     if report.interactions:
         out += ["", f"### {F['interactions']}", "",
@@ -681,7 +678,7 @@ def factorial_section(report: Report, lang: str = "zh", currency: str = "¥") ->
         for i in report.interactions:
             out.append(f"| {metric_label(i.metric, lang)} | {' × '.join(i.factors)} "
                        f"| {i.levels[0]} vs {i.references[0]} × {i.levels[1]} vs {i.references[1]} "
-                       f"| {fmt_diff(i.abs_effect, i.kind, L)} {fmt_diff_ci(i.abs_ci, i.kind)} "
+                       f"| {fmt_difference(i.abs_effect, i.kind, lang)} {_beside(i.abs_ci, i.kind)} "
                        f"| {fmt_p(i.p_value)} | {fmt_p(i.p_value_adjusted)} | {L['yes'] if i.significant else L['no']} |")
     if report.factor_roi:
         out += ["", f"### {F['roi']}", "",
@@ -690,10 +687,10 @@ def factorial_section(report: Report, lang: str = "zh", currency: str = "¥") ->
                 "|---|---|---|---:|---:|---|---:|"]
         for r in report.factor_roi:
             base = r.level == r.reference
-            out.append(f"| {r.factor} | {r.level} | {fmt_diff(r.incremental_return_rate, 'binary', L)} "
-                       f"{fmt_diff_ci(r.incremental_return_rate_ci, 'binary')} | {fmt_money(r.cost_per_customer, currency)} "
+            out.append(f"| {r.factor} | {r.level} | {fmt_difference(r.incremental_return_rate, 'binary', lang)} "
+                       f"{_beside(r.incremental_return_rate_ci, 'binary')} | {fmt_money(r.cost_per_customer, currency)} "
                        f"| {'–' if r.roi is None else _fmt_roi(r.roi)} "
-                       f"| {'–' if base else fmt_diff(r.extra_return_rate, 'binary', L) + ' ' + fmt_diff_ci(r.extra_return_rate_ci, 'binary')} "
+                       f"| {'–' if base else fmt_difference(r.extra_return_rate, 'binary', lang) + ' ' + _beside(r.extra_return_rate_ci, 'binary')} "
                        f"| {fmt_money(r.cost_per_extra_return, currency)} |")
     if report.recommendation:
         out += ["", f"### {F['recommendation']}", ""] + [f"- {line}" for line in recommendation_lines(report, lang, currency)]
