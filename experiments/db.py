@@ -196,7 +196,8 @@ def _copy(session: Session, model: type, columns: Sequence[str], rows: Iterable[
 def bulk_insert(session: Session, model: type, rows: list[dict[str, Any]], chunk: int = 20_000) -> None:
     """Insert many rows in the session's transaction: COPY on PostgreSQL, chunked executemany elsewhere.
 
-    The one dialect-specific write path, kept here so bulk loads (imports, demo, simulation) share it.
+    Rows as dicts (the demo, the simulation, events checked row by row) share it; imports that read
+    Arrow blocks write through :func:`experiments.bulk_load.bulk_loader` instead.
     """
     if not rows:
         return
