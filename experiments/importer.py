@@ -545,6 +545,8 @@ def _load_events_fast(session: Session, table: _Table, latest: datetime,
                              type_coerce(Event.event_type, String) == staged.event_type, Event.value == staged.value)
     # Already stored, each counted once (a repeat within the file counts once): few rows to make distinct.
     skipped = session.scalar(select(func.count()).select_from(select(*staged).where(present).distinct().subquery()))
+    # Rows already stored and repeats within the file left out; in the key's order, so the key's B-tree
+    # grows page by page rather than at random places.
     inserted = insert_new_rows(connection, Event.__table__, staging, NATURAL_KEY)
     staging.drop(connection)
     return rows, inserted, skipped
