@@ -492,6 +492,22 @@ def test_concurrent_overlapping_event_imports_store_each_event_once(database_url
     engine.dispose()
 
 
+def test_a_customers_events_in_a_window_are_read_through_the_natural_key(engine: Engine, tmp_path: Path) -> None:
+    """events keeps one index (migration 0012): the natural key, led by (customer, time), serves the
+    attribution window, the send list's probes and the import's own look-ups."""
+    import_events(engine, write(tmp_path, "events.csv", HEADER + "C1,order,2026-12-01 10:00,10\n"))
+    window = ("SELECT occurred_at, event_type, value FROM events WHERE customer_id = 'C1' "
+              "AND occurred_at >= '2026-11-01' AND occurred_at < '2026-12-08'")
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            plan = " ".join(row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + window))
+            assert "USING COVERING INDEX sqlite_autoindex_events" in plan and "customer_id=? AND occurred_at>?" in plan
+        else:
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a one-row table: ask what can serve it
+            plan = " ".join(row[0] for row in connection.exec_driver_sql("EXPLAIN " + window))
+            assert "uq_events_natural_key" in plan and "occurred_at >=" in plan.split("Index Cond:")[1]
+
+
 def test_import_progress_bar_does_not_change_the_outcome(engine: Engine, tmp_path: Path) -> None:
     path = write(tmp_path, "events.csv", HEADER + "C1,order,2026-12-01 10:00,88.5\nC2,visit,2026-12-01 11:00,\n")
     assert import_events(engine, path, chunk=1, progress=True).inserted == 2
