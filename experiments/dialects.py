@@ -304,3 +304,44 @@ def analyze_table(connection, name: str) -> None:  # noqa: ANN001 - a Connection
     planner knows it holds a million rows, not a few hundred. SQLite plans by its indexes."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"ANALYZE {name}")
+
+
+# --- the events import (experiments/importer.py) --------------------------------------------------
+
+from collections.abc import Sequence  # this block's own imports, kept with it
+
+from sqlalchemy import String, Table, exists, insert, select, true, type_coerce
+
+
+_COUNTED = {"preserve_rowcount": True}  # SQLAlchemy drops an INSERT's row count unless asked to keep it
+
+
+def insert_new_rows(connection, target: Table, staged: Table, key: Sequence[str]) -> int:  # noqa: ANN001
+    """Copy into ``target`` the rows of ``staged`` whose ``key`` (``target``'s unique key, in its column
+    order) is not stored yet, each once, in the key's order so the key's B-tree fills page by page;
+    returns how many were stored. Compared as strings: an enum column of ``target`` holds its text.
+
+    PostgreSQL: an anti-join and a plain INSERT of the distinct rows. ON CONFLICT DO NOTHING inserts
+    each row speculatively (an extra WAL record and a second look at the key per row): 2M events into
+    an empty table took 10.1 s that way against 6.7 s (EXPLAIN ANALYZE). A concurrent import that
+    stores the same rows first makes this INSERT wait for it and then fail on the unique key; the
+    importer then runs again and skips them (experiments.importer._in_one_transaction): the key stays
+    the arbiter. The sort compares text bytewise (COLLATE "C"): only the order of writing depends on
+    it, and 2M keys sorted in 2.0 s instead of 3.3 s with the database's C.UTF-8 (strcoll).
+    SQLite: INSERT … ON CONFLICT DO NOTHING (one writer at a time; the conflict check is the insert's
+    own descent of the key's B-tree)."""
+    dialect = connection.dialect.name
+    mine, theirs = [staged.c[name] for name in key], [target.c[name] for name in key]
+    if dialect == "postgresql":
+        ordered = [c.collate("C").label(c.name) if isinstance(t.type, String) else c for c, t in zip(mine, theirs)]
+        stored = exists().where(*(type_coerce(t, String) == c if isinstance(t.type, String) else t == c
+                                  for t, c in zip(theirs, mine)))
+        rows = select(*ordered).where(~stored).distinct().order_by(*ordered)
+        return connection.execute(insert(target).from_select(list(key), rows), execution_options=_COUNTED).rowcount
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        rows = select(*mine).where(true()).order_by(*mine)  # WHERE: SQLite's parser needs it before ON CONFLICT
+        return connection.execute(sqlite_insert(target).from_select(list(key), rows).on_conflict_do_nothing(),
+                                  execution_options=_COUNTED).rowcount
+    raise NotImplementedError(f"no bulk insert of new rows for {dialect}")

@@ -56,7 +56,6 @@ from sqlalchemy import (
     exists,
     func,
     select,
-    true,
     type_coerce,
 )
 from sqlalchemy import Table as SqlTable
@@ -69,7 +68,8 @@ from experiments.audit import Action, record
 from experiments.catalog import Channel
 from experiments.config import settings, to_stored_utc
 from experiments.bulk_load import Prepared, loader_kind, prepare
-from experiments.db import bulk_insert, bulk_loader, insert_skipping_repeats, run_in_transaction
+from experiments.db import bulk_insert, bulk_loader, run_in_transaction
+from experiments.dialects import analyze_table, insert_new_rows, with_sort_memory, without_jit
 from experiments.factorial import MAX_CELLS, DesignProblem, checked_design, design_to_json
 from experiments.identifiers import MAX_ID_LENGTH, InvalidIdentifier, check_name, normalise_customer_id
 from experiments.models import (
@@ -430,9 +430,12 @@ def _customer_id(table: _Table, line: int, field: str, value: str) -> str:
 # Events ---------------------------------------------------------------------------------------
 
 
+NATURAL_KEY = ("customer_id", "occurred_at", "event_type", "value")
+
+
 @dataclass(frozen=True)
 class _EventKey:
-    """An event's natural key (models.Event's uq_events_natural_key)."""
+    """An event's natural key (models.Event's uq_events_natural_key, whose column order is NATURAL_KEY)."""
 
     customer_id: str
     event_type: EventType
@@ -518,11 +521,13 @@ def _load_events_fast(session: Session, table: _Table, latest: datetime,
                       advance: Callable[[int], None]) -> tuple[int, int, int]:
     """(rows, inserted, skipped as already stored); raises _Recheck for anything to word or convert."""
     if session.connection().dialect.name not in ("sqlite", "postgresql"):
-        raise _Recheck  # insert_skipping_repeats needs ON CONFLICT DO NOTHING; the row-by-row path works anywhere
+        raise _Recheck  # insert_new_rows is spelled for these two; the row-by-row path works anywhere
     staging = SqlTable("import_events", MetaData(), Column("customer_id", String(MAX_ID_LENGTH)),
                        Column("event_type", String(16)), Column("occurred_at", DateTime), Column("value", Money),
                        prefixes=["TEMPORARY"])
     connection = session.connection()
+    without_jit(connection)
+    with_sort_memory(connection)
     staging.create(connection)
     rows = 0
     before = table.stat()
@@ -534,17 +539,15 @@ def _load_events_fast(session: Session, table: _Table, latest: datetime,
             advance(batch.rows)
     if table.stat() != before:
         raise ImportFailed(f"{table.name}: the file changed while it was being imported; import it again")
+    analyze_table(connection, staging.name)
     staged = staging.c
-    present = exists().where(Event.customer_id == staged.customer_id,
-                             type_coerce(Event.event_type, String) == staged.event_type,
-                             Event.occurred_at == staged.occurred_at, Event.value == staged.value)
+    present = exists().where(Event.customer_id == staged.customer_id, Event.occurred_at == staged.occurred_at,
+                             type_coerce(Event.event_type, String) == staged.event_type, Event.value == staged.value)
     # Already stored, each counted once (a repeat within the file counts once): few rows to make distinct.
     skipped = session.scalar(select(func.count()).select_from(select(*staged).where(present).distinct().subquery()))
-    last_id = session.scalar(select(func.max(Event.id))) or 0
-    # In the natural key's order, so the events' indexes grow page by page rather than at random places;
-    # rows already stored, and repeats within the file, are left out by the key itself.
-    insert_skipping_repeats(session, Event, list(staged.keys()), select(*staged).where(true()).order_by(*staged))
-    inserted = session.scalar(select(func.count()).select_from(Event).where(Event.id > last_id))
+    # Rows already stored and repeats within the file left out; in the key's order, so the key's B-tree
+    # grows page by page rather than at random places.
+    inserted = insert_new_rows(connection, Event.__table__, staging, NATURAL_KEY)
     staging.drop(connection)
     return rows, inserted, skipped
 

@@ -238,12 +238,13 @@ class EventType(str, enum.Enum):
 
 
 class Event(Base):
-    """Something a customer did. The natural key makes re-imports idempotent."""
+    """Something a customer did. The natural key makes re-imports idempotent; it leads with (customer,
+    time), so it is also the index every read of a customer's events in a time window goes through
+    (migration 0012: one B-tree fewer to fill per imported event)."""
 
     __tablename__ = "events"
     __table_args__ = (
-        UniqueConstraint("customer_id", "event_type", "occurred_at", "value", name="uq_events_natural_key"),
-        Index("ix_events_customer_time", "customer_id", "occurred_at"),
+        UniqueConstraint("customer_id", "occurred_at", "event_type", "value", name="uq_events_natural_key"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

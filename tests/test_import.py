@@ -447,6 +447,67 @@ def test_the_fast_and_the_exact_event_readers_store_the_same(database_url: str, 
     assert tables[0] == tables[1]
 
 
+def test_concurrent_overlapping_event_imports_store_each_event_once(database_url: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two overlapping files imported at once: the second's INSERT meets the first's uncommitted rows (on
+    PostgreSQL it waits on the unique key, fails when the first commits, and the import runs again; SQLite
+    has one writer at a time). Every event is stored once and the counts add up."""
+    from experiments.db import make_engine
+
+    def rows(numbers: range) -> str:
+        return "".join(f"C{i % 50},order,2026-12-0{1 + i % 5} 10:{i % 60:02d},{i}\n" for i in numbers)
+
+    first = write(tmp_path, "a.csv", HEADER + rows(range(0, 300)))
+    second = write(tmp_path, "b.csv", HEADER + rows(range(200, 500)) + rows(range(450, 470)))  # 20 repeats within
+    inserting = {name: threading.Event() for name in ("a.csv", "b.csv")}
+    calls = {"a.csv": 0, "b.csv": 0}
+    real = importer.insert_new_rows
+
+    def racing(connection, target, staged, key) -> int:  # noqa: ANN001
+        name = "a.csv" if connection.scalar(select(func.count()).select_from(staged)) == 300 else "b.csv"
+        calls[name] += 1
+        inserting[name].set()
+        inserted = real(connection, target, staged, key)
+        if name == "a.csv" and connection.dialect.name == "postgresql":
+            inserting["b.csv"].wait(30)  # b's INSERT started: it now waits on a's rows until a commits
+            time.sleep(0.5)
+        return inserted
+
+    monkeypatch.setattr(importer, "insert_new_rows", racing)
+    engines = [make_engine(database_url) for _ in range(2)]
+    outcome: dict[str, ImportResult] = {}
+    worker = threading.Thread(target=lambda: outcome.update(a=import_events(engines[0], first)))
+    worker.start()
+    assert inserting["a.csv"].wait(30)
+    outcome["b"] = import_events(engines[1], second)
+    worker.join(60)
+    for e in engines:
+        e.dispose()
+    assert (outcome["a"].inserted, outcome["a"].skipped_duplicates) == (300, 0)
+    assert (outcome["b"].rows, outcome["b"].inserted, outcome["b"].skipped_duplicates) == (320, 200, 100)
+    engine = make_engine(database_url)
+    assert count(engine, Event) == 500
+    if engine.dialect.name == "postgresql":
+        assert calls == {"a.csv": 1, "b.csv": 2}  # b met a's rows, and ran again once a had committed
+    engine.dispose()
+
+
+def test_a_customers_events_in_a_window_are_read_through_the_natural_key(engine: Engine, tmp_path: Path) -> None:
+    """events keeps one index (migration 0012): the natural key, led by (customer, time), serves the
+    attribution window, the send list's probes and the import's own look-ups."""
+    import_events(engine, write(tmp_path, "events.csv", HEADER + "C1,order,2026-12-01 10:00,10\n"))
+    window = ("SELECT occurred_at, event_type, value FROM events WHERE customer_id = 'C1' "
+              "AND occurred_at >= '2026-11-01' AND occurred_at < '2026-12-08'")
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            plan = " ".join(row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + window))
+            assert "USING COVERING INDEX sqlite_autoindex_events" in plan and "customer_id=? AND occurred_at>?" in plan
+        else:
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a one-row table: ask what can serve it
+            plan = " ".join(row[0] for row in connection.exec_driver_sql("EXPLAIN " + window))
+            assert "uq_events_natural_key" in plan and "occurred_at >=" in plan.split("Index Cond:")[1]
+
+
 def test_import_progress_bar_does_not_change_the_outcome(engine: Engine, tmp_path: Path) -> None:
     path = write(tmp_path, "events.csv", HEADER + "C1,order,2026-12-01 10:00,88.5\nC2,visit,2026-12-01 11:00,\n")
     assert import_events(engine, path, chunk=1, progress=True).inserted == 2

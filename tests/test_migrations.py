@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
@@ -80,3 +81,27 @@ def test_three_first_runs_at_once_migrate_once(tmp_path: Path) -> None:
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM alembic_version")) == 1
     engine.dispose()
+
+
+def test_0012_reorders_the_events_key_of_a_database_holding_events(engine) -> None:  # noqa: ANN001
+    from sqlalchemy import exc, inspect
+
+    downgrade(engine, "0011")
+    insert = text("INSERT INTO events (customer_id, event_type, occurred_at, value) VALUES (:c, :t, :at, :v)")
+    rows = [{"c": f"C{i % 3}", "t": ("visit", "order")[i % 2], "at": f"2026-12-0{1 + i % 4} 10:00:00", "v": i % 2 * 5}
+            for i in range(12)]
+    with engine.begin() as connection:
+        connection.execute(insert, rows)
+    upgrade(engine)
+    names = inspect(engine)
+    assert [u["column_names"] for u in names.get_unique_constraints("events")] == \
+        [["customer_id", "occurred_at", "event_type", "value"]]
+    assert "ix_events_customer_time" not in {i["name"] for i in names.get_indexes("events")}
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM events")) == 12
+        with pytest.raises(exc.IntegrityError):
+            connection.execute(insert, rows[5])
+    downgrade(engine, "0011")
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM events")) == 12
+    upgrade(engine)
