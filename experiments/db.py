@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, DateTime, Engine, Select, Table, create_engine, event, insert, inspect, text
+from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, insert, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -306,18 +306,5 @@ def foreign_keys_checked_once(session: Session, model: type, rows: int) -> Itera
     yield
     for name, definition in constraints:
         connection.execute(text(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}"))
-
-
-def insert_skipping_repeats(session: Session, model: type, columns: list[str], rows: Select) -> None:
-    """INSERT … SELECT ``rows`` into ``model``'s table, leaving out rows whose unique key is already there
-    (or earlier in ``rows``): ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
-    dialect = session.connection().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:
-        raise NotImplementedError(f"no ON CONFLICT DO NOTHING for {dialect}")
-    session.execute(dialect_insert(model).from_select(columns, rows).on_conflict_do_nothing())
 
 

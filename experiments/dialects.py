@@ -27,8 +27,9 @@ Everything else in the analysis queries is plain SQLAlchemy Core that any dialec
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
-from sqlalchemy import DateTime, Integer, Numeric, literal
+from sqlalchemy import DateTime, Integer, Numeric, String, Table, exists, insert, literal, select, true, type_coerce
 from sqlalchemy.dialects import registry
 from sqlalchemy.engine import default
 from sqlalchemy.ext.compiler import compiles
@@ -307,10 +308,6 @@ def analyze_table(connection, name: str) -> None:  # noqa: ANN001 - a Connection
 
 
 # --- the events import (experiments/importer.py) --------------------------------------------------
-
-from collections.abc import Sequence  # this block's own imports, kept with it
-
-from sqlalchemy import String, Table, exists, insert, select, true, type_coerce
 
 
 _COUNTED = {"preserve_rowcount": True}  # SQLAlchemy drops an INSERT's row count unless asked to keep it
