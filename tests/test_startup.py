@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Never needed by the report of an experiment whose outcomes are in Recall Lab's own database.
 NEVER = ("pandas", "duckdb", "pyarrow", "statsmodels", "sklearn", "altair", "alembic", "rich", "scipy.stats",
          "scipy.optimize", "experiments.source", "experiments.importer", "analysis.bayesian", "analysis.sequential",
-         "cli.experiment", "cli.imports", "cli.campaign")
+         "cli.experiment", "cli.imports", "cli.campaign", "experiments.factorial", "experiments.spec")
 
 
 def loaded_by(args: list[str]) -> set[str]:
