@@ -16,9 +16,8 @@ start-up, which a report read back from a stored run (analysis.runs) or only ren
 
 from __future__ import annotations
 
-import math
-
 import functools
+import math
 from types import ModuleType
 
 import numpy as np
