@@ -30,15 +30,18 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from analysis.corrections import adjust_p_values, interval_alpha
 from analysis.distributions import norm_isf, norm_sf
 from analysis.sufficient import SampleStats
-from experiments.factorial import Design, design_from_json, design_of
 from experiments.models import Experiment, ExperimentSource
 from experiments.store import stored_spec
+
+if TYPE_CHECKING:  # experiments.factorial (pydantic models) loads when a design is read, not for plain results
+    from experiments.factorial import Design
 
 METHOD = ("equal-weight contrasts of cell means (effect coding); variance Σ w²·s²/n per cell "
           "(OLS HC2 of the saturated model); normal reference")
@@ -156,7 +159,13 @@ def design_for(experiment: Experiment) -> Design | None:
     --factors``: spec_json's ``factorial`` key, see :func:`experiments.factorial.checked_design`)."""
     if experiment.source == ExperimentSource.IMPORTED:
         stored = json.loads(experiment.spec_json or "{}").get("factorial")
-        return design_from_json(stored) if stored else None
+        if not stored:
+            return None
+        from experiments.factorial import design_from_json
+
+        return design_from_json(stored)
+    from experiments.factorial import design_of
+
     spec = stored_spec(experiment)
     return design_of(spec) if spec is not None else None
 

@@ -31,8 +31,6 @@ from analysis.aggregates import (
     covariates_of,
     experiment_statistics,
 )
-from analysis.bayesian import beta_binomial, normal_posterior
-from analysis.cuped import cuped as adjust
 from analysis.factorial import (DesignSummary, FactorEffect, FactorialResult, InteractionEffect, LevelRoi, Pick, analyse,
                                 design_for)
 from analysis.corrections import adjust_p_values, interval_alpha
@@ -48,7 +46,6 @@ from analysis.ratio import RatioStats, compare_ratio
 from analysis.quality import QualityComparison, recall_quality
 from analysis.roi import RoiResult, roi
 from analysis.segments import segment_statistics
-from analysis.sequential import confidence_sequence
 from analysis.srm import SrmResult, srm_check
 from analysis.sufficient import SampleStats
 from analysis.targeting_gain import TargetingGain
@@ -473,6 +470,8 @@ def _sequential(experiment: Experiment, arms: dict[int, ArmStatistics], metric: 
                 ) -> list[SequentialResult]:
     """Always-valid confidence sequences on the primary metric, tuned for the assigned sample size
     (known at launch, so the tuning does not look at the outcomes)."""
+    from analysis.sequential import confidence_sequence  # the optional sections load their modules when asked
+
     planned = sum(arm.n for arm in arms.values())
     control = arms[experiment.control.id].metrics[metric]
     out = []
@@ -487,6 +486,8 @@ def _sequential(experiment: Experiment, arms: dict[int, ArmStatistics], metric: 
 
 def _bayesian(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: float) -> list[BayesianComparison]:
     """Beta-binomial posteriors for rates, a normal posterior for amounts (see analysis.bayesian)."""
+    from analysis.bayesian import beta_binomial, normal_posterior  # SciPy's quadrature and root finding
+
     control = arms[experiment.control.id]
     out = []
     for v in experiment.variants:
@@ -508,6 +509,8 @@ def _bayesian(experiment: Experiment, arms: dict[int, ArmStatistics], *, alpha: 
 def _cuped(conn: Connection, experiment: Experiment, statistics: ExperimentStatistics, *, alpha: float
            ) -> list[AdjustedComparison]:
     """Every contacted variant × metric adjusted for the pre-period covariates (none: nothing to do)."""
+    from analysis.cuped import cuped as adjust
+
     covariates = covariates_of(experiment)
     if not covariates:
         return []

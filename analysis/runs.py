@@ -37,10 +37,13 @@ from experiments.store import get_experiment, utcnow
 def data_version(conn: Connection, now: datetime | None = None) -> str:
     """A fingerprint of the data every report reads; any import, assignment, send or status change moves it."""
     parts = [(now or utcnow()).date().isoformat()]
+    counts = []  # one statement, not seven: each is a round trip to a PostgreSQL server
     for column in (Event.id, ImportRecord.id, Experiment.id):
-        parts += [str(v) for v in conn.execute(select(func.count(), func.max(column))).one()]
-    for table in (Assignment, Send, ResultTable, ContactHold):
-        parts.append(str(conn.scalar(select(func.count()).select_from(table))))
+        counts += [select(func.count()).select_from(column.table).scalar_subquery(),
+                   select(func.max(column)).scalar_subquery()]
+    counts += [select(func.count()).select_from(table).scalar_subquery()
+               for table in (Assignment, Send, ResultTable, ContactHold)]
+    parts += [str(v) for v in conn.execute(select(*counts)).one()]
     parts += [f"{name}:{status}" for name, status in conn.execute(
         select(Experiment.name, Experiment.status).order_by(Experiment.name))]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, String, and_, case, column, literal, select, table, type_coerce
 from sqlalchemy.exc import DBAPIError
@@ -23,8 +23,10 @@ from sqlalchemy.sql import ColumnElement, FromClause
 from experiments.dialects import add_days
 from experiments.cohorts import rfm_scores
 from experiments.models import Assignment, Customer, Event, EventType, Experiment, Send
-from experiments.source import DUCKDB_MEMORY_LIMIT, SourceError, SourceSpec, describe_source_error, read_only_engine
 from experiments.store import stored_spec
+
+if TYPE_CHECKING:
+    from experiments.source import SourceSpec
 
 OWN_DIMENSIONS = ("cohort", "value_tier", "rfm_tier")
 OWN_COVARIATES = ("spend_before", "orders_before")
@@ -170,6 +172,8 @@ def open_tables(conn: Connection, experiment: Experiment) -> Iterator[tuple[Conn
     if source is None:
         yield conn, own_tables(experiment)
         return
+    from experiments.source import DUCKDB_MEMORY_LIMIT, SourceError, describe_source_error, read_only_engine
+
     url = source.resolved_url()
     engine = read_only_engine(url)
     try:

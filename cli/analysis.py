@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Column, Table
 
 from cli.common import DbOption, Lang, engine_for, fail, out
 
@@ -116,6 +115,8 @@ def power(
 
     Each variant is compared with the control at α / variants (Bonferroni), as the report's Holm
     correction never needs more; see docs/statistics/power.md."""
+    from rich.table import Column, Table
+
     from analysis import power as planning
     from experiments.catalog import DEFAULT_CHANNEL_COSTS, Channel
 

