@@ -105,18 +105,33 @@ class SQLiteDatabases:
 
 
 class PostgresDatabases:
-    """A simulated campaign in a template database; each run gets a database created from it."""
+    """A simulated campaign in a template database; each run gets a database created from it. With
+    ``keep``, templates are kept for the next benchmark run and reused (marked complete by a comment)."""
 
-    def __init__(self, server: str):
-        self.server = server
+    def __init__(self, server: str, keep: bool = False):
+        self.server, self.keep = server, keep
         self.created: list[str] = []
 
     def template(self, size: int, tag: str, pythonpath: str) -> str:
         name = f"{PG_PREFIX}_{tag}_{size}"
+        if self.keep and self._complete(name):
+            return name
         child("pg-create", self.server, name)
-        self.created.append(name)
+        if not self.keep:
+            self.created.append(name)
         child("simulate", f"{self.server}/{name}", str(size), pythonpath=pythonpath)
+        _admin(self.server, f"COMMENT ON DATABASE \"{name}\" IS 'complete'")
         return name
+
+    def _complete(self, name: str) -> bool:
+        code = ("import sys; from sqlalchemy import create_engine, text\n"
+                "e = create_engine(sys.argv[1] + '/postgres')\n"
+                "with e.connect() as c:\n"
+                "    print(c.scalar(text('SELECT shobj_description(oid, :c) FROM pg_database WHERE datname = :n'),"
+                " {'c': 'pg_database', 'n': sys.argv[2]}))\n")
+        found = subprocess.run([sys.executable, "-c", code, self.server, name], check=True, cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return found == "complete"
 
     def fresh(self, template: str) -> str:
         name = f"{PG_PREFIX}_run"
@@ -168,6 +183,8 @@ def main() -> None:
     parser.add_argument("--baseline", help="git revision of the implementation to compare with")
     parser.add_argument("--baseline-size", type=int, default=200_000)
     parser.add_argument("--baseline-runs", type=int, default=1)
+    parser.add_argument("--keep-pg", action="store_true", help="keep the PostgreSQL templates "
+                        f"({PG_PREFIX}_<tag>_<size>) and reuse them in the next run (same schema revision only)")
     parser.add_argument("--tmp", type=Path, help="folder for the databases and lists (default: a new temporary "
                                                  "folder); a SQLite template already there is reused")
     args = parser.parse_args()
@@ -181,7 +198,7 @@ def main() -> None:
     if args.sqlite:
         backends.append(("sqlite", SQLiteDatabases(folder)))
     if args.pg:
-        backends.append(("postgresql", PostgresDatabases(args.pg)))
+        backends.append(("postgresql", PostgresDatabases(args.pg, keep=args.keep_pg)))
     rows = []
     for backend, databases in backends:
         try:
