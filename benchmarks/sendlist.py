@@ -18,7 +18,8 @@ the path of its runs.
     .venv/bin/python benchmarks/sendlist.py
     .venv/bin/python benchmarks/sendlist.py --pg postgresql+psycopg://postgres@127.0.0.1:5432 --baseline 5ae1635
 
-``--pg`` is a server URL without a database: databases ``recall_bench_sendlist_*`` are created there
+``--explain`` adds, for PostgreSQL, each statement's server time (auto_explain's EXPLAIN ANALYZE of one
+more export). ``--pg`` is a server URL without a database: databases ``recall_bench_sendlist_*`` are created there
 and dropped afterwards. Not a test: it prints figures.
 """
 
@@ -105,18 +106,33 @@ class SQLiteDatabases:
 
 
 class PostgresDatabases:
-    """A simulated campaign in a template database; each run gets a database created from it."""
+    """A simulated campaign in a template database; each run gets a database created from it. With
+    ``keep``, templates are kept for the next benchmark run and reused (marked complete by a comment)."""
 
-    def __init__(self, server: str):
-        self.server = server
+    def __init__(self, server: str, keep: bool = False):
+        self.server, self.keep = server, keep
         self.created: list[str] = []
 
     def template(self, size: int, tag: str, pythonpath: str) -> str:
         name = f"{PG_PREFIX}_{tag}_{size}"
+        if self.keep and self._complete(name):
+            return name
         child("pg-create", self.server, name)
-        self.created.append(name)
+        if not self.keep:
+            self.created.append(name)
         child("simulate", f"{self.server}/{name}", str(size), pythonpath=pythonpath)
+        _admin(self.server, f"COMMENT ON DATABASE \"{name}\" IS 'complete'")
         return name
+
+    def _complete(self, name: str) -> bool:
+        code = ("import sys; from sqlalchemy import create_engine, text\n"
+                "e = create_engine(sys.argv[1] + '/postgres')\n"
+                "with e.connect() as c:\n"
+                "    print(c.scalar(text('SELECT shobj_description(oid, :c) FROM pg_database WHERE datname = :n'),"
+                " {'c': 'pg_database', 'n': sys.argv[2]}))\n")
+        found = subprocess.run([sys.executable, "-c", code, self.server, name], check=True, cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return found == "complete"
 
     def fresh(self, template: str) -> str:
         name = f"{PG_PREFIX}_run"
@@ -153,6 +169,55 @@ def measure(databases: SQLiteDatabases | PostgresDatabases, template: str, pytho
     return figures
 
 
+def explain(databases: PostgresDatabases, template: str, pythonpath: str, out: Path) -> str:
+    """One more export, in a child process, with every statement's server time (auto_explain's EXPLAIN
+    ANALYZE of each statement the export sends, BUFFERS included): less noisy than the wall seconds."""
+    url = databases.fresh(template)
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    try:
+        return subprocess.run([sys.executable, __file__, "--explain-child", url, str(out)], check=True, cwd=ROOT,
+                              env=env, capture_output=True, text=True).stdout
+    finally:
+        databases.cleanup_run()
+
+
+def explain_child(url: str, out: str) -> None:
+    """The export of :func:`explain`, run in-process: auto_explain's plans arrive as notices."""
+    from datetime import date
+
+    from sqlalchemy import event
+
+    from experiments.access import cli_actor
+    from experiments.db import make_engine
+    from experiments.sendlist import write_send_lists
+
+    engine = make_engine(url)
+    plans: list[str] = []
+
+    @event.listens_for(engine, "connect")
+    def _explained(dbapi_connection, _record) -> None:  # noqa: ANN001
+        dbapi_connection.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+        cursor = dbapi_connection.cursor()
+        cursor.execute("LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; "
+                       "SET auto_explain.log_analyze = on; SET auto_explain.log_buffers = on; "
+                       "SET auto_explain.log_timing = off; SET client_min_messages = log")
+        cursor.close()
+        dbapi_connection.commit()
+
+    start = time.perf_counter()
+    write_send_lists(engine, CAMPAIGN, out, actor=cli_actor(), due=date.fromisoformat(LAUNCH_DAY))
+    print(f"    in-process: {time.perf_counter() - start:.2f} s wall; statements of 20 ms or more (server ms):")
+    for plan in plans:
+        lines = plan.splitlines()
+        ms = float(lines[0].split()[1]) if lines and lines[0].startswith("duration:") else 0.0
+        text = next((line[len("Query Text: "):] for line in lines if line.startswith("Query Text: ")), "")
+        buffers = next((line.strip() for line in lines if line.startswith("  Buffers:")), "")  # the top node's
+        if ms >= 20:
+            print(f"    {ms:8.0f}  {' '.join(text.split())[:70]}  [{buffers}]")
+    engine.dispose()
+
+
 def summary(figures: list[tuple[float, float, float]]) -> str:
     wall, cpu, rss = zip(*figures)
     return (f"{statistics.median(wall):.1f} s ({min(wall):.1f}-{max(wall):.1f}) | "
@@ -160,6 +225,9 @@ def summary(figures: list[tuple[float, float, float]]) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--explain-child"]:
+        explain_child(*sys.argv[2:4])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
@@ -168,6 +236,10 @@ def main() -> None:
     parser.add_argument("--baseline", help="git revision of the implementation to compare with")
     parser.add_argument("--baseline-size", type=int, default=200_000)
     parser.add_argument("--baseline-runs", type=int, default=1)
+    parser.add_argument("--keep-pg", action="store_true", help="keep the PostgreSQL templates "
+                        f"({PG_PREFIX}_<tag>_<size>) and reuse them in the next run (same schema revision only)")
+    parser.add_argument("--explain", action="store_true", help="PostgreSQL: one more export per implementation, "
+                        "printing each statement's server time (auto_explain; needs a superuser)")
     parser.add_argument("--tmp", type=Path, help="folder for the databases and lists (default: a new temporary "
                                                  "folder); a SQLite template already there is reused")
     args = parser.parse_args()
@@ -181,8 +253,9 @@ def main() -> None:
     if args.sqlite:
         backends.append(("sqlite", SQLiteDatabases(folder)))
     if args.pg:
-        backends.append(("postgresql", PostgresDatabases(args.pg)))
+        backends.append(("postgresql", PostgresDatabases(args.pg, keep=args.keep_pg)))
     rows = []
+    plans: dict[str, str] = {}
     for backend, databases in backends:
         try:
             cases = [(args.size, "this tree", "current", current, args.runs)]
@@ -196,6 +269,9 @@ def main() -> None:
                     len(list((folder / "lists").glob("*.csv")))
                 rows.append((backend, label, size, listed, summary(figures), len(figures)))
                 print(rows[-1], flush=True)
+                if args.explain and isinstance(databases, PostgresDatabases):
+                    plans[label] = explain(databases, template, pythonpath, folder / "lists")
+                    print(plans[label], flush=True)
         finally:
             databases.cleanup()
 
@@ -206,6 +282,8 @@ def main() -> None:
     for backend, label, size, listed, text, runs in rows:
         print(f"| {backend} | {label} | {size:,} | {listed:,} | {text} | {runs} |")
     print(f"(load average at the end: {os.getloadavg()[0]:.1f})")
+    for label, text in plans.items():
+        print(f"\nPostgreSQL, {label}:\n{text}", end="")
 
 
 if __name__ == "__main__":

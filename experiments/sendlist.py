@@ -77,7 +77,15 @@ from experiments.audit import Action, record, record_now
 from experiments.catalog import in_quiet_hours
 from experiments.config import settings
 from experiments.db import foreign_keys_checked_once, session_scope
-from experiments.dialects import analyze_table, begin_writing, stream_rows, with_sort_memory, without_jit
+from experiments.dialects import (
+    analyze_table,
+    begin_writing,
+    filled_in_key_order,
+    in_stored_order,
+    stream_rows,
+    with_sort_memory,
+    without_jit,
+)
 from experiments.identifiers import check_name
 from experiments.messages import MessageContext, Template
 from experiments.models import (
@@ -286,14 +294,13 @@ def _classify(session: Session, experiment: Experiment, due_steps: list[tuple[Va
     if due_steps:
         session.connection().execute(insert(_DUE).from_select(
             ["variant_id", "step", "customer_id", "reason"], _classified(experiment, due_steps, due, policy)))
-        analyze_table(session.connection(), _DUE.name)
 
 
 def _record(session: Session, experiment: Experiment, due_steps: list[tuple[Variant, _DueStep]],
             now: datetime) -> dict[tuple[int, str], int]:
     """The classified touches of every variant into ``sends`` (listed) and ``contact_holds`` (held), one
-    statement each, read in customer order (the temporary table's key) so that both tables' keys grow
-    by appending; returns the held touches counted by (variant id, reason)."""
+    statement each, read in customer order (the order the temporary table was filled in) so that both
+    tables' keys grow by appending; returns the held touches counted by (variant id, reason)."""
     connection = session.connection()
     due_touches = _DUE.c
     if due_steps:
@@ -303,9 +310,10 @@ def _record(session: Session, experiment: Experiment, due_steps: list[tuple[Vari
 
         connection.execute(insert(Send).from_select(
             ["experiment_id", "customer_id", "step", "variant_id", "channel", "scheduled_at"],
-            select(literal(experiment.id), due_touches.customer_id, due_touches.step, due_touches.variant_id,
-                   of_touch(lambda d: d.step.channel, String), of_touch(lambda d: d.at_utc, DateTime))
-            .where(due_touches.reason.is_(None)).order_by(due_touches.customer_id, due_touches.step)))
+            in_stored_order(connection, select(
+                literal(experiment.id), due_touches.customer_id, due_touches.step, due_touches.variant_id,
+                of_touch(lambda d: d.step.channel, String), of_touch(lambda d: d.at_utc, DateTime))
+                .where(due_touches.reason.is_(None)), due_touches.customer_id, due_touches.step)))
     connection.execute(insert(ContactHold).from_select(
         ["experiment_id", "customer_id", "step", "variant_id", "reason", "held_at"],
         select(literal(experiment.id), due_touches.customer_id, due_touches.step, due_touches.variant_id,
@@ -351,7 +359,8 @@ _TEMPORARY = MetaData()
 _OPTED_OUT = Table("recall_opted_out", _TEMPORARY, Column("customer_id", String(64), primary_key=True),
                    Column("unsubscribed", Integer), prefixes=["TEMPORARY"], sqlite_with_rowid=False)
 # Keyed by customer, as the assignments it is filled from (appended in order) and as sends and
-# contact_holds (filled from it in order); a customer has one variant.
+# contact_holds (filled from it in order); a customer has one variant. On PostgreSQL a heap filled in
+# that order, without the key's B-tree (:func:`filled_in_key_order`).
 _DUE = Table("recall_due_touches", _TEMPORARY, Column("customer_id", String(64), primary_key=True),
              Column("step", Integer, primary_key=True), Column("variant_id", Integer),
              Column("reason", String(32)), prefixes=["TEMPORARY"], sqlite_with_rowid=False)
@@ -365,6 +374,7 @@ def _export_tables(session: Session) -> Iterator[None]:
     with_sort_memory(connection)
     _TEMPORARY.drop_all(connection, checkfirst=True)
     _TEMPORARY.create_all(connection)
+    filled_in_key_order(connection, _DUE)
     connection.execute(insert(_OPTED_OUT).from_select(["customer_id", "unsubscribed"], select(
         Event.customer_id, func.max(case((Event.event_type == EventType.UNSUBSCRIBE, 1), else_=0)))
         .where(Event.event_type.in_(OPT_OUTS)).group_by(Event.customer_id)))
