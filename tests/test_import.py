@@ -24,9 +24,9 @@ from typer.testing import CliRunner
 from cli import app
 from experiments.access import cli_actor
 from experiments.db import session_scope, table_names
-from experiments import importer
+from experiments import importer, result_tables
 from experiments.importer import ImportFailed, ImportResult
-from experiments.result_tables import stored_results
+from experiments.result_tables import read_results
 from experiments.models import (
     Event,
     EventType,
@@ -37,6 +37,7 @@ from experiments.models import (
     MetricDefinition,
     MetricKind,
     MetricRole,
+    ResultBlock,
     ResultTable,
     Send,
     Variant,
@@ -68,19 +69,16 @@ def count(engine: Engine, model: type) -> int:
 
 
 def stored(engine: Engine, name: str) -> list[dict]:
-    """The imported experiment's rows, by column name (metrics, covariates and segments by their own)."""
+    """The imported experiment's rows, by column name (metrics, covariates and segments by their own),
+    ordered by customer id."""
     with session_scope(engine) as session:
         experiment = session.scalars(select(Experiment).where(Experiment.name == name)).one()
-        results = stored_results(session.connection(), experiment)
-        names = {**{c: n for n, c in results.values.items()}, **{c: n for n, c in results.segments.items()}}
-        return [{names.get(k, k): v for k, v in row._mapping.items()}
-                for row in session.execute(select(results.table).order_by(results.table.c.customer_id))]
+        return sorted(read_results(session.connection(), experiment).to_pylist(), key=lambda r: r["customer_id"])
 
 
 def nothing_stored(engine: Engine) -> bool:
-    """No experiment, variant, results table, record or audit entry: a failed import left nothing behind."""
-    return ([count(engine, m) for m in (Experiment, Variant, ResultTable, ImportRecord)] == [0] * 4
-            and not [t for t in table_names(engine) if t.startswith("results_")])
+    """No experiment, variant, results, record or audit entry: a failed import left nothing behind."""
+    return [count(engine, m) for m in (Experiment, Variant, ResultTable, ResultBlock, ImportRecord)] == [0] * 5
 
 
 # Events --------------------------------------------------------------------------------------------
@@ -686,19 +684,14 @@ def test_an_import_does_not_stall_readers(engine: Engine, tmp_path: Path, monkey
     small, _ = _random_results(tmp_path, n=200)
     import_results(engine, small, experiment="other", variant_column="arm", control="holdout", metrics=["revenue"])
     halfway, resume = threading.Event(), threading.Event()
-    loader = importer.bulk_loader
+    store = result_tables.store_block
 
-    @contextmanager
-    def pausing_loader(*args: object) -> Iterator[Callable]:
-        with loader(*args) as store:
-            def store_then_wait(batch: object) -> None:
-                store(batch)
-                halfway.set()
-                resume.wait(30)
+    def store_then_wait(*args: object) -> None:
+        store(*args)
+        halfway.set()
+        resume.wait(30)
 
-            yield store_then_wait
-
-    monkeypatch.setattr(importer, "bulk_loader", pausing_loader)
+    monkeypatch.setattr(result_tables, "store_block", store_then_wait)
     outcome: list[ImportResult] = []
     big = write(tmp_path, "big.csv", RESULTS + "".join(f"u{i},{('holdout', 'sms')[i % 2]},0,{i},1,a\n"
                                                        for i in range(5_000)))
