@@ -53,7 +53,7 @@ def _block(names: list[str], rows: Sequence[Sequence]) -> bytes:
 
 def _partitions(connection: sa.Connection, table: sa.Table) -> Iterator[Sequence[sa.Row]]:
     """The table's rows, ROWS_PER_BLOCK at a time (a server-side cursor on PostgreSQL)."""
-    result = connection.execution_options(yield_per=ROWS_PER_BLOCK).execute(sa.select(table))
+    result = connection.execute(sa.select(table).execution_options(yield_per=ROWS_PER_BLOCK))
     yield from result.partitions(ROWS_PER_BLOCK)
 
 
