@@ -971,8 +971,21 @@ class _Blocks:
 
 
 def _one_piece(rows: pa.Table) -> pa.Table:
-    """Each column one array, each label column one dictionary."""
-    return rows.unify_dictionaries().combine_chunks()
+    """Each column one array, and each label column's dictionary the values it uses, sorted: the same block
+    byte for byte whichever reader, in pieces of whatever size, made the rows."""
+    rows = rows.unify_dictionaries().combine_chunks()
+    return pa.Table.from_arrays([_sorted_dictionary(c.chunk(0)) if pa.types.is_dictionary(c.type) else c.chunk(0)
+                                 for c in rows.columns], names=rows.column_names)
+
+
+def _sorted_dictionary(labels: pa.DictionaryArray) -> pa.DictionaryArray:
+    codes = result_tables.numpy_view(labels.indices)
+    values = labels.dictionary.to_pylist()
+    order = sorted(np.flatnonzero(np.bincount(codes, minlength=len(values))).tolist(), key=values.__getitem__)
+    remap = np.zeros(len(values), np.int32)
+    remap[order] = np.arange(len(order), dtype=np.int32)
+    return pa.DictionaryArray.from_arrays(result_tables.arrow_view(remap[codes]),
+                                          labels.dictionary.take(result_tables.arrow_view(np.array(order, np.int32))))
 
 
 def _store(connection: Connection, loaded: _Loaded, experiment_id: int, seq: int, rows: pa.Table) -> None:
@@ -995,9 +1008,8 @@ def _checked_blocks(table: _Table, columns: _Columns) -> Iterator[_Block]:
 
 
 def _row_numbers(first: int, n: int) -> pa.Array:
-    """first, first + 1, …: the customer ids of a file without an id column (from numpy's buffer: pa.array
-    of a numpy array would import pandas, see :func:`experiments.result_tables.numpy_view`)."""
-    return pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(np.arange(first, first + n, dtype=np.int64))])
+    """first, first + 1, …: the customer ids of a file without an id column."""
+    return result_tables.arrow_view(np.arange(first, first + n, dtype=np.int64))
 
 
 def _read_ahead(blocks: Iterator[T]) -> Iterator[T]:

@@ -158,6 +158,14 @@ def numpy_view(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
 NUMPY_TYPES = {"double": "float64", "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64"}
 
 
+def arrow_view(values: np.ndarray) -> pa.Array:
+    """A numpy array of numbers as Arrow, sharing its memory (``pa.array`` of it would import pandas, see
+    :func:`numpy_view`)."""
+    import pyarrow as pa
+
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
+
+
 def _codes(labels: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     """Each row's index into the distinct values (int64), and the distinct values: a dictionary array's own
     indices and dictionary, or the column dictionary-encoded."""

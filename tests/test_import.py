@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -391,11 +392,15 @@ def test_chunked_and_unchunked_event_imports_store_the_same(database_url: str, t
     assert tables[0] == tables[1]
 
 
-def test_the_fast_and_the_exact_reader_store_the_same(database_url: str, tmp_path: Path) -> None:
+def test_the_fast_and_the_exact_reader_store_the_same(database_url: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A well-formed file takes pyarrow's reader; a line of spaces (which it cannot parse) sends the same
-    rows through the exact row-by-row reader, chunked or not: all three store the same."""
+    rows through the exact row-by-row reader, chunked or not: all three store the same, byte for byte, in
+    blocks of the same rows."""
     from experiments.db import make_engine
     from tests.conftest import fresh_database
+
+    monkeypatch.setattr(result_tables, "ROWS_PER_BLOCK", 5)
 
     def folder(path: Path) -> Path:
         path.mkdir()
@@ -410,11 +415,12 @@ def test_the_fast_and_the_exact_reader_store_the_same(database_url: str, tmp_pat
     for path, chunk in ((fast, 1_000), (exact, 2), (exact, 1_000)):
         engine = make_engine(fresh_database(folder(tmp_path / f"db{len(outcomes)}")))
         outcomes.append(results(engine, path, chunk=chunk))
-        tables.append(table_rows(engine, Experiment, Variant, MetricDefinition, ImportRecord))
+        tables.append(table_rows(engine, Experiment, Variant, MetricDefinition, ImportRecord, ResultBlock))
         tables[-1]["results"] = sorted(tuple(r.values()) for r in stored(engine, "ext"))
         engine.dispose()
     assert outcomes[0] == outcomes[1] == outcomes[2] and outcomes[0].inserted == 23
     assert tables[0]["results"] == tables[1]["results"] == tables[2]["results"]
+    assert tables[0]["result_blocks"] == tables[1]["result_blocks"] and len(tables[0]["result_blocks"]) == 5
     assert tables[1] == tables[2]
     assert {r[2] for r in tables[0]["results"]} == {0.0, 1.0}  # TRUE, 是 → 1; no, 0 → 0
 
@@ -656,6 +662,82 @@ def test_experiments_imported_before_the_wide_tables_migrate_both_ways(database_
     del before["generated_at"], after["generated_at"]
     assert _same_numbers(before, after)
     engine.dispose()
+
+
+def test_the_wide_tables_become_blocks_with_the_same_rows(database_url: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration 0012 turns each results_<id> table into blocks of the same rows (and drops tables left by
+    deleted experiments); its downgrade makes the table again. The report stays the same."""
+    from analysis.report import build_report
+    from experiments.db import downgrade, make_engine, upgrade
+
+    engine = make_engine(database_url)
+    monkeypatch.setattr(result_tables, "ROWS_PER_BLOCK", 700)
+    path, _ = _random_results(tmp_path, n=3_000)
+    _import_random(engine, path)
+    rows, before = stored(engine, "rand"), build_report(engine, "rand", cuped=True, cap=0.95).to_dict()
+    assert count(engine, ResultBlock) == 5  # 4 × 700 + 200
+    downgrade(engine, "0011")
+    with engine.begin() as connection:
+        experiment_id = connection.scalar(text("SELECT id FROM experiments WHERE name = 'rand'"))
+        wide = connection.execute(text(f"SELECT customer_id, variant, v0, v1, v2, v3, s0, s1 FROM results_{experiment_id} "
+                                       "ORDER BY customer_id")).all()
+        connection.execute(text("CREATE TABLE results_999 (customer_id VARCHAR(64) NOT NULL)"))  # its experiment deleted
+    assert [tuple(r) for r in wide] == [tuple(r.values()) for r in rows]
+    upgrade(engine)
+    assert stored(engine, "rand") == rows
+    assert not [t for t in table_names(engine) if t.startswith("results_")]
+    after = build_report(engine, "rand", cuped=True, cap=0.95).to_dict()
+    del before["generated_at"], after["generated_at"]
+    assert _same_numbers(before, after)
+    engine.dispose()
+
+
+def test_capped_statistics_of_imported_results_equal_numpy(engine: Engine, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cap (nearest rank of the positive values) and each variant's n, Σx, Σx², Σx³ of the capped
+    values, read from several stored blocks, equal numpy's per-customer computation to 1e-9."""
+    from analysis.aggregates import capped_statistics
+
+    monkeypatch.setattr(result_tables, "ROWS_PER_BLOCK", 1_000)
+    path, data = _random_results(tmp_path)
+    _import_random(engine, path)
+    with session_scope(engine) as session:
+        experiment = session.scalars(select(Experiment).where(Experiment.name == "rand")).one()
+        ids = {v.name: v.id for v in experiment.variants}
+        found = {(metric, q): capped_statistics(session.connection(), experiment, metric, q)
+                 for metric in ("revenue", "pre_spend", "orders_before") for q in (0.5, 0.9, 0.99, 1.0)}
+    assert count(engine, ResultBlock) == 3
+    for (metric, q), (cap, stats) in found.items():
+        positive = np.sort(data[metric][data[metric] > 0])
+        expected = positive[max(math.ceil(q * len(positive)) - 1, 0)]
+        assert cap == expected
+        for label, variant_id in ids.items():
+            x = np.minimum(data[metric][data["arm"] == label], expected)
+            got = stats[variant_id]
+            assert got.n == len(x)
+            assert all(_close(a, b) for a, b in zip((got.sum, got.sum_sq, got.sum_cu),
+                                                    (x.sum(), (x ** 2).sum(), (x ** 3).sum()), strict=True))
+
+
+def test_the_import_command_loads_neither_pandas_nor_duckdb(database_url: str, tmp_path: Path) -> None:
+    """pyarrow imports pandas (0.3 s) the first time it converts a Python value or calls to_numpy, and DuckDB
+    imports it too: the results import avoids both, which is a fifth of its command's time."""
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    path, _ = _random_results(tmp_path, n=200)
+    code = ("import sys\nfrom cli import app\n"
+            f"app(['import', 'results', {str(path)!r}, '--experiment', 'rand', '--variant-column', 'arm', "
+            "'--control', 'holdout', '--metrics', 'returned,revenue', '--id-column', 'user', '--covariates', "
+            "'pre_spend', '--segments', 'city,tier', '--no-progress', '--db', sys.argv[1]], standalone_mode=False)\n"
+            "print(sorted(m for m in ('pandas', 'duckdb') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, database_url], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]" and "200 rows" in done.stdout
 
 
 def _same_numbers(a: object, b: object) -> bool:

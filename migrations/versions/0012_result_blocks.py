@@ -7,7 +7,8 @@ customers with the same columns (labels and segments dictionary-encoded, LZ4); s
 experiments/result_tables.py. The wide tables are read a block at a time (memory bounded by a block,
 whatever the experiment's size) and dropped, as are tables left from experiments deleted since; the
 registry ``result_tables`` keeps the segment names and row counts but no longer a table name.
-``result_sums`` is unchanged. Downgrade makes the wide tables again from the blocks.
+``result_sums`` is unchanged. On PostgreSQL the blocks are stored uncompressed by the server (they are
+compressed already). Downgrade makes the wide tables again from the blocks.
 
 Written out here (not through experiments.result_tables) so the migration stays what it was when the
 application changes.
@@ -69,6 +70,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("experiment_id", "seq", name=op.f("pk_result_blocks")),
     )
     connection = op.get_bind()
+    if connection.dialect.name == "postgresql":
+        # A block is compressed already: PostgreSQL's own compression of large values (pglz) found nothing to
+        # gain and took 1 s per 28 MB stored, against 0.18 s stored as is.
+        op.execute("ALTER TABLE result_blocks ALTER COLUMN data SET STORAGE EXTERNAL")
     registered = dict(connection.execute(sa.text("SELECT experiment_id, table_name FROM result_tables")).all())
     for experiment_id, name in sorted(registered.items()):
         wide = sa.Table(name, sa.MetaData(), autoload_with=connection)
