@@ -11,9 +11,9 @@ themselves in the audit log (file name, rows, SHA-256) in their own transaction:
   all inside one transaction: an error in a later chunk rolls back the earlier ones. Events already
   present (same customer, type, time and value) are skipped and counted, so overlapping exports can be
   imported one after the other; each chunk looks them up in the database.
-* Results: hashed in one pass, then parsed by pyarrow a block at a time and checked a column at a
-  time, into a table of the experiment's own (:mod:`experiments.result_tables`); when a check fails,
-  read again row by row to name the first bad line (see "Results of a test run elsewhere" below).
+* Results: parsed by pyarrow a block at a time (the content hashed as it is read) and checked a column
+  at a time, into blocks of the experiment's own (:mod:`experiments.result_tables`); when a check
+  fails, read again row by row to name the first bad line (see "Results of a test run elsewhere" below).
 * The SHA-256 of the content is recorded in ``imports``; the same content imported again changes
   nothing. Memory is bounded by a chunk or block, whatever the file's size.
 * Customer ids, labels and segment values go through :mod:`experiments.identifiers` (the one
