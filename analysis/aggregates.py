@@ -25,7 +25,7 @@ from experiments.dialects import CUSTOMERS_PER_STATEMENT, add_days, as_number
 from analysis.sufficient import SampleStats
 from analysis.tables import OWN_COVARIATES, Tables, open_tables, source_of
 from experiments.models import EventType, Experiment, ExperimentSource, MetricRole
-from experiments.result_tables import numpy_view, read_results, stored_sums, variant_ids_of
+from experiments.result_tables import numpy_view, read_results, stored_sums, variant_positions
 
 
 @dataclass(frozen=True)
@@ -439,12 +439,12 @@ def _imported_capped(conn: Connection, experiment: Experiment, metric: str, q: f
     rank = max(math.ceil(q * len(positive)) - 1, 0)
     cap = float(np.partition(positive, rank)[rank])
     x = np.minimum(values, cap)
-    ids = variant_ids_of(experiment, rows["variant"])
-    out = {}
-    for variant_id in np.unique(ids).tolist():
-        v = x[ids == variant_id]
-        out[variant_id] = SampleStats(len(v), float(v.sum()), float((v * v).sum()), float((v * v * v).sum()))
-    return cap, out
+    variants = variant_positions(experiment, rows["variant"])
+    size = len(experiment.variants)
+    n = np.bincount(variants, minlength=size)
+    sums = [np.bincount(variants, power, size) for power in (x, x * x, x * x * x)]
+    return cap, {v.id: SampleStats(int(n[i]), *(float(s[i]) for s in sums))
+                 for i, v in enumerate(experiment.variants) if n[i]}
 
 
 def covariates_of(experiment: Experiment) -> list[str]:

@@ -962,11 +962,11 @@ class _Blocks:
             rows = pa.Table.from_batches(self.pending)
             self.pending = rows.slice(result_tables.ROWS_PER_BLOCK).to_batches()
             self.rows -= result_tables.ROWS_PER_BLOCK
-            yield _one_piece(rows.slice(0, result_tables.ROWS_PER_BLOCK))
+            yield rows.slice(0, result_tables.ROWS_PER_BLOCK)
 
     def finish(self) -> Iterator[pa.Table]:
         if self.rows:
-            yield _one_piece(pa.Table.from_batches(self.pending))
+            yield pa.Table.from_batches(self.pending)
         self.pending, self.rows = [], 0
 
 
@@ -990,6 +990,7 @@ def _sorted_dictionary(labels: pa.DictionaryArray) -> pa.DictionaryArray:
 
 def _store(connection: Connection, loaded: _Loaded, experiment_id: int, seq: int, rows: pa.Table) -> None:
     """Sum a block and store it (encoding it releases the GIL: the reading thread meanwhile parses on)."""
+    rows = _one_piece(rows)
     loaded.add(rows)
     result_tables.store_block(connection, experiment_id, seq, rows.num_rows, result_tables.encode_block(rows))
 

@@ -127,16 +127,16 @@ def read_results(conn: Connection, experiment: Experiment, names: Sequence[str] 
     return pa.concat_tables(blocks).rename_columns(wanted)
 
 
-def variant_ids_of(experiment: Experiment, labels: pa.ChunkedArray) -> np.ndarray:
-    """The Variant.id of each label read by :func:`read_results` (a block's labels mapped through its own
-    dictionary: a few look-ups per block)."""
+def variant_positions(experiment: Experiment, labels: pa.ChunkedArray) -> np.ndarray:
+    """Each label read by :func:`read_results` as the position of its variant in ``experiment.variants``
+    (a block's labels mapped through its own dictionary: a few look-ups per block)."""
     import numpy as np
 
-    ids = {v.name: v.id for v in experiment.variants}
+    positions = {v.name: i for i, v in enumerate(experiment.variants)}
     chunks = []
     for chunk in labels.chunks:
         codes, dictionary = _codes(chunk)
-        chunks.append(np.array([ids[label] for label in dictionary], np.int64)[codes])
+        chunks.append(np.array([positions[label] for label in dictionary], np.int64)[codes])
     return np.concatenate(chunks) if chunks else np.empty(0, np.int64)
 
 
@@ -167,11 +167,9 @@ def arrow_view(values: np.ndarray) -> pa.Array:
 
 
 def _codes(labels: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
-    """Each row's index into the distinct values (int64), and the distinct values: a dictionary array's own
-    indices and dictionary, or the column dictionary-encoded."""
-    import numpy as np
+    """Each row's index into the distinct values, and the distinct values: a dictionary array's own indices
+    and dictionary, or the column dictionary-encoded."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if isinstance(labels, pa.ChunkedArray):
         if labels.num_chunks == 1:
@@ -179,8 +177,10 @@ def _codes(labels: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
         else:
             labels = (labels.cast(pa.string()) if pa.types.is_dictionary(labels.type) else labels).combine_chunks()
     if not pa.types.is_dictionary(labels.type):
+        import pyarrow.compute as pc  # (stored labels are dictionary-encoded: a report need not load it)
+
         labels = pc.dictionary_encode(labels)
-    return numpy_view(labels.indices).astype(np.int64), labels.dictionary.to_pylist()
+    return numpy_view(labels.indices), labels.dictionary.to_pylist()
 
 
 def sum_terms(columns: list[str]) -> list[tuple[str, tuple[str, ...]]]:
@@ -215,6 +215,7 @@ class CellSums:
                 product = product * values[factor]
             products.append(product)
         variants, labels = _codes(batch["variant"])
+        variants = variants.astype(np.int64)
         dimensions = list(self.segments.items()) or [(None, "")]
         for index, (column, dimension) in enumerate(dimensions):
             codes, names = _codes(batch[column]) if column else (np.zeros(len(variants), np.int64), [""])

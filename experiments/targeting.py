@@ -55,7 +55,7 @@ from experiments.models import (
     TargetScore,
     Variant,
 )
-from experiments.result_tables import read_results, stored_results, variant_ids_of
+from experiments.result_tables import read_results, stored_results, variant_positions
 from experiments.store import stored_spec, utcnow
 
 # The customer fields a designed experiment learns from (``--features`` chooses among them).
@@ -142,7 +142,8 @@ def imported_frame(conn: Connection, experiment: Experiment, numbers: Sequence[s
     segments = list(stored_results(conn, experiment).segments)
     rows = read_results(conn, experiment, ["customer_id", "variant", *numbers, *segments]).sort_by("customer_id")
     frame = pd.DataFrame({"customer_id": rows["customer_id"].to_numpy(),
-                          "variant": variant_ids_of(experiment, rows["variant"])})
+                          "variant": np.array([v.id for v in experiment.variants])[
+                              variant_positions(experiment, rows["variant"])]})
     for name in numbers:
         frame[name] = rows[name].to_numpy()
     for name in segments:

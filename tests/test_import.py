@@ -589,8 +589,8 @@ def _random_results(tmp_path: Path, n: int = 3_000, seed: int = 7) -> tuple[Path
     return path, data
 
 
-def _import_random(engine: Engine, path: Path) -> None:
-    import_results(engine, path, experiment="rand", variant_column="arm", control="holdout",
+def _import_random(engine: Engine, path: Path) -> ImportResult:
+    return import_results(engine, path, experiment="rand", variant_column="arm", control="holdout",
                    metrics=["returned", "revenue"], id_column="user", covariates=["pre_spend", "orders_before"],
                    segments=["city", "tier"])
 
@@ -718,6 +718,30 @@ def test_capped_statistics_of_imported_results_equal_numpy(engine: Engine, tmp_p
             assert got.n == len(x)
             assert all(_close(a, b) for a, b in zip((got.sum, got.sum_sq, got.sum_cu),
                                                     (x.sum(), (x ** 2).sum(), (x ** 3).sum()), strict=True))
+
+
+def test_the_same_file_imported_twice_at_once_makes_one_experiment(engine: Engine, tmp_path: Path) -> None:
+    """The content is hashed while it is read, so two imports of the same file both start reading; the
+    experiment's name decides: the second finds it (after the first commits) and reports the file imported."""
+    path, _ = _random_results(tmp_path, n=2_000)
+    start, outcomes, errors = threading.Barrier(2), [], []
+
+    def run() -> None:
+        start.wait()
+        try:
+            outcomes.append(_import_random(engine, path))
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    workers = [threading.Thread(target=run) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert not errors, errors
+    assert sorted(o.already_imported for o in outcomes) == [False, True]
+    assert [count(engine, m) for m in (Experiment, ResultTable, ImportRecord)] == [1, 1, 1]
+    assert len(stored(engine, "rand")) == 2_000
 
 
 def test_the_import_command_loads_neither_pandas_nor_duckdb(database_url: str, tmp_path: Path) -> None:
