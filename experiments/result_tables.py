@@ -110,7 +110,7 @@ def store_block(connection: Connection, experiment_id: int, seq: int, rows: int,
 def read_results(conn: Connection, experiment: Experiment, names: Sequence[str] | None = None) -> pa.Table:
     """An imported experiment's rows as one Arrow table, in stored order, the columns named by meaning
     (:attr:`StoredResults.columns`): ``names`` of them, or all. ``variant`` holds the labels (see
-    :func:`variant_ids`)."""
+    :func:`variant_positions`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -119,11 +119,11 @@ def read_results(conn: Connection, experiment: Experiment, names: Sequence[str] 
     physical = [columns[name] for name in wanted]
     blobs = conn.execute(select(ResultBlock.data).where(ResultBlock.experiment_id == experiment.id)
                          .order_by(ResultBlock.seq)).scalars()
-    blocks = [pq.ParquetFile(pa.BufferReader(data)).read(columns=physical) for data in blobs]  # (read_table imports pandas)
-    if not blocks:
-        types = {"customer_id": pa.string(), "variant": pa.string()}
-        return pa.table({name: pa.array([], types.get(column, pa.float64() if column.startswith("v") else pa.string()))
-                         for name, column in zip(wanted, physical, strict=True)})
+    # ParquetFile.read, not pq.read_table, which imports pandas (see numpy_view)
+    blocks = [pq.ParquetFile(pa.BufferReader(data)).read(columns=physical) for data in blobs]
+    if not blocks:  # (an import stores at least one row)
+        return pa.table({name: pa.array([], pa.float64() if column.startswith("v") and column != "variant"
+                                         else pa.string()) for name, column in zip(wanted, physical, strict=True)})
     return pa.concat_tables(blocks).rename_columns(wanted)
 
 
@@ -140,6 +140,9 @@ def variant_positions(experiment: Experiment, labels: pa.ChunkedArray) -> np.nda
     return np.concatenate(chunks) if chunks else np.empty(0, np.int64)
 
 
+NUMPY_TYPES = {"double": "float64", "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64"}
+
+
 def numpy_view(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A number column without nulls as numpy, sharing its memory where it is one piece. (pyarrow's own
     ``to_numpy`` first imports pandas, 0.3 s, to ask whether it was handed a pandas object.)"""
@@ -153,9 +156,6 @@ def numpy_view(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     assert array.null_count == 0
     dtype = np.dtype(NUMPY_TYPES[str(array.type)])
     return np.frombuffer(array.buffers()[1], dtype, len(array), array.offset * dtype.itemsize)
-
-
-NUMPY_TYPES = {"double": "float64", "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64"}
 
 
 def arrow_view(values: np.ndarray) -> pa.Array:
