@@ -226,6 +226,28 @@ def test_results_become_an_imported_experiment(engine: Engine, tmp_path: Path) -
     assert len(stored(engine, "ext")) == 4 and count(engine, ImportRecord) == 1
 
 
+def test_gzipped_results_are_hashed_as_their_content(engine: Engine, tmp_path: Path) -> None:
+    """The content is hashed as pyarrow reads it: decompressed, as the events' and the exact reader's hash."""
+    from experiments.audit import Action, entries
+
+    text = "\ufeff" + RESULTS + "u1,sms,0,0,10,上海\nu2,holdout,1,35.5,-2,北京\n"
+    path = tmp_path / "ext.csv.gz"
+    path.write_bytes(gzip.compress(text.encode("utf-8")))
+    assert results(engine, path).inserted == 2 and results(engine, path).already_imported
+    with session_scope(engine) as session:
+        logged = entries(session, actions=[Action.IMPORT_RESULTS])
+    assert [e.details["sha256"] for e in logged] == [hashlib.sha256(text.encode("utf-8")).hexdigest()]
+
+
+def test_a_gzip_file_broken_after_its_first_megabyte_is_refused(engine: Engine, tmp_path: Path) -> None:
+    rows = "".join(f"u{i},{('holdout', 'sms')[i % 2]},0,{i % 7},1,a\n" for i in range(80_000))
+    path = tmp_path / "ext.csv.gz"
+    path.write_bytes(gzip.compress((RESULTS + rows).encode())[:-1000])
+    with pytest.raises(ImportFailed, match="ext.csv.gz: not a readable gzip file"):
+        results(engine, path)
+    assert nothing_stored(engine)
+
+
 def test_without_an_id_column_the_row_number_is_the_customer(engine: Engine, tmp_path: Path) -> None:
     path = write(tmp_path, "ext.csv", "arm,returned\nA,1\nB,0\n\nA,0\n")
     import_results(engine, path, experiment="ext", variant_column="arm", control="A", metrics=["returned"],
