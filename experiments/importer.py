@@ -412,8 +412,6 @@ class _Hashed:
     """A file's (decompressed) bytes as pyarrow reads them (``pa.PythonFile``), hashed on the way; any
     problem reading them is an OSError (the exact reader words it)."""
 
-    closed = False
-
     def __init__(self, path: Path, gzipped: bool) -> None:
         self._file = path.open("rb")
         self._stream = gzip.GzipFile(fileobj=self._file, mode="rb") if gzipped else self._file
@@ -430,6 +428,13 @@ class _Hashed:
     def drain(self) -> None:
         while self.read(READ_BLOCK):
             pass
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def close(self) -> None:
+        self.release()
 
     def release(self) -> None:
         self._stream.close()
