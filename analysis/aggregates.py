@@ -25,7 +25,7 @@ from experiments.dialects import CUSTOMERS_PER_STATEMENT, add_days, as_number
 from analysis.sufficient import SampleStats
 from analysis.tables import OWN_COVARIATES, Tables, open_tables, source_of
 from experiments.models import EventType, Experiment, ExperimentSource, MetricRole
-from experiments.result_tables import stored_results, stored_sums
+from experiments.result_tables import numpy_view, read_results, stored_sums, variant_positions
 
 
 @dataclass(frozen=True)
@@ -383,13 +383,6 @@ def arm_statistics(conn: Connection, experiment: Experiment, until: datetime | N
     return experiment_statistics(conn, experiment, until, segments=False).arms
 
 
-def _imported_values(conn: Connection, experiment: Experiment, metric: str):  # noqa: ANN202 - a subquery
-    stored = stored_results(conn, experiment)
-    t = stored.table
-    variant_id = case(stored.variant_ids, value=t.c.variant)
-    return select(variant_id.label("variant"), t.c.customer_id, stored.value(metric).label("value")).subquery("values")
-
-
 def _designed_values(experiment: Experiment, tables: Tables, metric: str):  # noqa: ANN202 - a subquery
     per_customer = customer_metrics(tables, experiment.attribution_days)
     return select(per_customer.c.variant, per_customer.c.customer_id,
@@ -429,9 +422,29 @@ def capped_statistics(conn: Connection, experiment: Experiment, metric: str, q: 
     variance, and is what makes a small holdout's revenue testable (see analysis.frequentist).
     """
     if experiment.source != ExperimentSource.DESIGNED:
-        return _capped(conn, _imported_values(conn, experiment, metric), q, int)
+        return _imported_capped(conn, experiment, metric, q)
     with open_tables(conn, experiment) as (source, tables):
         return _capped(source, _designed_values(experiment, tables, metric), q, tables.variant_id)
+
+
+def _imported_capped(conn: Connection, experiment: Experiment, metric: str, q: float
+                     ) -> tuple[float | None, dict[int, SampleStats]]:
+    """:func:`_capped` of imported results, computed from their stored blocks (read as Arrow, summed by
+    numpy): the same nearest-rank cap of the positive values, and the same sums per variant."""
+    rows = read_results(conn, experiment, ["variant", metric])
+    values = numpy_view(rows[metric])
+    positive = values[values > 0]
+    if not len(positive):
+        return None, {}
+    rank = max(math.ceil(q * len(positive)) - 1, 0)
+    cap = float(np.partition(positive, rank)[rank])
+    x = np.minimum(values, cap)
+    variants = variant_positions(experiment, rows["variant"])
+    size = len(experiment.variants)
+    n = np.bincount(variants, minlength=size)
+    sums = [np.bincount(variants, power, size) for power in (x, x * x, x * x * x)]
+    return cap, {v.id: SampleStats(int(n[i]), *(float(s[i]) for s in sums))
+                 for i, v in enumerate(experiment.variants) if n[i]}
 
 
 def covariates_of(experiment: Experiment) -> list[str]:

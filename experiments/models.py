@@ -255,15 +255,27 @@ class Event(Base):
 
 
 class ResultTable(Base):
-    """The wide table an import created for an imported experiment's per-customer results
-    (:mod:`experiments.result_tables`), and the names of its segment columns in order."""
+    """What an imported experiment's per-customer results hold (:mod:`experiments.result_tables`): the
+    names of its segment columns in order, and its number of rows (customers)."""
 
     __tablename__ = "result_tables"
 
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
-    table_name: Mapped[str] = mapped_column(String(64))
     segments: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of segment column names
     rows: Mapped[int] = mapped_column(Integer)
+
+
+class ResultBlock(Base):
+    """Up to a few hundred thousand customers of an imported experiment's per-customer results, as one
+    Parquet file (:mod:`experiments.result_tables`), kept in the database itself: an import stays one
+    transaction, and backups and PostgreSQL servers need no shared file system."""
+
+    __tablename__ = "result_blocks"
+
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    rows: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ResultSum(Base):

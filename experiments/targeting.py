@@ -1,8 +1,9 @@
-"""Targeting data: the pre-period features and outcomes of an experiment's customers, read by ONE SQL query.
+"""Targeting data: the pre-period features and outcomes of an experiment's customers, read in one go.
 
 Designed experiments: the customer's row at launch (lifecycle stage, days inactive, orders and spend
-before, city) and RFM scores, beside the outcomes in their attribution window. Imported results: the
-``--covariates`` and ``--segments`` columns stored with them. The statistics are
+before, city) and RFM scores, beside the outcomes in their attribution window, by ONE SQL query.
+Imported results: the ``--covariates`` and ``--segments`` columns stored with them, read from their
+stored blocks (:mod:`experiments.result_tables`). The statistics are
 :mod:`analysis.targeting`; this module only reads, and turns an experiment's design into costs.
 """
 
@@ -54,7 +55,7 @@ from experiments.models import (
     TargetScore,
     Variant,
 )
-from experiments.result_tables import StoredResults, stored_results
+from experiments.result_tables import read_results, stored_results, variant_positions
 from experiments.store import stored_spec, utcnow
 
 # The customer fields a designed experiment learns from (``--features`` chooses among them).
@@ -87,11 +88,9 @@ def outcome_columns(experiment: Experiment) -> tuple[str, str | None]:
     return binary or continuous, continuous  # type: ignore[return-value]
 
 
-def feature_query(conn: Connection, experiment: Experiment, numbers: Sequence[str]) -> Select:
-    """The ONE query that reads targeting data: per customer, variant, features and outcomes (imported
-    results: their ``numbers`` (metrics and covariates) and every segment)."""
-    if experiment.source != ExperimentSource.DESIGNED:
-        return imported_query(stored_results(conn, experiment), numbers)
+def feature_query(experiment: Experiment) -> Select:
+    """The ONE query that reads a designed experiment's targeting data: per customer, variant, features and
+    outcomes (imported results are read by :func:`imported_frame`)."""
     spec = stored_spec(experiment)
     if spec is not None and spec.source is not None:
         raise TargetingError(f"{experiment.name!r} reads a warehouse [source]; targeting reads Recall Lab's "
@@ -134,15 +133,22 @@ def audience_query(customer_ids: Select, as_of: datetime) -> Select:
     return _with_rfm(query, as_of, c.c.customer_id).order_by(c.c.customer_id)
 
 
-def imported_query(stored: StoredResults, numbers: Sequence[str]) -> Select:
-    """Imported results, one row per customer from the experiment's results table
-    (:mod:`experiments.result_tables`), with ``numbers`` and every segment column in stored order."""
-    table = stored.table
-    variant_id = case(*[(table.c.variant == name, id_) for name, id_ in stored.variant_ids.items()])
-    return (select(table.c.customer_id, variant_id.label("variant"),
-                   *[stored.value(m).label(m) for m in numbers],
-                   *[table.c[column].label(s) for s, column in stored.segments.items()])
-            .order_by(table.c.customer_id))
+def imported_frame(conn: Connection, experiment: Experiment, numbers: Sequence[str]) -> pd.DataFrame:
+    """Imported results, one row per customer in id order, read from their stored blocks
+    (:mod:`experiments.result_tables`): customer_id, variant (its id), ``numbers`` (metrics and covariates)
+    and every segment column in stored order."""
+    import pyarrow as pa
+
+    segments = list(stored_results(conn, experiment).segments)
+    rows = read_results(conn, experiment, ["customer_id", "variant", *numbers, *segments]).sort_by("customer_id")
+    frame = pd.DataFrame({"customer_id": rows["customer_id"].to_numpy(),
+                          "variant": np.array([v.id for v in experiment.variants])[
+                              variant_positions(experiment, rows["variant"])]})
+    for name in numbers:
+        frame[name] = rows[name].to_numpy()
+    for name in segments:
+        frame[name] = rows[name].cast(pa.string()).to_numpy()
+    return frame
 
 
 def load(conn: Connection, experiment: Experiment, *, metric: str = "returned",
@@ -165,8 +171,8 @@ def load(conn: Connection, experiment: Experiment, *, metric: str = "returned",
         raise TargetingError(f"--features: unknown {', '.join(unknown)}; {experiment.name!r} has "
                              f"{', '.join(available) or 'none'}")
     numbers = [metric, returned, *([revenue] if revenue else []), *[f for f in chosen if f not in segments]]
-    frame = pd.DataFrame(conn.execute(feature_query(conn, experiment, list(dict.fromkeys(numbers)))
-                                      ).mappings().all())
+    frame = (pd.DataFrame(conn.execute(feature_query(experiment)).mappings().all()) if designed
+             else imported_frame(conn, experiment, list(dict.fromkeys(numbers))))
     if frame.empty:
         raise TargetingError(f"{experiment.name!r} has no assigned customers")
     if designed:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,9 +25,9 @@ from typer.testing import CliRunner
 from cli import app
 from experiments.access import cli_actor
 from experiments.db import session_scope, table_names
-from experiments import importer
+from experiments import importer, result_tables
 from experiments.importer import ImportFailed, ImportResult
-from experiments.result_tables import stored_results
+from experiments.result_tables import read_results
 from experiments.models import (
     Event,
     EventType,
@@ -37,6 +38,7 @@ from experiments.models import (
     MetricDefinition,
     MetricKind,
     MetricRole,
+    ResultBlock,
     ResultTable,
     Send,
     Variant,
@@ -68,19 +70,16 @@ def count(engine: Engine, model: type) -> int:
 
 
 def stored(engine: Engine, name: str) -> list[dict]:
-    """The imported experiment's rows, by column name (metrics, covariates and segments by their own)."""
+    """The imported experiment's rows, by column name (metrics, covariates and segments by their own),
+    ordered by customer id."""
     with session_scope(engine) as session:
         experiment = session.scalars(select(Experiment).where(Experiment.name == name)).one()
-        results = stored_results(session.connection(), experiment)
-        names = {**{c: n for n, c in results.values.items()}, **{c: n for n, c in results.segments.items()}}
-        return [{names.get(k, k): v for k, v in row._mapping.items()}
-                for row in session.execute(select(results.table).order_by(results.table.c.customer_id))]
+        return sorted(read_results(session.connection(), experiment).to_pylist(), key=lambda r: r["customer_id"])
 
 
 def nothing_stored(engine: Engine) -> bool:
-    """No experiment, variant, results table, record or audit entry: a failed import left nothing behind."""
-    return ([count(engine, m) for m in (Experiment, Variant, ResultTable, ImportRecord)] == [0] * 4
-            and not [t for t in table_names(engine) if t.startswith("results_")])
+    """No experiment, variant, results, record or audit entry: a failed import left nothing behind."""
+    return [count(engine, m) for m in (Experiment, Variant, ResultTable, ResultBlock, ImportRecord)] == [0] * 5
 
 
 # Events --------------------------------------------------------------------------------------------
@@ -225,6 +224,28 @@ def test_results_become_an_imported_experiment(engine: Engine, tmp_path: Path) -
     again = results(engine, path, channel="sms")
     assert again.already_imported and (again.rows, again.inserted) == (4, 0)
     assert len(stored(engine, "ext")) == 4 and count(engine, ImportRecord) == 1
+
+
+def test_gzipped_results_are_hashed_as_their_content(engine: Engine, tmp_path: Path) -> None:
+    """The content is hashed as pyarrow reads it: decompressed, as the events' and the exact reader's hash."""
+    from experiments.audit import Action, entries
+
+    text = "\ufeff" + RESULTS + "u1,sms,0,0,10,上海\nu2,holdout,1,35.5,-2,北京\n"
+    path = tmp_path / "ext.csv.gz"
+    path.write_bytes(gzip.compress(text.encode("utf-8")))
+    assert results(engine, path).inserted == 2 and results(engine, path).already_imported
+    with session_scope(engine) as session:
+        logged = entries(session, actions=[Action.IMPORT_RESULTS])
+    assert [e.details["sha256"] for e in logged] == [hashlib.sha256(text.encode("utf-8")).hexdigest()]
+
+
+def test_a_gzip_file_broken_after_its_first_megabyte_is_refused(engine: Engine, tmp_path: Path) -> None:
+    rows = "".join(f"u{i},{('holdout', 'sms')[i % 2]},0,{i % 7},1,a\n" for i in range(80_000))
+    path = tmp_path / "ext.csv.gz"
+    path.write_bytes(gzip.compress((RESULTS + rows).encode())[:-1000])
+    with pytest.raises(ImportFailed, match="ext.csv.gz: not a readable gzip file"):
+        results(engine, path)
+    assert nothing_stored(engine)
 
 
 def test_without_an_id_column_the_row_number_is_the_customer(engine: Engine, tmp_path: Path) -> None:
@@ -393,11 +414,15 @@ def test_chunked_and_unchunked_event_imports_store_the_same(database_url: str, t
     assert tables[0] == tables[1]
 
 
-def test_the_fast_and_the_exact_reader_store_the_same(database_url: str, tmp_path: Path) -> None:
+def test_the_fast_and_the_exact_reader_store_the_same(database_url: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A well-formed file takes pyarrow's reader; a line of spaces (which it cannot parse) sends the same
-    rows through the exact row-by-row reader, chunked or not: all three store the same."""
+    rows through the exact row-by-row reader, chunked or not: all three store the same, byte for byte, in
+    blocks of the same rows."""
     from experiments.db import make_engine
     from tests.conftest import fresh_database
+
+    monkeypatch.setattr(result_tables, "ROWS_PER_BLOCK", 5)
 
     def folder(path: Path) -> Path:
         path.mkdir()
@@ -412,11 +437,12 @@ def test_the_fast_and_the_exact_reader_store_the_same(database_url: str, tmp_pat
     for path, chunk in ((fast, 1_000), (exact, 2), (exact, 1_000)):
         engine = make_engine(fresh_database(folder(tmp_path / f"db{len(outcomes)}")))
         outcomes.append(results(engine, path, chunk=chunk))
-        tables.append(table_rows(engine, Experiment, Variant, MetricDefinition, ImportRecord))
+        tables.append(table_rows(engine, Experiment, Variant, MetricDefinition, ImportRecord, ResultBlock))
         tables[-1]["results"] = sorted(tuple(r.values()) for r in stored(engine, "ext"))
         engine.dispose()
     assert outcomes[0] == outcomes[1] == outcomes[2] and outcomes[0].inserted == 23
     assert tables[0]["results"] == tables[1]["results"] == tables[2]["results"]
+    assert tables[0]["result_blocks"] == tables[1]["result_blocks"] and len(tables[0]["result_blocks"]) == 5
     assert tables[1] == tables[2]
     assert {r[2] for r in tables[0]["results"]} == {0.0, 1.0}  # TRUE, 是 → 1; no, 0 → 0
 
@@ -646,8 +672,8 @@ def _random_results(tmp_path: Path, n: int = 3_000, seed: int = 7) -> tuple[Path
     return path, data
 
 
-def _import_random(engine: Engine, path: Path) -> None:
-    import_results(engine, path, experiment="rand", variant_column="arm", control="holdout",
+def _import_random(engine: Engine, path: Path) -> ImportResult:
+    return import_results(engine, path, experiment="rand", variant_column="arm", control="holdout",
                    metrics=["returned", "revenue"], id_column="user", covariates=["pre_spend", "orders_before"],
                    segments=["city", "tier"])
 
@@ -721,6 +747,106 @@ def test_experiments_imported_before_the_wide_tables_migrate_both_ways(database_
     engine.dispose()
 
 
+def test_the_wide_tables_become_blocks_with_the_same_rows(database_url: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration 0013 turns each results_<id> table into blocks of the same rows (and drops tables left by
+    deleted experiments); its downgrade makes the table again. The report stays the same."""
+    from analysis.report import build_report
+    from experiments.db import downgrade, make_engine, upgrade
+
+    engine = make_engine(database_url)
+    monkeypatch.setattr(result_tables, "ROWS_PER_BLOCK", 700)
+    path, _ = _random_results(tmp_path, n=3_000)
+    _import_random(engine, path)
+    rows, before = stored(engine, "rand"), build_report(engine, "rand", cuped=True, cap=0.95).to_dict()
+    assert count(engine, ResultBlock) == 5  # 4 × 700 + 200
+    downgrade(engine, "0012")
+    with engine.begin() as connection:
+        experiment_id = connection.scalar(text("SELECT id FROM experiments WHERE name = 'rand'"))
+        wide = connection.execute(text(f"SELECT customer_id, variant, v0, v1, v2, v3, s0, s1 FROM results_{experiment_id} "
+                                       "ORDER BY customer_id")).all()
+        connection.execute(text("CREATE TABLE results_999 (customer_id VARCHAR(64) NOT NULL)"))  # its experiment deleted
+    assert [tuple(r) for r in wide] == [tuple(r.values()) for r in rows]
+    upgrade(engine)
+    assert stored(engine, "rand") == rows
+    assert not [t for t in table_names(engine) if t.startswith("results_")]
+    after = build_report(engine, "rand", cuped=True, cap=0.95).to_dict()
+    del before["generated_at"], after["generated_at"]
+    assert _same_numbers(before, after)
+    engine.dispose()
+
+
+def test_capped_statistics_of_imported_results_equal_numpy(engine: Engine, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cap (nearest rank of the positive values) and each variant's n, Σx, Σx², Σx³ of the capped
+    values, read from several stored blocks, equal numpy's per-customer computation to 1e-9."""
+    from analysis.aggregates import capped_statistics
+
+    monkeypatch.setattr(result_tables, "ROWS_PER_BLOCK", 1_000)
+    path, data = _random_results(tmp_path)
+    _import_random(engine, path)
+    with session_scope(engine) as session:
+        experiment = session.scalars(select(Experiment).where(Experiment.name == "rand")).one()
+        ids = {v.name: v.id for v in experiment.variants}
+        found = {(metric, q): capped_statistics(session.connection(), experiment, metric, q)
+                 for metric in ("revenue", "pre_spend", "orders_before") for q in (0.5, 0.9, 0.99, 1.0)}
+    assert count(engine, ResultBlock) == 3
+    for (metric, q), (cap, stats) in found.items():
+        positive = np.sort(data[metric][data[metric] > 0])
+        expected = positive[max(math.ceil(q * len(positive)) - 1, 0)]
+        assert cap == expected
+        for label, variant_id in ids.items():
+            x = np.minimum(data[metric][data["arm"] == label], expected)
+            got = stats[variant_id]
+            assert got.n == len(x)
+            assert all(_close(a, b) for a, b in zip((got.sum, got.sum_sq, got.sum_cu),
+                                                    (x.sum(), (x ** 2).sum(), (x ** 3).sum()), strict=True))
+
+
+def test_the_same_file_imported_twice_at_once_makes_one_experiment(engine: Engine, tmp_path: Path) -> None:
+    """The content is hashed while it is read, so two imports of the same file both start reading; the
+    experiment's name decides: the second finds it (after the first commits) and reports the file imported."""
+    path, _ = _random_results(tmp_path, n=2_000)
+    start, outcomes, errors = threading.Barrier(2), [], []
+
+    def run() -> None:
+        start.wait()
+        try:
+            outcomes.append(_import_random(engine, path))
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    workers = [threading.Thread(target=run) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert not errors, errors
+    assert sorted(o.already_imported for o in outcomes) == [False, True]
+    assert [count(engine, m) for m in (Experiment, ResultTable, ImportRecord)] == [1, 1, 1]
+    assert len(stored(engine, "rand")) == 2_000
+
+
+def test_the_import_command_loads_neither_pandas_nor_duckdb(database_url: str, tmp_path: Path) -> None:
+    """pyarrow imports pandas (0.3 s) the first time it converts a Python value or calls to_numpy, and DuckDB
+    imports it too: the results import avoids both, which is a fifth of its command's time."""
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    path, _ = _random_results(tmp_path, n=200)
+    code = ("import sys\nfrom cli import app\n"
+            f"app(['import', 'results', {str(path)!r}, '--experiment', 'rand', '--variant-column', 'arm', "
+            "'--control', 'holdout', '--metrics', 'returned,revenue', '--id-column', 'user', '--covariates', "
+            "'pre_spend', '--segments', 'city,tier', '--no-progress', '--db', sys.argv[1]], standalone_mode=False)\n"
+            "print(sorted(m for m in ('pandas', 'duckdb') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, database_url], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]" and "200 rows" in done.stdout
+
+
 def _same_numbers(a: object, b: object) -> bool:
     """Equal up to 1e-9 (sums in SQL and in pyarrow add in different orders)."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -747,19 +873,14 @@ def test_an_import_does_not_stall_readers(engine: Engine, tmp_path: Path, monkey
     small, _ = _random_results(tmp_path, n=200)
     import_results(engine, small, experiment="other", variant_column="arm", control="holdout", metrics=["revenue"])
     halfway, resume = threading.Event(), threading.Event()
-    loader = importer.bulk_loader
+    store = result_tables.store_block
 
-    @contextmanager
-    def pausing_loader(*args: object) -> Iterator[Callable]:
-        with loader(*args) as store:
-            def store_then_wait(batch: object) -> None:
-                store(batch)
-                halfway.set()
-                resume.wait(30)
+    def store_then_wait(*args: object) -> None:
+        store(*args)
+        halfway.set()
+        resume.wait(30)
 
-            yield store_then_wait
-
-    monkeypatch.setattr(importer, "bulk_loader", pausing_loader)
+    monkeypatch.setattr(result_tables, "store_block", store_then_wait)
     outcome: list[ImportResult] = []
     big = write(tmp_path, "big.csv", RESULTS + "".join(f"u{i},{('holdout', 'sms')[i % 2]},0,{i},1,a\n"
                                                        for i in range(5_000)))
