@@ -328,18 +328,7 @@ class _Table:
         except (OSError, EOFError, zlib.error):
             self.scan()  # words the problem (unreadable, not gzip)
             raise
-        content = _Content(self.path)
-        try:
-            header, _ = _parse_csv(self.name, content)
-        except _Unreadable:
-            raise
-        except ImportFailed:
-            content.release()
-            self.scan()  # a bad byte anywhere comes first
-            raise
-        finally:
-            content.release()
-        self.scanned = _Scan(sha256.hexdigest(), header, 0)
+        self.scanned = _Scan(sha256.hexdigest(), self.head(), 0)
         self._gzipped = gzipped
         return self.scanned
 
@@ -367,14 +356,7 @@ class _Table:
         content = _Hashed(self.path, self._gzipped)
         rows = 0
         try:
-            reader = pacsv.open_csv(
-                pa.PythonFile(content, mode="r"),
-                read_options=pacsv.ReadOptions(column_names=self.header, skip_rows=1, block_size=BLOCK_SIZE),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(include_columns=columns,
-                                                     column_types={c: pa.string() for c in columns},
-                                                     strings_can_be_null=False, quoted_strings_can_be_null=False))
-            with reader:
+            with self._reader(pa.PythonFile(content, mode="r"), columns) as reader:
                 for block in reader:
                     rows += block.num_rows
                     yield block
@@ -395,17 +377,20 @@ class _Table:
         Anything it cannot parse (bad bytes, a row of the wrong length) raises _Recheck."""
         try:
             stream = pa.input_stream(str(self.path), compression="gzip" if self._gzipped else None)
-            reader = pacsv.open_csv(
-                stream,
-                read_options=pacsv.ReadOptions(column_names=self.header, skip_rows=1, block_size=BLOCK_SIZE),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(include_columns=columns,
-                                                     column_types={c: pa.string() for c in columns},
-                                                     strings_can_be_null=False, quoted_strings_can_be_null=False))
-            with reader:
+            with self._reader(stream, columns) as reader:
                 yield from reader
         except (pa.ArrowException, OSError):
             raise _Recheck from None
+
+    def _reader(self, source: pa.NativeFile, columns: list[str]) -> pacsv.CSVStreamingReader:
+        """pyarrow's streaming CSV reader of ``columns`` as strings (empty is "", never null), a block at a time."""
+        return pacsv.open_csv(
+            source,
+            read_options=pacsv.ReadOptions(column_names=self.header, skip_rows=1, block_size=BLOCK_SIZE),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(include_columns=columns,
+                                                 column_types={c: pa.string() for c in columns},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
 
 
 class _Hashed:
