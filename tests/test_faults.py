@@ -169,6 +169,10 @@ def test_waiting_too_long_for_a_lock_is_one_line(postgres: Engine) -> None:
 def test_a_connection_terminated_during_an_import_is_one_line(postgres: Engine, hillstrom_path: Path) -> None:
     url = postgres.url.render_as_string(hide_password=False)
     name = f"recall-fault-{os.getpid()}"
+    # Stored as a few Parquet blocks, the file's rows are written in milliseconds: a lock held on their
+    # table keeps the import's first block waiting (an active INSERT) until it is terminated.
+    holder = postgres.connect()
+    holder.execute(text("LOCK TABLE result_blocks IN SHARE MODE"))
     command = subprocess.Popen(
         [sys.executable, "-c", "import cli; cli.main()", "import", "results", str(hillstrom_path), "--db", url,
          "--experiment", "killed", "--variant-column", "segment", "--control", "No E-Mail",
@@ -183,6 +187,7 @@ def test_a_connection_terminated_during_an_import_is_one_line(postgres: Engine, 
                 "AND state = 'active' AND (query ILIKE 'COPY%' OR query ILIKE 'INSERT%')"), {"name": name}))
             watcher.commit()
             time.sleep(0.01)
+    holder.close()
     stdout, stderr = command.communicate(timeout=120)
     assert killed, "the import ended before it could be interrupted"
     line = one_line_fault(subprocess.CompletedProcess(command.args, command.returncode, stdout, stderr))
