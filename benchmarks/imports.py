@@ -85,19 +85,26 @@ def compiled() -> None:
 Sample = tuple[float, float, float, float]  # whole process s, the work's s, peak RSS MB, CPU s (user + system)
 
 
-def measured(command: list[str]) -> Sample:
-    """A child process's wall seconds, the seconds it reports for its work (``@@s`` on its last line)
-    and its peak RSS in MB, reaped with ``os.wait4`` for its own rusage."""
+def reaped(command: list[str], env: dict[str, str] = CHILD_ENV) -> tuple[float, os.struct_rusage, str]:
+    """A child process's wall seconds, its own rusage (reaped with ``os.wait4``) and its stdout; its stderr's
+    end in the error when it fails."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT, env=CHILD_ENV)
+        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT, env=env)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
         if os.waitstatus_to_exitcode(status) != 0:
             err.seek(0)
             raise RuntimeError(f"{' '.join(command)} failed:\n{err.read().decode()[-3000:]}")
         out.seek(0)
-        work = float(out.read().decode().rstrip().rsplit("@@", 1)[1])
+        return seconds, usage, out.read().decode()
+
+
+def measured(command: list[str]) -> Sample:
+    """A child process's wall seconds, the seconds it reports for its work (``@@s`` on its last line),
+    its peak RSS in MB and its CPU seconds."""
+    seconds, usage, out = reaped(command)
+    work = float(out.rstrip().rsplit("@@", 1)[1])
     return seconds, work, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 

@@ -22,29 +22,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from imports import CHILD_ENV, IMPORT, PANDAS_REPORT, ROOT, compiled, fresh, write_results  # a sibling: after the path
+from imports import CHILD_ENV, IMPORT, PANDAS_REPORT, ROOT, compiled, fresh, reaped, spread, write_results  # a sibling
 
 RECALL = str(Path(sys.executable).with_name("recall"))
 
 
 def measured(command: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of a child process."""
-    start = time.perf_counter()
-    with tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=CHILD_ENV)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - start
-        if os.waitstatus_to_exitcode(status) != 0:
-            err.seek(0)
-            raise RuntimeError(f"{' '.join(command)} failed:\n{err.read().decode()[-3000:]}")
+    seconds, usage, _ = reaped(command)
     return seconds, usage.ru_utime + usage.ru_stime
 
 
@@ -57,10 +48,6 @@ from experiments.models import AnalysisRun
 with make_engine({url!r}).begin() as connection:
     connection.execute(delete(AnalysisRun))
 """], check=True, cwd=ROOT, env=CHILD_ENV)
-
-
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def main() -> None:

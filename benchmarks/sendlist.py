@@ -43,21 +43,14 @@ from bulk_paths import (  # a sibling script: after the path
     ROOT,
     machine,
 )
+from imports import reaped  # a sibling script too
 
 PG_PREFIX = "recall_bench_sendlist"
 
 
 def run_command(command: list[str], pythonpath: str) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak RSS in MB) of a child process, reaped with ``os.wait4``."""
-    env = {**os.environ, "PYTHONPATH": pythonpath}
-    start = time.perf_counter()
-    with tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - start
-        if os.waitstatus_to_exitcode(status) != 0:
-            err.seek(0)
-            raise RuntimeError(f"{' '.join(command)} failed:\n{err.read().decode()[-3000:]}")
+    """(wall seconds, CPU seconds, peak RSS in MB) of a child process with ``pythonpath``'s packages."""
+    seconds, usage, _ = reaped(command, {**os.environ, "PYTHONPATH": pythonpath})
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
