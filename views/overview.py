@@ -266,15 +266,20 @@ returns, revenue = total([c.returns for c in proven]), total([c.revenue for c in
 cost = sum(c.cost for c in proven)
 cac = acquisition_cost()
 cols = st.columns(4)
-cols[0].metric(t("incremental_returns"), count_text(returns) if proven else "–")
+# A card shows its value alone and the interval in a caption below: a metric cuts off what is wider
+# than its column ("105 [69, 1…").
+cols[0].metric(t("incremental_returns"), f"{returns.value:,.0f}" if proven else "–")
 cols[1].metric(t("incremental_revenue"), money(revenue.value) if proven else "–")
 if proven:
+    cols[0].caption(f"95%: [{returns.lo:,.0f}, {returns.hi:,.0f}]")
     cols[1].caption(f"95%: [{money(revenue.lo)}, {money(revenue.hi)}]")
 cols[2].metric(t("total_cost"), money(cost) if proven else "–")
 cpir = cost / returns.value if proven and returns.value > 0 else None
 cols[3].metric(t("cpir"), money(cpir),
-               delta=((t("cheaper_than_cac") if cpir < cac else t("dearer_than_cac")) + f" ({t('cac')} {money(cac)})")
-               if cpir is not None else None, delta_color="normal" if cpir is not None and cpir < cac else "inverse")
+               delta=(t("cheaper_than_cac") if cpir < cac else t("dearer_than_cac")) if cpir is not None else None,
+               delta_color="normal" if cpir is not None and cpir < cac else "inverse")
+if cpir is not None:
+    cols[3].caption(f"{t('cac')}: {money(cac)}")
 variants = sum(len(_rows(reports[c.name])) for c in campaigns)
 st.caption(t("counted_caption", n=sum(len(c.counted) for c in campaigns), m=variants) if proven else t("counted_none"))
 
@@ -316,8 +321,10 @@ for c in campaigns:
                     delta=f"{gap * 100:+.2f} {t('pt')}" + ("" if proven_gain else f" ({t('unproven')})")
                     if c.measured and math.isfinite(gap) else None,
                     delta_color="normal" if proven_gain else "off", delta_arrow="auto" if proven_gain else "off")
-        m[2].metric(t("incremental_returns"), count_text(c.returns) if c.counted else "–",
+        m[2].metric(t("incremental_returns"), f"{c.returns.value:,.0f}" if c.counted else "–",
                     help=t("counted_variant", variant=", ".join(c.counted)) if c.counted else t("not_counted"))
+        if c.counted:
+            m[2].caption(f"95%: [{c.returns.lo:,.0f}, {c.returns.hi:,.0f}]")
         reading = roi_reading(c)
         flag = next((w for w in (t("roi_unproven"), t("roi_negative_short")) if reading.startswith(w)), None)
         # an unproven ROI is not shown as a number to act on: the number and its interval are in the help
