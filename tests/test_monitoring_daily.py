@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -17,9 +18,12 @@ from analysis.sequential import confidence_sequence
 from experiments.assignment import assign
 from experiments.db import session_scope
 from experiments.demo import build_demo
+from experiments.dialects import CUSTOMERS_PER_STATEMENT
 from experiments.models import Assignment, Event, EventType, Experiment, ExperimentSource, Variant
 from experiments.store import get_experiment
 from tests.helpers import AS_OF, add_customers, example_spec, store_spec
+from tests.test_warehouse import N, Campaign, _launch, _mapping, _spec, _write_team_tables, warehouse_url
+from tests.test_warehouse import team_campaign  # noqa: F401 - the fixture
 
 NAME = "winback-coupon-2026-12"
 TOLERANCE = dict(rel=1e-9, abs=1e-12)
@@ -145,3 +149,22 @@ def test_an_unknown_metric_is_refused(engine: Engine) -> None:
     assign(engine, NAME, as_of=AS_OF)
     with session_scope(engine) as session, pytest.raises(KeyError, match="no daily looks"):
         daily_looks(session.connection(), get_experiment(session, NAME), "visits", at(3))
+
+
+@pytest.mark.parametrize("where", ["test database", "duckdb", "duckdb in ranges"])
+def test_a_warehouse_source_day_by_day(engine: Engine, team_campaign: Campaign, tmp_path: Path, where: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The team's own tables as a ``[source]`` maps them (text event types, their own column types),
+    customers assigned over two days; summed in ranges of customer ids as big warehouses are."""
+    if where == "test database":
+        _write_team_tables(lambda name, frame: frame.to_sql(name, engine, if_exists="append", index=False),
+                           team_campaign)
+        url = engine.url.render_as_string(hide_password=False)
+    else:
+        url = warehouse_url("duckdb", team_campaign, tmp_path)
+    if where == "duckdb in ranges":
+        monkeypatch.setitem(CUSTOMERS_PER_STATEMENT, "duckdb", N // 7)
+    store_spec(engine, _spec(_mapping(url)))
+    experiment = _launch(engine)
+    with engine.connect() as conn:
+        assert assert_same_as_per_day(conn, experiment, experiment.launched_at + timedelta(days=30)) == 14
