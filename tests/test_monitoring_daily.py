@@ -23,7 +23,7 @@ from experiments.models import Assignment, Event, EventType, Experiment, Experim
 from experiments.store import get_experiment
 from tests.helpers import AS_OF, add_customers, example_spec, store_spec
 from tests.test_warehouse import N, Campaign, _launch, _mapping, _spec, _write_team_tables, warehouse_url
-from tests.test_warehouse import team_campaign  # noqa: F401 - the fixture
+from tests.test_warehouse import spark, team_campaign  # noqa: F401 - fixtures
 
 NAME = "winback-coupon-2026-12"
 TOLERANCE = dict(rel=1e-9, abs=1e-12)
@@ -47,11 +47,12 @@ def looks_from(experiment: Experiment, by_day: list[dict[int, ArmStatistics]], m
     return looks
 
 
-def assert_same_as_per_day(conn: Connection, experiment: Experiment, now: datetime) -> int:
+def assert_same_as_per_day(conn: Connection, experiment: Experiment, now: datetime,
+                           metrics: tuple[str, ...] = CUSTOMER_METRICS) -> int:
     """Every metric's statistics and looks equal the per-day path's; returns the number of days."""
     days = min((now - experiment.launched_at).days, experiment.attribution_days)
     reference = per_day_arms(conn, experiment, days)
-    for metric in CUSTOMER_METRICS:
+    for metric in metrics:
         by_day = daily_statistics(conn, experiment, metric, days)
         assert len(by_day) == days
         for day, (arms, expected) in enumerate(zip(by_day, reference, strict=True), start=1):
@@ -151,20 +152,26 @@ def test_an_unknown_metric_is_refused(engine: Engine) -> None:
         daily_looks(session.connection(), get_experiment(session, NAME), "visits", at(3))
 
 
-@pytest.mark.parametrize("where", ["test database", "duckdb", "duckdb in ranges"])
+@pytest.mark.parametrize("where", ["test database", "duckdb", "duckdb in ranges", "chdb",
+                                   pytest.param("spark", marks=pytest.mark.slow)])
 def test_a_warehouse_source_day_by_day(engine: Engine, team_campaign: Campaign, tmp_path: Path, where: str,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                       monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """The team's own tables as a ``[source]`` maps them (text event types, their own column types),
-    customers assigned over two days; summed in ranges of customer ids as big warehouses are."""
+    customers assigned over two days, on the test database and on each warehouse engine (DuckDB, also
+    summed in ranges of customer ids as big warehouses are; ClickHouse; Spark)."""
     if where == "test database":
         _write_team_tables(lambda name, frame: frame.to_sql(name, engine, if_exists="append", index=False),
                            team_campaign)
         url = engine.url.render_as_string(hide_password=False)
     else:
-        url = warehouse_url("duckdb", team_campaign, tmp_path)
+        if where == "spark":
+            request.getfixturevalue("spark")
+        url = warehouse_url(where.split()[0], team_campaign, tmp_path)
     if where == "duckdb in ranges":
         monkeypatch.setitem(CUSTOMERS_PER_STATEMENT, "duckdb", N // 7)
     store_spec(engine, _spec(_mapping(url)))
     experiment = _launch(engine)
+    # Spark runs each statement in about a second: a flag and a sum there.
+    metrics = ("returned", "revenue") if where == "spark" else CUSTOMER_METRICS
     with engine.connect() as conn:
-        assert assert_same_as_per_day(conn, experiment, experiment.launched_at + timedelta(days=30)) == 14
+        assert assert_same_as_per_day(conn, experiment, experiment.launched_at + timedelta(days=30), metrics) == 14
