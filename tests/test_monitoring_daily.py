@@ -132,9 +132,10 @@ def test_edge_days(engine: Engine) -> None:
         experiment = get_experiment(session, NAME)
         conn = session.connection()
         assert assert_same_as_per_day(conn, experiment, now) == 14
-        total = {m: [sum(arms[v.id].sum for v in experiment.variants) for arms in daily_statistics(conn, experiment, m, 14)]
-                 for m in ("returned", "orders", "revenue", "redeemed", "complained", "unsubscribed")}
-        n = [sum(arms[v.id].n for v in experiment.variants) for arms in daily_statistics(conn, experiment, "orders", 14)]
+        by_metric = {m: daily_statistics(conn, experiment, m, 14)
+                     for m in ("returned", "orders", "revenue", "redeemed", "complained", "unsubscribed")}
+    total = {m: [sum(arms[v.id].sum for v in experiment.variants) for arms in by_day] for m, by_day in by_metric.items()}
+    n = [sum(arms[v.id].n for v in experiment.variants) for arms in by_metric["orders"]]
     assert n == [len(rows)] * 14  # everyone assigned counts from the first day, as arm_statistics counts them
     assert total["returned"] == [3, 4] + [5] * 11 + [6]
     assert total["orders"] == [0, 0] + [3] * 4 + [4] * 4 + [5] * 4
