@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -196,7 +196,17 @@ def test_design_saves_a_draft_and_rejects_a_bad_one(demo: Engine) -> None:
     assert at.error and "quiet hours" in at.error[0].value and "variants[1].send_hour" in at.error[0].value
 
 
-def test_design_launch_asks_for_confirmation_then_send_lists_are_built_on_a_click(demo: Engine) -> None:
+def a_zone_at_midday() -> str:
+    """A time zone in which it is now 12:xx. Customers assigned after a variant's send hour get their first
+    touch the next day; the default design's touches are at 10:00 and 20:00, so from 20:00 Asia/Shanghai on
+    (12:00 UTC) nobody launched now would be due today."""
+    offset = (12 - datetime.now(UTC).hour + 12) % 24 - 12  # UTC+offset, from -12 to +11
+    return f"Etc/GMT{-offset:+d}" if offset else "UTC"  # the Etc zones' signs are POSIX's: Etc/GMT+1 is UTC-1
+
+
+def test_design_launch_asks_for_confirmation_then_send_lists_are_built_on_a_click(
+        demo: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECALL_TIMEZONE", a_zone_at_midday())  # the 20:00 touches are due today, whenever this runs
     add_customers(demo, [f"N{i:04d}" for i in range(300)])  # the demo's customers are all held by its campaign
     at = open_page("design", "en", role="operator")
     at.text_input(key="design_name").set_value("launch-me")
