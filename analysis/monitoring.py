@@ -21,12 +21,13 @@ import numpy as np
 from sqlalchemy import Connection, and_, case, func, literal, null, or_, select, union_all
 from sqlalchemy.sql import ColumnElement
 
-from analysis.aggregates import CUSTOMER_METRICS, _event_bounds, _id_ranges, within
+from analysis.aggregates import (CUSTOMER_METRICS, EVENT_COUNTS, METRIC_PARTS, event_bounds, id_ranges, outcome,
+                                 within)
 from analysis.sequential import confidence_sequence
 from analysis.sufficient import SampleStats
 from analysis.tables import Tables, open_tables
 from experiments.dialects import add_days, as_number
-from experiments.models import EventType, Experiment, ExperimentSource
+from experiments.models import Experiment, ExperimentSource
 
 
 @dataclass(frozen=True)
@@ -63,28 +64,6 @@ def daily_looks(conn: Connection, experiment: Experiment, metric: str, now: date
     return looks
 
 
-# Per customer, the event counts (or value sums) a metric is made of, and whether the metric is the
-# flag "any of them > 0" or their sum itself: the definitions of analysis.aggregates.customer_metrics.
-_COUNTS: dict[str, tuple[EventType, bool]] = {  # count → (event type, sums the value instead of counting)
-    "visits": (EventType.VISIT, False),
-    "orders": (EventType.ORDER, False),
-    "revenue": (EventType.ORDER, True),
-    "redemptions": (EventType.COUPON_REDEEMED, False),
-    "unsubscribes": (EventType.UNSUBSCRIBE, False),
-    "complaints": (EventType.COMPLAINT, False),
-}
-_METRICS: dict[str, tuple[tuple[str, ...], bool]] = {  # metric → (counts, is a 0/1 flag)
-    "returned": (("visits", "orders"), True),
-    "ordered": (("orders",), True),
-    "orders": (("orders",), False),
-    "revenue": (("revenue",), False),
-    "redeemed": (("redemptions",), True),
-    "redemptions": (("redemptions",), False),
-    "unsubscribed": (("unsubscribes",), True),
-    "complained": (("complaints",), True),
-}
-
-
 def daily_statistics(conn: Connection, experiment: Experiment, metric: str, days: int
                      ) -> list[dict[int, SampleStats]]:
     """Per look (day 1 … ``days``) and variant id: the statistics of ``metric`` that
@@ -93,7 +72,7 @@ def daily_statistics(conn: Connection, experiment: Experiment, metric: str, days
     As there: every assigned customer counts in n on every day, and a customer's outcome counts the
     events inside [assigned_at, assigned_at + window) that occurred before the end of the day.
     """
-    if metric not in _METRICS:
+    if metric not in METRIC_PARTS:
         raise KeyError(f"no daily looks of {metric!r}: a designed experiment's per-customer metrics are "
                        f"{', '.join(CUSTOMER_METRICS)}")
     assert experiment.launched_at is not None and days >= 1
@@ -101,8 +80,8 @@ def daily_statistics(conn: Connection, experiment: Experiment, metric: str, days
     n = {v.id: 0 for v in experiment.variants}
     sums = {v.id: np.zeros((3, days)) for v in experiment.variants}
     with open_tables(conn, experiment) as (source, tables):
-        bounds, assigned = _event_bounds(source, tables, experiment.attribution_days)
-        for ids in _id_ranges(source, tables, assigned):
+        bounds, assigned = event_bounds(source, tables, experiment.attribution_days)
+        for ids in id_ranges(source, tables, assigned):
             for key, day, count, *powers in source.execute(_increments(tables, experiment, metric, ends, bounds, ids)):
                 variant_id = tables.variant_id(key)
                 if day == 0:
@@ -119,7 +98,7 @@ def _increments(tables: Tables, experiment: Experiment, metric: str, ends: list[
     """Rows (variant, 0, n, NULL…) and (variant, day, NULL, ΣΔx, ΣΔx², ΣΔx³): what the customers'
     x, x² and x³ grew by on that day, summed per variant."""
     a, e = tables.assignments, tables.events
-    counts, is_flag = _METRICS[metric]
+    counts, is_flag = METRIC_PARTS[metric]
     # The look a day's events are first seen by: the same comparisons with each day's end as
     # arm_statistics(until=…) makes, so boundaries (and SQLite's datetime text) fall the same way.
     day = case(*[(e.c.occurred_at < literal(end), i) for i, end in enumerate(ends[:-1], start=1)],
@@ -131,13 +110,13 @@ def _increments(tables: Tables, experiment: Experiment, metric: str, ends: list[
         e.c.occurred_at < add_days(a.c.assigned_at, experiment.attribution_days),
         e.c.occurred_at < literal(ends[-1]),
         *([e.c.occurred_at >= literal(bounds[0]), e.c.occurred_at < literal(bounds[1])] if bounds else []),
-        or_(*[tables.event_is(_COUNTS[c][0]) for c in counts]),
+        or_(*[tables.event_is(EVENT_COUNTS[c][0]) for c in counts]),
     )
     events = select(a.c.customer_id, a.c.variant, day.label("day"), e.c.event_type, e.c.value
                     ).select_from(a.join(e, in_window)).subquery("window_events")
 
     def count(name: str) -> ColumnElement:
-        kind, valued = _COUNTS[name]
+        kind, valued = EVENT_COUNTS[name]
         is_kind = events.c.event_type == literal(tables.event_values[kind])
         return func.coalesce(func.sum(case((is_kind, events.c.value if valued else 1), else_=0)), 0)
 
@@ -155,7 +134,7 @@ def _increments(tables: Tables, experiment: Experiment, metric: str, ends: list[
     before = [s[f"{c}_so_far"] - s[c] for c in counts]
 
     def value(parts: list[ColumnElement]) -> ColumnElement:
-        return as_number(case((sum(parts[1:], parts[0]) > 0, 1), else_=0) if is_flag else parts[0])
+        return as_number(outcome(parts, is_flag))
 
     powers: list[Callable[[ColumnElement], ColumnElement]] = [lambda x: x, lambda x: x * x, lambda x: x * x * x]
     growth = [func.sum(p(value(now)) - p(value(before))) for p in powers]
