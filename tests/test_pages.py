@@ -192,7 +192,10 @@ def test_overview_totals_count_only_proven_effects_and_cards_match_headlines(dem
     main_returns = sum(c.abs_uplift * c.n for n, c in proven if n == MAIN)
     label = "增量回流人数" if lang == "zh" else "Incremental returns"
     total = next(m for m in at.metric if m.label == label)
-    value, lo, hi = (float(x.replace(",", "")) for x in re.findall(r"-?[\d,]+", total.value)[:3])
+    value = float(total.value.replace(",", ""))
+    # its 95% interval in the caption below it: the first on the page without a currency
+    interval = next(c.value for c in at.caption if re.fullmatch(r"95%: \[-?[\d,]+, -?[\d,]+\]", c.value))
+    lo, hi = (float(x.replace(",", "")) for x in re.findall(r"-?[\d,]+", interval.removeprefix("95%: ")))
     assert value == pytest.approx(round(expected)) and lo < value < hi
     caption = next(c.value for c in at.caption if ("合计只计入" in c.value or "Totals count only" in c.value))
     counted, variants = map(int, re.search(r"(\d+) (?:/|of) (\d+)", caption).groups())
