@@ -89,7 +89,29 @@ def customer_metrics(tables: Tables, attribution_days: int, until: datetime | No
     keeps one range of customer ids (see :func:`designed_cells`).
     """
     a, e = tables.assignments, tables.events
-    in_window = and_(
+    in_window = window_events(tables, attribution_days, until, bounds, ids)
+
+    # One group per customer (their variant and assignment time ride along: one row per customer in
+    # an experiment); grouping by the customer alone is what keeps this fast at 10M customers.
+    joined = a.join(e, in_window) if with_events_only else a.outerjoin(e, in_window)
+    events = (
+        select(a.c.customer_id, func.max(a.c.variant).label("variant"), func.max(a.c.assigned_at).label("assigned_at"),
+               *[event_count(tables, name, e.c.event_type, e.c.value).label(name) for name in EVENT_COUNTS])
+        .select_from(joined)
+        .group_by(a.c.customer_id)
+        .subquery("customer_events")
+    ).c
+    return select(events.variant, events.customer_id, events.assigned_at,
+                  *[outcome([events[c] for c in METRIC_PARTS[m][0]], METRIC_PARTS[m][1]).label(m)
+                    for m in CUSTOMER_METRICS]).subquery("customer_metrics")
+
+
+def window_events(tables: Tables, attribution_days: int, until: datetime | None = None,
+                  bounds: tuple[datetime, datetime] | None = None, ids: IdRange = (None, None)) -> ColumnElement[bool]:
+    """How an assigned customer's events join them: inside [assigned_at, assigned_at + window), before
+    ``until``, within ``bounds`` and the id range ``ids`` (see :func:`customer_metrics`)."""
+    a, e = tables.assignments, tables.events
+    return and_(
         e.c.customer_id == a.c.customer_id,
         *within(a.c.customer_id, ids), *within(e.c.customer_id, ids),
         e.c.occurred_at >= a.c.assigned_at,
@@ -98,23 +120,13 @@ def customer_metrics(tables: Tables, attribution_days: int, until: datetime | No
         *([e.c.occurred_at >= literal(bounds[0]), e.c.occurred_at < literal(bounds[1])] if bounds else []),
     )
 
-    def count(name: str) -> ColumnElement:
-        kind, valued = EVENT_COUNTS[name]
-        return func.coalesce(func.sum(case((tables.event_is(kind), e.c.value if valued else 1), else_=0)), 0)
 
-    # One group per customer (their variant and assignment time ride along: one row per customer in
-    # an experiment); grouping by the customer alone is what keeps this fast at 10M customers.
-    joined = a.join(e, in_window) if with_events_only else a.outerjoin(e, in_window)
-    events = (
-        select(a.c.customer_id, func.max(a.c.variant).label("variant"), func.max(a.c.assigned_at).label("assigned_at"),
-               *[count(name).label(name) for name in EVENT_COUNTS])
-        .select_from(joined)
-        .group_by(a.c.customer_id)
-        .subquery("customer_events")
-    ).c
-    return select(events.variant, events.customer_id, events.assigned_at,
-                  *[outcome([events[c] for c in METRIC_PARTS[m][0]], METRIC_PARTS[m][1]).label(m)
-                    for m in CUSTOMER_METRICS]).subquery("customer_metrics")
+def event_count(tables: Tables, name: str, event_type: ColumnElement, value: ColumnElement) -> ColumnElement:
+    """The per-customer count ``name`` of :data:`EVENT_COUNTS` as an aggregate over rows of events with these
+    ``event_type`` and ``value`` columns: 1 per event of its type, or the event's value."""
+    kind, valued = EVENT_COUNTS[name]
+    is_kind = event_type == literal(tables.event_values[kind])
+    return func.coalesce(func.sum(case((is_kind, value if valued else 1), else_=0)), 0)
 
 
 def outcome(counts: Sequence[ColumnElement], is_flag: bool) -> ColumnElement:

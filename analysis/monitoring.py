@@ -21,12 +21,12 @@ import numpy as np
 from sqlalchemy import Connection, and_, case, func, literal, null, or_, select, union_all
 from sqlalchemy.sql import ColumnElement
 
-from analysis.aggregates import (CUSTOMER_METRICS, EVENT_COUNTS, METRIC_PARTS, event_bounds, id_ranges, outcome,
-                                 within)
+from analysis.aggregates import (CUSTOMER_METRICS, EVENT_COUNTS, METRIC_PARTS, event_bounds, event_count, id_ranges,
+                                 outcome, window_events, within)
 from analysis.sequential import confidence_sequence
 from analysis.sufficient import SampleStats
 from analysis.tables import Tables, open_tables
-from experiments.dialects import add_days, as_number
+from experiments.dialects import as_number
 from experiments.models import Experiment, ExperimentSource
 
 
@@ -103,26 +103,14 @@ def _increments(tables: Tables, experiment: Experiment, metric: str, ends: list[
     # arm_statistics(until=…) makes, so boundaries (and SQLite's datetime text) fall the same way.
     day = case(*[(e.c.occurred_at < literal(end), i) for i, end in enumerate(ends[:-1], start=1)],
                else_=len(ends)) if len(ends) > 1 else literal(len(ends))
-    in_window = and_(
-        e.c.customer_id == a.c.customer_id,
-        *within(a.c.customer_id, ids), *within(e.c.customer_id, ids),
-        e.c.occurred_at >= a.c.assigned_at,
-        e.c.occurred_at < add_days(a.c.assigned_at, experiment.attribution_days),
-        e.c.occurred_at < literal(ends[-1]),
-        *([e.c.occurred_at >= literal(bounds[0]), e.c.occurred_at < literal(bounds[1])] if bounds else []),
-        or_(*[tables.event_is(EVENT_COUNTS[c][0]) for c in counts]),
-    )
+    # only the events the metric is made of
+    in_window = and_(window_events(tables, experiment.attribution_days, ends[-1], bounds, ids),
+                     or_(*[tables.event_is(EVENT_COUNTS[c][0]) for c in counts]))
     events = select(a.c.customer_id, a.c.variant, day.label("day"), e.c.event_type, e.c.value
                     ).select_from(a.join(e, in_window)).subquery("window_events")
-
-    def count(name: str) -> ColumnElement:
-        kind, valued = EVENT_COUNTS[name]
-        is_kind = events.c.event_type == literal(tables.event_values[kind])
-        return func.coalesce(func.sum(case((is_kind, events.c.value if valued else 1), else_=0)), 0)
-
     # Keyed like designed_cells' outcomes: one customer, their variant riding along.
     per_day = (select(events.c.customer_id, func.max(events.c.variant).label("variant"), events.c.day,
-                      *[count(c).label(c) for c in counts])
+                      *[event_count(tables, c, events.c.event_type, events.c.value).label(c) for c in counts])
                .group_by(events.c.customer_id, events.c.day).subquery("customer_days"))
     d = per_day.c
     so_far = (select(d.variant, d.day, *[d[c].label(c) for c in counts],
