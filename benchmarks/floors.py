@@ -39,6 +39,7 @@ from imports import PANDAS_READ, PANDAS_REPORT, reaped, spread, write_events, wr
 
 COLUMNS = "customer_id TEXT, event_type TEXT, occurred_at TEXT, value TEXT"
 KEY = "(customer_id, occurred_at, event_type, value)"  # the events table's natural key, in its order
+EVENTS_BASELINE, REPORT_BASELINE = "events: `pandas.read_csv`", "report: pandas + statsmodels (read + compute)"
 LIBRARIES = {"SQLAlchemy + NumPy + scipy.special": "import sqlalchemy, numpy, scipy.special",
              "… + Typer": "import sqlalchemy, numpy, scipy.special, typer"}
 
@@ -80,7 +81,7 @@ def main() -> None:
     if shutil.which("sqlite3") is None or (args.pg and shutil.which("psql") is None):
         raise SystemExit("floors.py needs the sqlite3 shell (and psql with --pg) on PATH")
     database = args.folder / "floor.db"
-    loads = {False: "no key", True: "with the natural key"}
+    indexes = {False: "no key", True: "with the natural key"}
     rows: dict[str, list[float]] = {}
 
     def timed(name: str, command: list[str]) -> None:
@@ -88,12 +89,12 @@ def main() -> None:
 
     load = [os.getloadavg()[0]]
     for _ in range(args.runs):  # alternating: the machine's load falls on every figure alike
-        timed("events: `pandas.read_csv`", [sys.executable, "-c", PANDAS_READ, str(events)])
-        for key, what in loads.items():
+        timed(EVENTS_BASELINE, [sys.executable, "-c", PANDAS_READ, str(events)])
+        for key, what in indexes.items():
             timed(f"events: sqlite3 `.import`, {what}", sqlite_load(database, events, key))
             if args.pg:
                 timed(f"events: psql `\\copy`, UNLOGGED, {what}", pg_load(args.pg, events, key))
-        timed("report: pandas + statsmodels (read + compute)", [sys.executable, "-c", PANDAS_REPORT, str(results)])
+        timed(REPORT_BASELINE, [sys.executable, "-c", PANDAS_REPORT, str(results)])
         for name, code in LIBRARIES.items():
             timed(f"report: importing {name}", [sys.executable, "-c", code])
         load.append(os.getloadavg()[0])
@@ -106,8 +107,7 @@ def main() -> None:
     print("| step | seconds | ratio to its baseline |")
     print("|---|---:|---:|")
     for name, seconds in rows.items():
-        base = rows["events: `pandas.read_csv`" if name.startswith("events") else
-                    "report: pandas + statsmodels (read + compute)"]
+        base = rows[EVENTS_BASELINE if name.startswith("events") else REPORT_BASELINE]
         ratio = "" if seconds is base else spread([s / b for s, b in zip(seconds, base, strict=True)], "×")
         print(f"| {name} | {spread(seconds)} | {ratio} |")
 
