@@ -10,6 +10,7 @@ numbers are the headline's numbers.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 
@@ -138,6 +139,11 @@ def count_text(p: Proven) -> str:
 
 def money_text(p: Proven) -> str:
     return f"{money(p.value)} [{money(p.lo)}, {money(p.hi)}]"
+
+
+def interval_caption(p: Proven, show: Callable[[float], str] = "{:,.0f}".format) -> str:
+    """The 95% interval under a card that shows the value alone."""
+    return f"95%: [{show(p.lo)}, {show(p.hi)}]"
 
 
 def roi_reading(c: Campaign) -> str:
@@ -271,8 +277,8 @@ cols = st.columns(4)
 cols[0].metric(t("incremental_returns"), f"{returns.value:,.0f}" if proven else "–")
 cols[1].metric(t("incremental_revenue"), money(revenue.value) if proven else "–")
 if proven:
-    cols[0].caption(f"95%: [{returns.lo:,.0f}, {returns.hi:,.0f}]")
-    cols[1].caption(f"95%: [{money(revenue.lo)}, {money(revenue.hi)}]")
+    cols[0].caption(interval_caption(returns))
+    cols[1].caption(interval_caption(revenue, money))
 cols[2].metric(t("total_cost"), money(cost) if proven else "–")
 cpir = cost / returns.value if proven and returns.value > 0 else None
 cols[3].metric(t("cpir"), money(cpir),
@@ -324,7 +330,7 @@ for c in campaigns:
         m[2].metric(t("incremental_returns"), f"{c.returns.value:,.0f}" if c.counted else "–",
                     help=t("counted_variant", variant=", ".join(c.counted)) if c.counted else t("not_counted"))
         if c.counted:
-            m[2].caption(f"95%: [{c.returns.lo:,.0f}, {c.returns.hi:,.0f}]")
+            m[2].caption(interval_caption(c.returns))
         reading = roi_reading(c)
         flag = next((w for w in (t("roi_unproven"), t("roi_negative_short")) if reading.startswith(w)), None)
         # an unproven ROI is not shown as a number to act on: the number and its interval are in the help
