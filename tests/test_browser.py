@@ -28,6 +28,7 @@ from experiments.demo import build_demo
 from experiments.users import add_user
 from tests.conftest import fresh_database
 from tests.helpers import add_customers
+from views.auth import COOKIE
 
 PASSWORD = "correct horse battery"
 
@@ -105,6 +106,9 @@ def sign_in(browser, url: str, role: str):  # noqa: ANN001, ANN201
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_text(f"Signed in: {role}").wait_for()
+    # The session's cookie is written by a script the page runs after drawing: a reload before it (a
+    # machine under load) would find no session.
+    page.wait_for_function(f"document.cookie.includes('{COOKIE}=')")
     return page
 
 
